@@ -1,0 +1,16 @@
+//! # aauth-protocol
+//!
+//! The Agent Auth (AAuth) protocol without I/O: identifiers, keys and JWKs,
+//! the RFC 9421 signing profile with the `Signature-Key` header, the
+//! `Agent-Auth` challenge, compact JWS and the three tokens, metadata
+//! documents, and the error codes. Fetching keys and metadata, clocks and
+//! sockets belong to the caller: validation functions take the current time
+//! and the already-resolved keys.
+#![forbid(unsafe_code)]
+
+pub mod b64;
+pub mod error;
+pub mod ids;
+pub mod jose;
+pub mod jwk;
+pub mod keys;
