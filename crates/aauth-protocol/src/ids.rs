@@ -362,6 +362,75 @@ impl fmt::Debug for Scope {
     }
 }
 
+/// A signature label (RFC 9421 §4.1): the dictionary key shared by
+/// `Signature-Input`, `Signature` and `Signature-Key` (E§10.1.1). An RFC 8941
+/// key: `lcalpha / "*"` then `lcalpha / DIGIT / "_" / "-" / "." / "*"`.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Label(String);
+
+impl Label {
+    /// Longest label accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks and wraps a label.
+    pub fn new(label: impl Into<String>) -> Result<Self, StringError> {
+        let label = label.into();
+        let mut bytes = label.bytes();
+        match bytes.next() {
+            None => return Err(StringError::Empty("label")),
+            Some(first) if !(first.is_ascii_lowercase() || first == b'*') => {
+                return Err(StringError::Chars("label"));
+            }
+            Some(_) => {}
+        }
+        if label.len() > Self::MAX_LEN {
+            return Err(StringError::TooLong("label", Self::MAX_LEN));
+        }
+        if !bytes.all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.' | b'*')
+        }) {
+            return Err(StringError::Chars("label"));
+        }
+        Ok(Self(label))
+    }
+
+    /// The label we emit (P-SIG-3).
+    pub fn sig() -> Self {
+        Self("sig".to_owned())
+    }
+
+    /// The label text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Label {
+    type Error = StringError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<Label> for String {
+    fn from(label: Label) -> Self {
+        label.0
+    }
+}
+
+impl fmt::Debug for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Label({})", self.0)
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +517,16 @@ mod tests {
         assert!(s.includes(&Scope::parse("data.read").unwrap()));
         for bad in ["", "a  b", " a", "a\"b", "a\\b", "caf\u{e9}"] {
             assert!(Scope::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn label_is_an_sf_key() {
+        for ok in ["sig", "sig-b21", "*x", "a.b_c"] {
+            assert!(Label::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Sig", "1sig", "si g", "sig=", &"a".repeat(65)] {
+            assert!(Label::new(bad).is_err(), "{bad}");
         }
     }
 
