@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod b64;
+pub mod challenge;
 pub mod error;
 pub mod ids;
 pub mod jose;

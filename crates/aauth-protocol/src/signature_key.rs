@@ -25,7 +25,7 @@
 //! named twice is refused, and unknown parameters are ignored. Only in the
 //! parenthesised form does a missing `well-known` default to `aauth-agent`.
 //! The parser does not fetch or trust anything: the verifier parses `id` as
-//! an [`Origin`](crate::ids::Origin) in its mode, refuses a `well-known` other
+//! an [`Origin`] in its mode, refuses a `well-known` other
 //! than `aauth-agent` (P-SK-3), validates a `jwt` by its `typ` (P-SK-4) and
 //! reports `x509` as unsupported (P-SK-5).
 //!
