@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 
 pub mod b64;
+pub mod challenge;
 pub mod error;
 pub mod ids;
 pub mod jose;
 pub mod jwk;
 pub mod keys;
+pub mod signature_key;
