@@ -9,7 +9,9 @@
 #![forbid(unsafe_code)]
 
 pub mod b64;
+pub mod content_digest;
 pub mod error;
+pub mod httpsig;
 pub mod ids;
 pub mod jose;
 pub mod jwk;
