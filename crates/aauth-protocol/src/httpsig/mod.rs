@@ -29,6 +29,8 @@ mod nonce;
 mod request;
 pub(crate) mod sf;
 mod sign;
+#[cfg(test)]
+mod tests;
 mod verify;
 
 pub use base::{SignatureInput, SignatureValue, build_signature_base};
