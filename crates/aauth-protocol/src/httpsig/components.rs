@@ -113,7 +113,6 @@ impl Component {
     where
         H: HeaderSource + ?Sized + 'a,
     {
-        let (path, query) = split_target(request.target)?;
         let value = match self {
             // §2.2.1: "The value is the method name ... case-sensitive".
             Self::Method => {
@@ -134,10 +133,11 @@ impl Component {
                     Cow::Borrowed(authority)
                 }
             }
-            Self::Path => Cow::Borrowed(path),
+            // §2.2.6: "the target path of the request message".
+            Self::Path => Cow::Borrowed(split_target(request.target)?.0),
             // §2.2.7: "the query ... including the leading ? character";
             // E§10.3: covering @query without a query is refused (P-SIG-1).
-            Self::Query => match query {
+            Self::Query => match split_target(request.target)?.1 {
                 Some(q) => Cow::Borrowed(q),
                 None => return Err(HttpSigError::QueryWithoutQuestionMark),
             },

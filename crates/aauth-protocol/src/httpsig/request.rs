@@ -6,6 +6,7 @@
 //! `http::HeaderMap` can be viewed later by implementing one method.
 
 use std::borrow::Cow;
+use std::fmt;
 
 /// Header lookup for a request (RFC 9421 §2.1).
 pub trait HeaderSource {
@@ -49,7 +50,6 @@ impl HeaderSource for Vec<(String, String)> {
 }
 
 /// The request as the verifier (or signer) sees it (RFC 9421 §2.2, E§10.3).
-#[derive(Debug, Clone, Copy)]
 pub struct Request<'a, H: ?Sized> {
     /// The method, e.g. `POST` (`@method`, RFC 9421 §2.2.1).
     pub method: &'a str,
@@ -63,6 +63,25 @@ pub struct Request<'a, H: ?Sized> {
     pub headers: &'a H,
     /// The body, if any. An empty body counts as no body (E§10.3).
     pub body: Option<&'a [u8]>,
+}
+
+impl<H: ?Sized> Clone for Request<'_, H> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<H: ?Sized> Copy for Request<'_, H> {}
+
+impl<H: ?Sized> fmt::Debug for Request<'_, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("authority", &self.authority)
+            .field("target", &self.target)
+            .field("body_len", &self.body.map(<[u8]>::len))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a, H: HeaderSource + ?Sized> Request<'a, H> {
