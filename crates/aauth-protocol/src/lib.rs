@@ -10,7 +10,9 @@
 
 pub mod b64;
 pub mod challenge;
+pub mod content_digest;
 pub mod error;
+pub mod httpsig;
 pub mod ids;
 pub mod jose;
 pub mod jwk;

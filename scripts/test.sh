@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check the project has, from a fresh checkout: formatting, lints,
+# all tests (unit, property, vectors, app and end-to-end), and doc tests.
+# Sets up what it needs by itself (cargo-nextest if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast
+
+step "doc tests"
+cargo test --workspace --doc --locked
