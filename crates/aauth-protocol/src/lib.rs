@@ -14,3 +14,4 @@ pub mod ids;
 pub mod jose;
 pub mod jwk;
 pub mod keys;
+pub mod tokens;
