@@ -182,7 +182,7 @@ struct HeaderWire {
 
 /// Deserialises `bytes` as a JSON object (never an array, which serde would
 /// otherwise accept positionally for a struct).
-fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+pub(crate) fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let first = bytes
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));

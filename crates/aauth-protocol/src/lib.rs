@@ -14,4 +14,5 @@ pub mod ids;
 pub mod jose;
 pub mod jwk;
 pub mod keys;
+pub mod metadata;
 pub mod tokens;
