@@ -899,6 +899,30 @@ mod tests {
     }
 
     #[test]
+    fn fractional_numeric_dates_and_duplicate_claims() {
+        // RFC 7519 §2: a NumericDate may be non-integer.
+        let f = Fixture::new();
+        let verified = f
+            .with(|p| {
+                p.insert("exp".into(), json!(NOW as f64 + 600.5));
+            })
+            .unwrap();
+        assert_eq!(verified.claims().exp, NOW + 600);
+        // A repeated registered claim is ambiguous and refused at step 4.
+        let mut payload = f.payload().to_string();
+        payload.pop();
+        payload.push_str(r#","iss":"https://auth.example"}"#);
+        let token = format!(
+            "{}.{}.{}",
+            crate::b64::url_encode(Fixture::header().to_string()),
+            crate::b64::url_encode(&payload),
+            crate::b64::url_encode([0u8; 64])
+        );
+        let err = validate(&token, &f.ctx(), &f.keys()).unwrap_err();
+        assert!(matches!(err, AuthTokenError::Claims(_)), "{err:?}");
+    }
+
+    #[test]
     fn step_10_aud_string_or_array_containing_the_resource() {
         // profile: P-TOK-4
         let f = Fixture::new();
