@@ -17,4 +17,6 @@ pub mod ids;
 pub mod jose;
 pub mod jwk;
 pub mod keys;
+pub mod metadata;
 pub mod signature_key;
+pub mod tokens;
