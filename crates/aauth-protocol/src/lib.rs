@@ -20,3 +20,4 @@ pub mod keys;
 pub mod metadata;
 pub mod signature_key;
 pub mod tokens;
+pub mod verify;

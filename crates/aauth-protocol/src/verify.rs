@@ -1,0 +1,470 @@
+//! Verifying one AAuth request end to end (E§10.7): the label selection of
+//! E§10.1.1, the signing profile of E§10.3–10.5, key discovery for the
+//! `Signature-Key` scheme, the validation of an agent or auth token carried
+//! in it, and finally the signature with the key that all of this yields.
+//!
+//! ```text
+//! Signature-Key ──parse──▶ label Lk, scheme
+//!        │
+//! Signature-Input, Signature ──prepare(Lk)──▶ components, created, nonce,
+//!        │                                    Content-Digest, signature base
+//!        ▼
+//!  hwk ─────────────▶ inline key                              pseudonymous
+//!  jwks_uri ────────▶ directory: agent server's JWKS, kid     identified
+//!  jwt agent+jwt ───▶ E§5.7 with the agent server's keys      identified
+//!  jwt auth+jwt ────▶ E§7.7 with the trusted auth server's    authorized
+//!  x509 ────────────▶ refused (P-SK-5)
+//!        │
+//!        ▼
+//!  Prepared::verify(key) ──▶ VerifiedRequest { level, key, agent, … }
+//! ```
+//!
+//! Keys that live on other servers come from a [`KeyDirectory`] the caller
+//! supplies; it answers synchronously from what the caller already fetched.
+//! [`key_need`] tells the caller, before verification, which issuer's keys
+//! one request will need, so that an asynchronous layer can fetch them (with
+//! the guards of P-MD-3) and then call [`verify_request`].
+
+use crate::challenge::Level;
+use crate::error::Condition;
+use crate::httpsig::{self, HeaderSource, HttpSigError, Nonce, Request, VerifyPolicy};
+use crate::ids::{Kid, Origin, OriginError, OriginMode, Thumbprint};
+use crate::jwk::PublicKey;
+use crate::keys::VerifyingKey;
+use crate::signature_key::{self, AAUTH_AGENT_WELL_KNOWN, Scheme, SignatureKey, SignatureKeyError};
+use crate::tokens::agent_token::{self, AgentTokenContext, AgentTokenError, VerifiedAgentToken};
+use crate::tokens::auth_token::{self, AuthTokenContext, AuthTokenError, VerifiedAuthToken};
+use crate::tokens::{KeyLookupError, PeekError, TokenType};
+
+/// Whose published keys a lookup is for; each kind of party publishes its
+/// JWKS through its own metadata document (E§8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyOwner {
+    /// An agent server: `/.well-known/aauth-agent` (E§8.1).
+    Agent,
+    /// An auth server: `/.well-known/aauth-issuer` (E§8.2).
+    AuthServer,
+    /// A resource: `/.well-known/aauth-resource` (E§8.3).
+    Resource,
+}
+
+impl KeyOwner {
+    /// The well-known document name of this kind of party.
+    pub fn well_known(self) -> &'static str {
+        match self {
+            Self::Agent => "aauth-agent",
+            Self::AuthServer => "aauth-issuer",
+            Self::Resource => "aauth-resource",
+        }
+    }
+}
+
+/// Answers key lookups from keys the caller has already fetched.
+pub trait KeyDirectory {
+    /// The key `kid` published by `owner` at `origin`.
+    fn key(&self, owner: KeyOwner, origin: &Origin, kid: &Kid)
+    -> Result<PublicKey, KeyLookupError>;
+}
+
+/// What the verifier knows about itself.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// The verifier's own identifier: the `aud` an agent token may name and
+    /// an auth token must name (E§5.7 step 10, E§7.7 step 10).
+    pub identifier: Origin,
+    /// The canonical authority used for `@authority` (E§10.3.1, P-SIG-5);
+    /// normally `identifier.authority()`.
+    pub authority: String,
+    /// The auth servers whose tokens are accepted (E§7.7 step 9; a resource
+    /// trusts its one configured auth server). Empty: auth tokens are refused.
+    pub trusted_auth_servers: Vec<Origin>,
+    /// Which identifiers are acceptable (P-MD-1).
+    pub origin_mode: OriginMode,
+    /// The signing profile's switches (P-SIG-1, P-SIG-2, P-SIG-6, P-SIG-7).
+    pub http: VerifyPolicy,
+    /// Seconds of grace after a token's `exp` (P-TOK-5; default 0).
+    pub token_leeway_secs: u32,
+}
+
+impl VerifierConfig {
+    /// A strict configuration for `identifier`, with its authority and no
+    /// trusted auth server.
+    pub fn new(identifier: Origin) -> Self {
+        Self {
+            authority: identifier.authority().to_owned(),
+            identifier,
+            trusted_auth_servers: Vec::new(),
+            origin_mode: OriginMode::Production,
+            http: VerifyPolicy::default(),
+            token_leeway_secs: 0,
+        }
+    }
+}
+
+/// A request whose signature verified, with everything it established.
+#[derive(Debug, Clone)]
+pub struct VerifiedRequest {
+    /// The level the request reached (P-CH-2).
+    pub level: Level,
+    /// The `Signature-Key` scheme.
+    pub scheme: Scheme,
+    /// The key that signed the request.
+    pub key: PublicKey,
+    /// Its RFC 7638 thumbprint (the `agent_jkt` of a resource token).
+    pub thumbprint: Thumbprint,
+    /// The agent: the `jwks_uri` id, the agent token's `iss`, or the auth
+    /// token's `agent`. `None` at the pseudonymous level and for SSO tokens.
+    pub agent: Option<Origin>,
+    /// The agent delegate: the agent token's `sub`, or the auth token's
+    /// `agent_delegate`.
+    pub delegate: Option<String>,
+    /// The agent token, when one was presented.
+    pub agent_token: Option<VerifiedAgentToken>,
+    /// The auth token, when one was presented.
+    pub auth_token: Option<VerifiedAuthToken>,
+    /// The covered `Nonce`, for the caller's replay cache (P-SIG-6).
+    pub nonce: Option<Nonce>,
+    /// The signature's `created`.
+    pub created: u64,
+}
+
+/// Why a request was refused. [`VerifyError::condition`] gives its P-ERR-1 row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// No `Signature-Key`, `Signature-Input` or `Signature` at all.
+    #[error(
+        "the request is not signed: Signature-Input, Signature and Signature-Key are required (D§10.1)"
+    )]
+    Unsigned,
+    /// `Signature-Key` is absent while the other signature headers are present.
+    #[error(
+        "the request has no Signature-Key header (E§10: \"All AAuth requests MUST include the Signature-Key header\")"
+    )]
+    MissingSignatureKey,
+    /// `Signature-Key` is malformed (E§10.1.1 steps 1–3).
+    #[error("Signature-Key: {0}")]
+    SignatureKey(SignatureKeyError),
+    /// The signing profile refused the request, or the signature failed.
+    #[error("{0}")]
+    Signature(HttpSigError),
+    /// P-SK-3: only `well-known="aauth-agent"` establishes agent identity.
+    #[error(
+        "Signature-Key jwks_uri names well-known {0:?}; only \"aauth-agent\" identifies an agent"
+    )]
+    UnsupportedWellKnown(String),
+    /// P-MD-1: the `jwks_uri` `id` is not an acceptable identifier.
+    #[error("Signature-Key jwks_uri id is not an acceptable agent identifier: {0}")]
+    AgentIdentifier(OriginError),
+    /// The agent server's key could not be found or fetched.
+    #[error("agent server key: {0}")]
+    AgentKey(KeyLookupError),
+    /// P-SK-5: x509 keys are not supported.
+    #[error("Signature-Key scheme x509 is not supported by this verifier (profile P-SK-5)")]
+    X509Unsupported,
+    /// The `jwt` is not a readable agent or auth token.
+    #[error("Signature-Key jwt: {0}")]
+    Jwt(PeekError),
+    /// A resource token was presented as the `jwt` of `Signature-Key`.
+    #[error(
+        "Signature-Key jwt is a resource token; present an auth token (auth+jwt) obtained with it"
+    )]
+    ResourceTokenAsKey,
+    /// The agent token failed an E§5.7 step.
+    #[error("{0}")]
+    AgentToken(AgentTokenError),
+    /// The auth token failed an E§7.7 step.
+    #[error("{0}")]
+    AuthToken(AuthTokenError),
+    /// E§5.7 step 12 / E§7.7 step 13: the signature does not verify with the
+    /// token's `cnf.jwk` (P-SK-4).
+    #[error("the request signature does not verify with the token's cnf.jwk: {0}")]
+    KeyBinding(HttpSigError),
+}
+
+impl VerifyError {
+    /// The P-ERR-1 row of this failure.
+    pub fn condition(&self) -> Condition {
+        match self {
+            Self::Unsigned
+            | Self::MissingSignatureKey
+            | Self::UnsupportedWellKnown(_)
+            | Self::AgentIdentifier(_)
+            | Self::AgentKey(_)
+            | Self::X509Unsupported => Condition::SignatureInvalid,
+            Self::SignatureKey(error) => error.condition(),
+            Self::Signature(error) => error.condition(),
+            Self::Jwt(error) => match error {
+                // The token cannot even be told apart: the Signature-Key
+                // value is malformed (P-ERR-1, first row).
+                PeekError::Malformed(_) | PeekError::UnknownTyp(_) => Condition::SignatureInvalid,
+                PeekError::MissingKid(_)
+                | PeekError::Claims { .. }
+                | PeekError::MissingIss(_)
+                | PeekError::Issuer { .. } => error.condition(TokenType::Auth),
+            },
+            // P-ERR-1: "a resource token presented as one" is an invalid auth token.
+            Self::ResourceTokenAsKey => Condition::AuthTokenInvalid,
+            Self::AgentToken(error) => error.condition(),
+            Self::AuthToken(error) => error.condition(),
+            Self::KeyBinding(_) => Condition::KeyBindingFailed,
+        }
+    }
+
+    /// The components a signature must cover, when that is what failed
+    /// (the `required_components` member of D§11.2.1).
+    pub fn required_components(&self) -> Option<&[String]> {
+        match self {
+            Self::Signature(error) => error.required_components(),
+            _ => None,
+        }
+    }
+}
+
+/// A refusal with the signature base computed before it failed, if any, for
+/// the dev-mode diagnostics of P-ERR-3.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct Rejection {
+    /// What failed.
+    pub error: VerifyError,
+    /// The signature base the verifier computed, when it got that far.
+    pub signature_base: Option<String>,
+}
+
+impl From<VerifyError> for Rejection {
+    fn from(error: VerifyError) -> Self {
+        Self {
+            error,
+            signature_base: None,
+        }
+    }
+}
+
+/// Which remote keys verifying a request will need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyNeed {
+    /// None: the key is inline (`hwk`), or the request will be refused anyway.
+    None,
+    /// The JWKS of `origin`, published through `owner`'s metadata.
+    Keys {
+        /// Whose metadata leads to the JWKS.
+        owner: KeyOwner,
+        /// The party's identifier.
+        origin: Origin,
+    },
+}
+
+fn signature_key_header<H: HeaderSource + ?Sized>(
+    request: &Request<'_, H>,
+) -> Result<String, VerifyError> {
+    match request.field_value("signature-key") {
+        Some(value) => Ok(value.into_owned()),
+        None if request.has_field("signature-input") || request.has_field("signature") => {
+            Err(VerifyError::MissingSignatureKey)
+        }
+        None => Err(VerifyError::Unsigned),
+    }
+}
+
+/// Which keys [`verify_request`] will ask the directory for, read from the
+/// unverified `Signature-Key` (nothing here is trusted; it only tells an
+/// asynchronous caller what to fetch). P-TOK-6: an auth token whose `iss`
+/// is not trusted needs nothing, because it will be refused before any fetch.
+pub fn key_need<H: HeaderSource + ?Sized>(
+    request: &Request<'_, H>,
+    config: &VerifierConfig,
+) -> KeyNeed {
+    let Ok(header) = signature_key_header(request) else {
+        return KeyNeed::None;
+    };
+    let Ok(field) = signature_key::parse(&header) else {
+        return KeyNeed::None;
+    };
+    match field.key {
+        SignatureKey::JwksUri { id, well_known, .. } if well_known == AAUTH_AGENT_WELL_KNOWN => {
+            match Origin::parse(&id, config.origin_mode) {
+                Ok(origin) => KeyNeed::Keys {
+                    owner: KeyOwner::Agent,
+                    origin,
+                },
+                Err(_) => KeyNeed::None,
+            }
+        }
+        SignatureKey::Jwt { jwt } => match crate::tokens::peek(&jwt, config.origin_mode) {
+            Ok(peek) if peek.typ == TokenType::Agent => KeyNeed::Keys {
+                owner: KeyOwner::Agent,
+                origin: peek.iss,
+            },
+            Ok(peek)
+                if peek.typ == TokenType::Auth
+                    && config.trusted_auth_servers.contains(&peek.iss) =>
+            {
+                KeyNeed::Keys {
+                    owner: KeyOwner::AuthServer,
+                    origin: peek.iss,
+                }
+            }
+            _ => KeyNeed::None,
+        },
+        _ => KeyNeed::None,
+    }
+}
+
+/// The key a scheme resolved to, and what it established.
+struct Resolved {
+    key: PublicKey,
+    level: Level,
+    agent: Option<Origin>,
+    delegate: Option<String>,
+    agent_token: Option<VerifiedAgentToken>,
+    auth_token: Option<VerifiedAuthToken>,
+}
+
+/// Verifies a request as E§10.7 describes, at time `now` (Unix seconds).
+pub fn verify_request<H, D>(
+    request: &Request<'_, H>,
+    config: &VerifierConfig,
+    directory: &D,
+    now: u64,
+) -> Result<VerifiedRequest, Rejection>
+where
+    H: HeaderSource + ?Sized,
+    D: KeyDirectory + ?Sized,
+{
+    // E§10.1.1 steps 1–3: parse Signature-Key, exactly one member, its label Lk.
+    let header = signature_key_header(request)?;
+    let field = signature_key::parse(&header).map_err(VerifyError::SignatureKey)?;
+
+    // E§10.1.1 steps 4–6 and the signing profile (E§10.3–10.5): labels,
+    // covered components, created/expires, nonce, Content-Digest, base.
+    let prepared = httpsig::prepare(request, &field.label, &config.http, now)
+        .map_err(VerifyError::Signature)?;
+    let with_base = |error: VerifyError| Rejection {
+        error,
+        signature_base: Some(prepared.signature_base().to_owned()),
+    };
+
+    // E§10.7: "Extract the scheme parameter … Follow the scheme-specific
+    // verification procedure".
+    let scheme = field.key.scheme();
+    let resolved = resolve_key(field.key, config, directory, now).map_err(with_base)?;
+
+    // The HTTP signature itself, with the key the scheme yielded.
+    let verifying_key = VerifyingKey::new(&resolved.key)
+        .map_err(|_| with_base(VerifyError::Signature(HttpSigError::SignatureInvalid)))?;
+    if let Err(error) = prepared.verify(&verifying_key) {
+        // P-SK-4: with a token, the request must be signed by exactly the
+        // token's cnf.jwk (E§5.7 step 12, E§7.7 step 13).
+        let error = match scheme {
+            Scheme::Jwt => VerifyError::KeyBinding(error),
+            Scheme::Hwk | Scheme::JwksUri | Scheme::X509 => VerifyError::Signature(error),
+        };
+        return Err(with_base(error));
+    }
+
+    Ok(VerifiedRequest {
+        level: resolved.level,
+        scheme,
+        thumbprint: resolved.key.thumbprint(),
+        key: resolved.key,
+        agent: resolved.agent,
+        delegate: resolved.delegate,
+        agent_token: resolved.agent_token,
+        auth_token: resolved.auth_token,
+        nonce: prepared.nonce().cloned(),
+        created: prepared.created(),
+    })
+}
+
+fn resolve_key<D: KeyDirectory + ?Sized>(
+    key: SignatureKey,
+    config: &VerifierConfig,
+    directory: &D,
+    now: u64,
+) -> Result<Resolved, VerifyError> {
+    let now_secs = i64::try_from(now).unwrap_or(i64::MAX);
+    match key {
+        // E§10.7 hwk: "Reconstruct the public key from the parameters".
+        SignatureKey::Hwk(key) => Ok(Resolved {
+            key,
+            level: Level::Pseudonymous,
+            agent: None,
+            delegate: None,
+            agent_token: None,
+            auth_token: None,
+        }),
+        // SK0§2.4 discovery: {id}/.well-known/{well-known} → jwks_uri → kid.
+        SignatureKey::JwksUri {
+            id,
+            well_known,
+            kid,
+        } => {
+            // profile: P-SK-3 — only aauth-agent establishes agent identity.
+            if well_known != AAUTH_AGENT_WELL_KNOWN {
+                return Err(VerifyError::UnsupportedWellKnown(
+                    well_known.chars().take(64).collect(),
+                ));
+            }
+            let agent =
+                Origin::parse(&id, config.origin_mode).map_err(VerifyError::AgentIdentifier)?;
+            let key = directory
+                .key(KeyOwner::Agent, &agent, &kid)
+                .map_err(VerifyError::AgentKey)?;
+            Ok(Resolved {
+                key,
+                level: Level::Identified,
+                agent: Some(agent),
+                delegate: None,
+                agent_token: None,
+                auth_token: None,
+            })
+        }
+        // E§10.7 jwt: "Validate the JWT completely according to its type"
+        // before its cnf.jwk is trusted (P-SK-4).
+        SignatureKey::Jwt { jwt } => {
+            let peek = crate::tokens::peek(&jwt, config.origin_mode).map_err(VerifyError::Jwt)?;
+            match peek.typ {
+                TokenType::Agent => {
+                    let mut ctx = AgentTokenContext::new(now_secs, &config.identifier);
+                    ctx.origin_mode = config.origin_mode;
+                    ctx.leeway_secs = config.token_leeway_secs;
+                    let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::Agent, iss, kid);
+                    let token = agent_token::validate(&jwt, &ctx, &keys)
+                        .map_err(VerifyError::AgentToken)?;
+                    Ok(Resolved {
+                        key: token.cnf_key().clone(),
+                        level: Level::Identified,
+                        agent: Some(token.agent().clone()),
+                        delegate: Some(token.delegate().to_owned()),
+                        agent_token: Some(token),
+                        auth_token: None,
+                    })
+                }
+                TokenType::Auth => {
+                    let mut ctx = AuthTokenContext::new(
+                        now_secs,
+                        &config.trusted_auth_servers,
+                        &config.identifier,
+                    );
+                    ctx.origin_mode = config.origin_mode;
+                    ctx.leeway_secs = config.token_leeway_secs;
+                    let keys =
+                        |iss: &Origin, kid: &Kid| directory.key(KeyOwner::AuthServer, iss, kid);
+                    let token =
+                        auth_token::validate(&jwt, &ctx, &keys).map_err(VerifyError::AuthToken)?;
+                    Ok(Resolved {
+                        key: token.cnf_key().clone(),
+                        level: Level::Authorized,
+                        agent: token.agent().cloned(),
+                        delegate: token.claims().agent_delegate.clone(),
+                        agent_token: None,
+                        auth_token: Some(token),
+                    })
+                }
+                TokenType::Resource => Err(VerifyError::ResourceTokenAsKey),
+            }
+        }
+        // profile: P-SK-5.
+        SignatureKey::X509 { .. } => Err(VerifyError::X509Unsupported),
+    }
+}
