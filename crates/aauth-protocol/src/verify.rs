@@ -468,3 +468,443 @@ fn resolve_key<D: KeyDirectory + ?Sized>(
         SignatureKey::X509 { .. } => Err(VerifyError::X509Unsupported),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::httpsig::SignOptions;
+    use crate::ids::{Label, Scope};
+    use crate::keys::{Algorithm, SigningKey};
+    use crate::signature_key::{SignatureKeyField, Syntax};
+    use crate::tokens::agent_token::AgentTokenBuilder;
+    use crate::tokens::auth_token::AuthTokenBuilder;
+    use crate::tokens::resource_token::ResourceTokenBuilder;
+
+    const NOW: u64 = 1_767_225_600;
+
+    fn origin(text: &str) -> Origin {
+        Origin::parse(text, OriginMode::Production).unwrap()
+    }
+
+    fn kid(text: &str) -> Kid {
+        Kid::new(text.to_owned()).unwrap()
+    }
+
+    /// An in-memory directory of published keys.
+    #[derive(Default)]
+    struct Directory(HashMap<(KeyOwner, String, String), PublicKey>);
+
+    impl Directory {
+        fn publish(&mut self, owner: KeyOwner, at: &Origin, kid: &str, key: &PublicKey) {
+            self.0
+                .insert((owner, at.as_str().to_owned(), kid.to_owned()), key.clone());
+        }
+    }
+
+    impl KeyDirectory for Directory {
+        fn key(
+            &self,
+            owner: KeyOwner,
+            at: &Origin,
+            kid: &Kid,
+        ) -> Result<PublicKey, KeyLookupError> {
+            self.0
+                .get(&(owner, at.as_str().to_owned(), kid.as_str().to_owned()))
+                .cloned()
+                .ok_or_else(|| KeyLookupError::UnknownKid(kid.clone()))
+        }
+    }
+
+    struct World {
+        agent_server: SigningKey,
+        delegate: SigningKey,
+        auth_server: SigningKey,
+        resource: SigningKey,
+        directory: Directory,
+        config: VerifierConfig,
+    }
+
+    fn world() -> World {
+        let agent_server = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let delegate = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let auth_server = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let resource = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let mut directory = Directory::default();
+        directory.publish(
+            KeyOwner::Agent,
+            &origin("https://agent.example"),
+            "agent-1",
+            agent_server.public_key(),
+        );
+        directory.publish(
+            KeyOwner::AuthServer,
+            &origin("https://auth.example"),
+            "as-1",
+            auth_server.public_key(),
+        );
+        let mut config = VerifierConfig::new(origin("https://resource.example"));
+        config.trusted_auth_servers = vec![origin("https://auth.example")];
+        World {
+            agent_server,
+            delegate,
+            auth_server,
+            resource,
+            directory,
+            config,
+        }
+    }
+
+    /// Signs `GET /data?x=1` for resource.example with `key` and `field`.
+    fn signed_get(key: &SigningKey, field: &SignatureKeyField) -> Vec<(String, String)> {
+        let header = field.to_header_value(Syntax::Sk0).unwrap();
+        let request = Request {
+            method: "GET",
+            authority: "resource.example",
+            target: "/data?x=1",
+            headers: &Vec::<(&str, &str)>::new(),
+            body: None,
+        };
+        let signed = httpsig::sign(&request, &header, key, &SignOptions::new(NOW)).unwrap();
+        signed
+            .headers()
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn verify(world: &World, headers: &[(String, String)]) -> Result<VerifiedRequest, Rejection> {
+        let request = Request {
+            method: "GET",
+            authority: &world.config.authority,
+            target: "/data?x=1",
+            headers,
+            body: None,
+        };
+        verify_request(&request, &world.config, &world.directory, NOW)
+    }
+
+    fn code(rejection: &Rejection) -> ErrorCode {
+        rejection.error.condition().wire().code
+    }
+
+    fn agent_token(world: &World, cnf: &PublicKey) -> String {
+        AgentTokenBuilder::new(origin("https://agent.example"), "delegate-1", cnf.clone())
+            .build(NOW as i64)
+            .unwrap()
+            .sign(&world.agent_server, &kid("agent-1"))
+            .unwrap()
+    }
+
+    fn auth_token(world: &World, cnf: &PublicKey) -> String {
+        AuthTokenBuilder::new(
+            origin("https://auth.example"),
+            origin("https://resource.example"),
+            origin("https://agent.example"),
+            cnf.clone(),
+        )
+        .agent_delegate("delegate-1")
+        .scope(Scope::parse("data.read").unwrap())
+        .build(NOW as i64)
+        .unwrap()
+        .sign(&world.auth_server, &kid("as-1"))
+        .unwrap()
+    }
+
+    #[test]
+    fn hwk_is_pseudonymous() {
+        let w = world();
+        let field = SignatureKeyField::hwk(Label::sig(), w.delegate.public_key());
+        let verified = verify(&w, &signed_get(&w.delegate, &field)).unwrap();
+        assert_eq!(verified.level, Level::Pseudonymous);
+        assert_eq!(verified.scheme, Scheme::Hwk);
+        assert_eq!(verified.thumbprint, w.delegate.public_key().thumbprint());
+        assert_eq!(verified.agent, None);
+    }
+
+    #[test]
+    fn jwks_uri_agent_server_is_identified() {
+        let w = world();
+        let field = SignatureKeyField::jwks_uri(
+            Label::sig(),
+            &origin("https://agent.example"),
+            AAUTH_AGENT_WELL_KNOWN,
+            kid("agent-1"),
+        );
+        let verified = verify(&w, &signed_get(&w.agent_server, &field)).unwrap();
+        assert_eq!(verified.level, Level::Identified);
+        assert_eq!(verified.agent, Some(origin("https://agent.example")));
+        assert_eq!(verified.delegate, None);
+    }
+
+    #[test]
+    fn agent_token_delegate_is_identified_with_its_sub() {
+        let w = world();
+        let token = agent_token(&w, w.delegate.public_key());
+        let field = SignatureKeyField::jwt(Label::sig(), token);
+        let verified = verify(&w, &signed_get(&w.delegate, &field)).unwrap();
+        assert_eq!(verified.level, Level::Identified);
+        assert_eq!(verified.agent, Some(origin("https://agent.example")));
+        assert_eq!(verified.delegate.as_deref(), Some("delegate-1"));
+        assert!(verified.agent_token.is_some());
+    }
+
+    #[test]
+    fn auth_token_is_authorized_with_agent_delegate_and_scope() {
+        let w = world();
+        let token = auth_token(&w, w.delegate.public_key());
+        let field = SignatureKeyField::jwt(Label::sig(), token);
+        let verified = verify(&w, &signed_get(&w.delegate, &field)).unwrap();
+        assert_eq!(verified.level, Level::Authorized);
+        assert_eq!(verified.agent, Some(origin("https://agent.example")));
+        assert_eq!(verified.delegate.as_deref(), Some("delegate-1"));
+        let scope = verified
+            .auth_token
+            .as_ref()
+            .and_then(|t| t.scope().cloned());
+        assert_eq!(scope, Some(Scope::parse("data.read").unwrap()));
+    }
+
+    #[test]
+    fn signing_with_another_key_than_cnf_is_key_binding_failed() {
+        // profile: P-SK-4; E§5.7 step 12, E§7.7 step 13.
+        let w = world();
+        let other = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        for token in [
+            agent_token(&w, w.delegate.public_key()),
+            auth_token(&w, w.delegate.public_key()),
+        ] {
+            let field = SignatureKeyField::jwt(Label::sig(), token);
+            let rejection = verify(&w, &signed_get(&other, &field)).unwrap_err();
+            assert_eq!(code(&rejection), ErrorCode::KeyBindingFailed);
+            assert!(rejection.signature_base.is_some());
+        }
+    }
+
+    #[test]
+    fn hwk_signed_by_another_key_is_invalid_signature() {
+        let w = world();
+        let other = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let field = SignatureKeyField::hwk(Label::sig(), w.delegate.public_key());
+        let rejection = verify(&w, &signed_get(&other, &field)).unwrap_err();
+        assert_eq!(code(&rejection), ErrorCode::InvalidSignature);
+        // profile: P-ERR-3 — the base is kept for dev-mode diagnostics.
+        assert!(
+            rejection
+                .signature_base
+                .as_deref()
+                .is_some_and(|b| b.starts_with("\"@method\": GET\n"))
+        );
+    }
+
+    #[test]
+    fn only_aauth_agent_well_known_identifies_an_agent() {
+        // profile: P-SK-3
+        let w = world();
+        let field = SignatureKeyField::jwks_uri(
+            Label::sig(),
+            &origin("https://agent.example"),
+            "aauth-resource",
+            kid("agent-1"),
+        );
+        let rejection = verify(&w, &signed_get(&w.agent_server, &field)).unwrap_err();
+        assert!(matches!(
+            rejection.error,
+            VerifyError::UnsupportedWellKnown(_)
+        ));
+        assert_eq!(code(&rejection), ErrorCode::InvalidSignature);
+    }
+
+    #[test]
+    fn jwks_uri_unknown_kid_is_invalid_signature() {
+        let w = world();
+        let field = SignatureKeyField::jwks_uri(
+            Label::sig(),
+            &origin("https://agent.example"),
+            AAUTH_AGENT_WELL_KNOWN,
+            kid("agent-2"),
+        );
+        let rejection = verify(&w, &signed_get(&w.agent_server, &field)).unwrap_err();
+        assert!(matches!(rejection.error, VerifyError::AgentKey(_)));
+        assert_eq!(code(&rejection), ErrorCode::InvalidSignature);
+    }
+
+    #[test]
+    fn a_resource_token_in_signature_key_is_an_invalid_auth_token() {
+        // profile: P-ERR-1 ("a resource token presented as one").
+        let w = world();
+        let token = ResourceTokenBuilder::new(
+            origin("https://resource.example"),
+            origin("https://auth.example"),
+            origin("https://agent.example"),
+            w.delegate.public_key(),
+            Scope::parse("data.read").unwrap(),
+        )
+        .build(NOW as i64)
+        .unwrap()
+        .sign(&w.resource, &kid("rs-1"))
+        .unwrap();
+        let field = SignatureKeyField::jwt(Label::sig(), token);
+        let rejection = verify(&w, &signed_get(&w.delegate, &field)).unwrap_err();
+        assert_eq!(rejection.error, VerifyError::ResourceTokenAsKey);
+        assert_eq!(code(&rejection), ErrorCode::InvalidAuthToken);
+    }
+
+    #[test]
+    fn an_auth_token_from_an_untrusted_issuer_needs_no_key_and_is_refused() {
+        // profile: P-TOK-6 — nothing is fetched for an untrusted issuer.
+        let mut w = world();
+        w.config.trusted_auth_servers.clear();
+        let token = auth_token(&w, w.delegate.public_key());
+        let headers = signed_get(&w.delegate, &SignatureKeyField::jwt(Label::sig(), token));
+        let request = Request {
+            method: "GET",
+            authority: "resource.example",
+            target: "/data?x=1",
+            headers: &headers,
+            body: None,
+        };
+        assert_eq!(key_need(&request, &w.config), KeyNeed::None);
+        let rejection = verify(&w, &headers).unwrap_err();
+        assert_eq!(code(&rejection), ErrorCode::InvalidAuthToken);
+    }
+
+    #[test]
+    fn key_need_names_the_party_to_fetch() {
+        let w = world();
+        let cases = [
+            (
+                SignatureKeyField::hwk(Label::sig(), w.delegate.public_key()),
+                KeyNeed::None,
+            ),
+            (
+                SignatureKeyField::jwks_uri(
+                    Label::sig(),
+                    &origin("https://agent.example"),
+                    AAUTH_AGENT_WELL_KNOWN,
+                    kid("agent-1"),
+                ),
+                KeyNeed::Keys {
+                    owner: KeyOwner::Agent,
+                    origin: origin("https://agent.example"),
+                },
+            ),
+            (
+                SignatureKeyField::jwt(Label::sig(), agent_token(&w, w.delegate.public_key())),
+                KeyNeed::Keys {
+                    owner: KeyOwner::Agent,
+                    origin: origin("https://agent.example"),
+                },
+            ),
+            (
+                SignatureKeyField::jwt(Label::sig(), auth_token(&w, w.delegate.public_key())),
+                KeyNeed::Keys {
+                    owner: KeyOwner::AuthServer,
+                    origin: origin("https://auth.example"),
+                },
+            ),
+        ];
+        for (field, need) in cases {
+            let headers = signed_get(&w.delegate, &field);
+            let request = Request {
+                method: "GET",
+                authority: "resource.example",
+                target: "/data?x=1",
+                headers: &headers,
+                body: None,
+            };
+            assert_eq!(key_need(&request, &w.config), need, "{field:?}");
+        }
+    }
+
+    #[test]
+    fn unsigned_and_half_signed_requests_are_told_apart() {
+        let w = world();
+        let rejection = verify(&w, &[]).unwrap_err();
+        assert_eq!(rejection.error, VerifyError::Unsigned);
+        let field = SignatureKeyField::hwk(Label::sig(), w.delegate.public_key());
+        let headers: Vec<(String, String)> = signed_get(&w.delegate, &field)
+            .into_iter()
+            .filter(|(name, _)| name != "Signature-Key")
+            .collect();
+        let rejection = verify(&w, &headers).unwrap_err();
+        assert_eq!(rejection.error, VerifyError::MissingSignatureKey);
+        assert_eq!(code(&rejection), ErrorCode::InvalidSignature);
+    }
+
+    #[test]
+    fn x509_is_reported_unsupported() {
+        // profile: P-SK-5
+        let w = world();
+        let headers = vec![
+            (
+                "Signature-Key".to_owned(),
+                r#"sig=x509;x5u="https://agent.example/cert.pem";x5t="bWcoon4QTVn8Q6xiY0ekMD6L8bNLMkuDV2KtvsFc1nM""#
+                    .to_owned(),
+            ),
+            (
+                "Signature-Input".to_owned(),
+                format!(r#"sig=("@method" "@authority" "@path" "@query" "signature-key");created={NOW}"#),
+            ),
+            ("Signature".to_owned(), format!("sig=:{}:", crate::b64::std_encode([0u8; 64]))),
+        ];
+        let rejection = verify(&w, &headers).unwrap_err();
+        assert_eq!(rejection.error, VerifyError::X509Unsupported);
+    }
+
+    #[test]
+    fn every_error_maps_to_its_p_err_1_row() {
+        // profile: P-ERR-1
+        let rows = [
+            (VerifyError::Unsigned, ErrorCode::InvalidSignature),
+            (
+                VerifyError::MissingSignatureKey,
+                ErrorCode::InvalidSignature,
+            ),
+            (VerifyError::X509Unsupported, ErrorCode::InvalidSignature),
+            (
+                VerifyError::UnsupportedWellKnown("x".into()),
+                ErrorCode::InvalidSignature,
+            ),
+            (VerifyError::ResourceTokenAsKey, ErrorCode::InvalidAuthToken),
+            (
+                VerifyError::KeyBinding(HttpSigError::SignatureInvalid),
+                ErrorCode::KeyBindingFailed,
+            ),
+            (
+                VerifyError::Signature(HttpSigError::SignatureInvalid),
+                ErrorCode::InvalidSignature,
+            ),
+        ];
+        for (error, code) in rows {
+            assert_eq!(error.condition().wire().code, code, "{error:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_signature_headers_never_panic(
+            key in "\\PC{0,300}",
+            input in "\\PC{0,300}",
+            sig in "\\PC{0,300}",
+        ) {
+            let w = world();
+            let headers = vec![
+                ("Signature-Key".to_owned(), key),
+                ("Signature-Input".to_owned(), input),
+                ("Signature".to_owned(), sig),
+            ];
+            let request = Request {
+                method: "GET",
+                authority: "resource.example",
+                target: "/data?x=1",
+                headers: &headers,
+                body: None,
+            };
+            let _ = key_need(&request, &w.config);
+            proptest::prop_assert!(verify(&w, &headers).is_err());
+        }
+    }
+}
