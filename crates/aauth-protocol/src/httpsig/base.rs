@@ -279,6 +279,15 @@ impl SignatureValue {
         let label = label_from_key(SIGNATURE, key.as_str())?;
         match entry {
             ListEntry::Item(item) => match &item.bare_item {
+                // profile: P-SIG-7 — strictly, the value is standard base64
+                // *with* padding, although RFC 8941 §4.2.7 lets parsers (and
+                // sfv) accept it without: missing padding needs the switch.
+                BareItem::ByteSequence(bytes)
+                    if !lenient_base64
+                        && !field_value.contains(&format!(":{}:", b64::std_encode(bytes))) =>
+                {
+                    Err(HttpSigError::NonStandardBase64)
+                }
                 BareItem::ByteSequence(bytes) => Ok(Self {
                     label,
                     bytes: bytes.clone(),
@@ -508,9 +517,14 @@ mod tests {
         let std = SignatureValue::parse("sig=:+/8=:", false).unwrap();
         assert_eq!(std.bytes(), [0xfb, 0xff]);
         assert_eq!(std.label().as_str(), "sig");
-        // RFC 8941 §4.2.7: parsers SHOULD NOT fail on missing padding; sfv doesn't.
+        // RFC 8941 §4.2.7 lets parsers accept missing padding; the profile
+        // keeps that behind the switch.
         assert_eq!(
-            SignatureValue::parse("sig=:+/8:", false).unwrap().bytes(),
+            SignatureValue::parse("sig=:+/8:", false),
+            Err(HttpSigError::NonStandardBase64)
+        );
+        assert_eq!(
+            SignatureValue::parse("sig=:+/8:", true).unwrap().bytes(),
             [0xfb, 0xff]
         );
         assert_eq!(

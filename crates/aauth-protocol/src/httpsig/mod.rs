@@ -184,7 +184,7 @@ pub enum HttpSigError {
     BadSignatureEncoding,
     /// Base64url or otherwise non-standard base64 without `lenient_base64` (P-SIG-7).
     #[error(
-        "Signature value is not an RFC 8941 byte sequence: use standard base64 between colons, not base64url"
+        "Signature value must be an RFC 8941 byte sequence in standard, padded base64 (base64url or missing padding is not accepted)"
     )]
     NonStandardBase64,
     /// Ed25519 and ECDSA P-256 signatures are 64 bytes.
