@@ -102,30 +102,73 @@ impl VerifierConfig {
 }
 
 /// A request whose signature verified, with everything it established.
+/// Only [`verify_request`] makes one.
 #[derive(Debug, Clone)]
 pub struct VerifiedRequest {
+    level: Level,
+    scheme: Scheme,
+    key: PublicKey,
+    thumbprint: Thumbprint,
+    agent: Option<Origin>,
+    delegate: Option<String>,
+    agent_token: Option<VerifiedAgentToken>,
+    auth_token: Option<VerifiedAuthToken>,
+    nonce: Option<Nonce>,
+    created: u64,
+}
+
+impl VerifiedRequest {
     /// The level the request reached (P-CH-2).
-    pub level: Level,
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
     /// The `Signature-Key` scheme.
-    pub scheme: Scheme,
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
     /// The key that signed the request.
-    pub key: PublicKey,
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
     /// Its RFC 7638 thumbprint (the `agent_jkt` of a resource token).
-    pub thumbprint: Thumbprint,
+    pub fn thumbprint(&self) -> &Thumbprint {
+        &self.thumbprint
+    }
+
     /// The agent: the `jwks_uri` id, the agent token's `iss`, or the auth
     /// token's `agent`. `None` at the pseudonymous level and for SSO tokens.
-    pub agent: Option<Origin>,
+    pub fn agent(&self) -> Option<&Origin> {
+        self.agent.as_ref()
+    }
+
     /// The agent delegate: the agent token's `sub`, or the auth token's
     /// `agent_delegate`.
-    pub delegate: Option<String>,
+    pub fn delegate(&self) -> Option<&str> {
+        self.delegate.as_deref()
+    }
+
     /// The agent token, when one was presented.
-    pub agent_token: Option<VerifiedAgentToken>,
+    pub fn agent_token(&self) -> Option<&VerifiedAgentToken> {
+        self.agent_token.as_ref()
+    }
+
     /// The auth token, when one was presented.
-    pub auth_token: Option<VerifiedAuthToken>,
+    pub fn auth_token(&self) -> Option<&VerifiedAuthToken> {
+        self.auth_token.as_ref()
+    }
+
     /// The covered `Nonce`, for the caller's replay cache (P-SIG-6).
-    pub nonce: Option<Nonce>,
+    pub fn nonce(&self) -> Option<&Nonce> {
+        self.nonce.as_ref()
+    }
+
     /// The signature's `created`.
-    pub created: u64,
+    pub fn created(&self) -> u64 {
+        self.created
+    }
 }
 
 /// Why a request was refused. [`VerifyError::condition`] gives its P-ERR-1 row.
@@ -245,12 +288,16 @@ impl From<VerifyError> for Rejection {
 pub enum KeyNeed {
     /// None: the key is inline (`hwk`), or the request will be refused anyway.
     None,
-    /// The JWKS of `origin`, published through `owner`'s metadata.
+    /// The key `kid` from the JWKS of `origin`, published through `owner`'s
+    /// metadata.
     Keys {
         /// Whose metadata leads to the JWKS.
         owner: KeyOwner,
         /// The party's identifier.
         origin: Origin,
+        /// The key identifier the request names (an unknown one may justify
+        /// a refetch of the JWKS, within P-MD-3's limits).
+        kid: Kid,
     },
 }
 
@@ -281,19 +328,23 @@ pub fn key_need<H: HeaderSource + ?Sized>(
         return KeyNeed::None;
     };
     match field.key {
-        SignatureKey::JwksUri { id, well_known, .. } if well_known == AAUTH_AGENT_WELL_KNOWN => {
-            match Origin::parse(&id, config.origin_mode) {
-                Ok(origin) => KeyNeed::Keys {
-                    owner: KeyOwner::Agent,
-                    origin,
-                },
-                Err(_) => KeyNeed::None,
-            }
-        }
+        SignatureKey::JwksUri {
+            id,
+            well_known,
+            kid,
+        } if well_known == AAUTH_AGENT_WELL_KNOWN => match Origin::parse(&id, config.origin_mode) {
+            Ok(origin) => KeyNeed::Keys {
+                owner: KeyOwner::Agent,
+                origin,
+                kid,
+            },
+            Err(_) => KeyNeed::None,
+        },
         SignatureKey::Jwt { jwt } => match crate::tokens::peek(&jwt, config.origin_mode) {
             Ok(peek) if peek.typ == TokenType::Agent => KeyNeed::Keys {
                 owner: KeyOwner::Agent,
                 origin: peek.iss,
+                kid: peek.kid,
             },
             Ok(peek)
                 if peek.typ == TokenType::Auth
@@ -302,6 +353,7 @@ pub fn key_need<H: HeaderSource + ?Sized>(
                 KeyNeed::Keys {
                     owner: KeyOwner::AuthServer,
                     origin: peek.iss,
+                    kid: peek.kid,
                 }
             }
             _ => KeyNeed::None,
@@ -331,6 +383,13 @@ where
     H: HeaderSource + ?Sized,
     D: KeyDirectory + ?Sized,
 {
+    // E§10.3.1: "the receiver MUST use the configured canonical authority as
+    // the value of @authority" (profile: P-SIG-5), whatever the caller put there.
+    let request = &Request {
+        authority: &config.authority,
+        ..*request
+    };
+
     // E§10.1.1 steps 1–3: parse Signature-Key, exactly one member, its label Lk.
     let header = signature_key_header(request)?;
     let field = signature_key::parse(&header).map_err(VerifyError::SignatureKey)?;
@@ -618,10 +677,10 @@ mod tests {
         let w = world();
         let field = SignatureKeyField::hwk(Label::sig(), w.delegate.public_key());
         let verified = verify(&w, &signed_get(&w.delegate, &field)).unwrap();
-        assert_eq!(verified.level, Level::Pseudonymous);
-        assert_eq!(verified.scheme, Scheme::Hwk);
-        assert_eq!(verified.thumbprint, w.delegate.public_key().thumbprint());
-        assert_eq!(verified.agent, None);
+        assert_eq!(verified.level(), Level::Pseudonymous);
+        assert_eq!(verified.scheme(), Scheme::Hwk);
+        assert_eq!(verified.thumbprint(), &w.delegate.public_key().thumbprint());
+        assert_eq!(verified.agent(), None);
     }
 
     #[test]
@@ -634,9 +693,9 @@ mod tests {
             kid("agent-1"),
         );
         let verified = verify(&w, &signed_get(&w.agent_server, &field)).unwrap();
-        assert_eq!(verified.level, Level::Identified);
-        assert_eq!(verified.agent, Some(origin("https://agent.example")));
-        assert_eq!(verified.delegate, None);
+        assert_eq!(verified.level(), Level::Identified);
+        assert_eq!(verified.agent(), Some(&origin("https://agent.example")));
+        assert_eq!(verified.delegate(), None);
     }
 
     #[test]
@@ -645,10 +704,10 @@ mod tests {
         let token = agent_token(&w, w.delegate.public_key());
         let field = SignatureKeyField::jwt(Label::sig(), token);
         let verified = verify(&w, &signed_get(&w.delegate, &field)).unwrap();
-        assert_eq!(verified.level, Level::Identified);
-        assert_eq!(verified.agent, Some(origin("https://agent.example")));
-        assert_eq!(verified.delegate.as_deref(), Some("delegate-1"));
-        assert!(verified.agent_token.is_some());
+        assert_eq!(verified.level(), Level::Identified);
+        assert_eq!(verified.agent(), Some(&origin("https://agent.example")));
+        assert_eq!(verified.delegate(), Some("delegate-1"));
+        assert!(verified.agent_token().is_some());
     }
 
     #[test]
@@ -657,9 +716,9 @@ mod tests {
         let token = auth_token(&w, w.delegate.public_key());
         let field = SignatureKeyField::jwt(Label::sig(), token);
         let verified = verify(&w, &signed_get(&w.delegate, &field)).unwrap();
-        assert_eq!(verified.level, Level::Authorized);
-        assert_eq!(verified.agent, Some(origin("https://agent.example")));
-        assert_eq!(verified.delegate.as_deref(), Some("delegate-1"));
+        assert_eq!(verified.level(), Level::Authorized);
+        assert_eq!(verified.agent(), Some(&origin("https://agent.example")));
+        assert_eq!(verified.delegate(), Some("delegate-1"));
         let scope = verified
             .auth_token
             .as_ref()
@@ -681,6 +740,27 @@ mod tests {
             assert_eq!(code(&rejection), ErrorCode::KeyBindingFailed);
             assert!(rejection.signature_base.is_some());
         }
+    }
+
+    #[test]
+    fn authority_comes_from_the_configuration_not_the_request() {
+        // profile: P-SIG-5; E§10.3.1.
+        let w = world();
+        let field = SignatureKeyField::hwk(Label::sig(), w.delegate.public_key());
+        let headers = signed_get(&w.delegate, &field);
+        let claimed = Request {
+            method: "GET",
+            authority: "attacker.example",
+            target: "/data?x=1",
+            headers: &headers,
+            body: None,
+        };
+        assert!(verify_request(&claimed, &w.config, &w.directory, NOW).is_ok());
+
+        let mut elsewhere = w.config.clone();
+        elsewhere.authority = "other.example".to_owned();
+        let rejection = verify_request(&claimed, &elsewhere, &w.directory, NOW).unwrap_err();
+        assert_eq!(code(&rejection), ErrorCode::InvalidSignature);
     }
 
     #[test]
@@ -789,6 +869,7 @@ mod tests {
                 KeyNeed::Keys {
                     owner: KeyOwner::Agent,
                     origin: origin("https://agent.example"),
+                    kid: kid("agent-1"),
                 },
             ),
             (
@@ -796,6 +877,7 @@ mod tests {
                 KeyNeed::Keys {
                     owner: KeyOwner::Agent,
                     origin: origin("https://agent.example"),
+                    kid: kid("agent-1"),
                 },
             ),
             (
@@ -803,6 +885,7 @@ mod tests {
                 KeyNeed::Keys {
                     owner: KeyOwner::AuthServer,
                     origin: origin("https://auth.example"),
+                    kid: kid("as-1"),
                 },
             ),
         ];

@@ -3,8 +3,8 @@
 //! that use supported components; B.2.4's signature is verified over the base
 //! the RFC gives").
 //!
-//! The vectors live in `shared/vectors/rfc9421-appendix-b.json`, beside the
-//! repository root; they are the RFC's text, verbatim. These examples are not
+//! The vectors live in `spec-vectors/upstream/rfc9421-appendix-b.json`; they
+//! are the RFC's text, verbatim, and say where each value came from. These examples are not
 //! AAuth requests (no `signature-key`, `keyid` parameters), so they use
 //! `SignatureInput` / `build_signature_base` / `verify_signature` directly,
 //! without the AAuth rules that `prepare` adds.
@@ -25,21 +25,11 @@ use aauth_protocol::jwk::{JwkMembers, PublicKey};
 use aauth_protocol::keys::{Algorithm, PrivateJwk, SigningKey, VerifyingKey};
 use serde_json::Value;
 
-const VECTORS: &str = "shared/vectors/rfc9421-appendix-b.json";
-
 fn vectors() -> Value {
-    let start = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let path = start
-        .ancestors()
-        .map(|dir| dir.join(VECTORS))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "{VECTORS} not found in any directory above {}",
-                start.display()
-            )
-        });
-    let text = std::fs::read_to_string(&path).unwrap();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../spec-vectors/upstream/rfc9421-appendix-b.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
