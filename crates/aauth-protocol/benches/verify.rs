@@ -403,6 +403,7 @@ fn token_validation(c: &mut Criterion, fx: &Fixture) {
 fn parts(c: &mut Criterion, fx: &Fixture) {
     let hwk_get = Message::get().signed(&fx.hwk_header(&fx.delegate), &fx.delegate, false);
     let hwk_post = Message::post().signed(&fx.hwk_header(&fx.delegate), &fx.delegate, true);
+    let auth_get = Message::get().signed(&fx.jwt_header(&fx.auth_token), &fx.delegate, false);
     let hwk_value = hwk_get.header("signature-key");
     let jwt_value = fx.jwt_header(&fx.auth_token);
     let policy = VerifyPolicy::default();
@@ -421,11 +422,17 @@ fn parts(c: &mut Criterion, fx: &Fixture) {
     group.bench_function("prepare_post", |b| {
         b.iter(|| httpsig::prepare(&black_box(&hwk_post).view(), &label, &policy, NOW))
     });
+    group.bench_function("prepare_jwt_auth_token_get", |b| {
+        b.iter(|| httpsig::prepare(&black_box(&auth_get).view(), &label, &policy, NOW))
+    });
     group.bench_function("token_peek", |b| {
         b.iter(|| tokens::peek(black_box(&fx.auth_token), OriginMode::Production))
     });
     group.bench_function("verifying_key_new_ed25519", |b| {
         b.iter(|| VerifyingKey::new(black_box(fx.delegate.public_key())))
+    });
+    group.bench_function("verifying_key_new_p256", |b| {
+        b.iter(|| VerifyingKey::new(black_box(fx.p256_delegate.public_key())))
     });
     group.bench_function("thumbprint", |b| {
         b.iter(|| black_box(fx.delegate.public_key()).thumbprint())
