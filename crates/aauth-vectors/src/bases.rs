@@ -205,10 +205,7 @@ fn check_case(c: &BaseCase, keys: &KeysFile) -> Result<()> {
         let (resigned, signed) = sign_with(
             &c.request.unsigned(),
             authority,
-            field
-                .to_header_value(field.syntax)
-                .ctx("Signature-Key")?
-                .as_str(),
+            c.request.header("signature-key").ctx("Signature-Key")?,
             &delegate,
             c.created,
             c.nonce.as_deref(),
