@@ -185,7 +185,7 @@ pub enum VerifyError {
     )]
     MissingSignatureKey,
     /// `Signature-Key` is malformed (E§10.1.1 steps 1–3).
-    #[error("Signature-Key: {0}")]
+    #[error("{0}")]
     SignatureKey(SignatureKeyError),
     /// The signing profile refused the request, or the signature failed.
     #[error("{0}")]
@@ -205,8 +205,14 @@ pub enum VerifyError {
     #[error("Signature-Key scheme x509 is not supported by this verifier (profile P-SK-5)")]
     X509Unsupported,
     /// The `jwt` is not a readable agent or auth token.
-    #[error("Signature-Key jwt: {0}")]
-    Jwt(PeekError),
+    #[error("Signature-Key jwt: {error}")]
+    Jwt {
+        /// What failed.
+        error: PeekError,
+        /// The kind its header declares, if it declares one: it picks the
+        /// error code (an auth token is `invalid_auth_token` whatever failed).
+        declared: Option<TokenType>,
+    },
     /// A resource token was presented as the `jwt` of `Signature-Key`.
     #[error(
         "Signature-Key jwt is a resource token; present an auth token (auth+jwt) obtained with it"
@@ -236,14 +242,22 @@ impl VerifyError {
             | Self::X509Unsupported => Condition::SignatureInvalid,
             Self::SignatureKey(error) => error.condition(),
             Self::Signature(error) => error.condition(),
-            Self::Jwt(error) => match error {
-                // The token cannot even be told apart: the Signature-Key
-                // value is malformed (P-ERR-1, first row).
-                PeekError::Malformed(_) | PeekError::UnknownTyp(_) => Condition::SignatureInvalid,
-                PeekError::MissingKid(_)
-                | PeekError::Claims { .. }
-                | PeekError::MissingIss(_)
-                | PeekError::Issuer { .. } => error.condition(TokenType::Auth),
+            Self::Jwt { error, declared } => match declared {
+                // P-ERR-1: "a resource token presented as one" is an invalid auth token.
+                Some(TokenType::Resource) => Condition::AuthTokenInvalid,
+                Some(kind) => error.condition(*kind),
+                None => match error {
+                    // The token cannot even be told apart: the Signature-Key
+                    // value is malformed (P-ERR-1, first row).
+                    PeekError::Malformed(_) | PeekError::UnknownTyp(_) => {
+                        Condition::SignatureInvalid
+                    }
+                    // These variants carry the kind they read.
+                    PeekError::MissingKid(_)
+                    | PeekError::Claims { .. }
+                    | PeekError::MissingIss(_)
+                    | PeekError::Issuer { .. } => error.condition(TokenType::Auth),
+                },
             },
             // P-ERR-1: "a resource token presented as one" is an invalid auth token.
             Self::ResourceTokenAsKey => Condition::AuthTokenInvalid,
@@ -481,7 +495,12 @@ fn resolve_key<D: KeyDirectory + ?Sized>(
         // E§10.7 jwt: "Validate the JWT completely according to its type"
         // before its cnf.jwk is trusted (P-SK-4).
         SignatureKey::Jwt { jwt } => {
-            let peek = crate::tokens::peek(&jwt, config.origin_mode).map_err(VerifyError::Jwt)?;
+            let peek = crate::tokens::peek(&jwt, config.origin_mode).map_err(|error| {
+                VerifyError::Jwt {
+                    declared: crate::tokens::declared_type(&jwt),
+                    error,
+                }
+            })?;
             match peek.typ {
                 TokenType::Agent => {
                     let mut ctx = AgentTokenContext::new(now_secs, &config.identifier);
@@ -915,6 +934,53 @@ mod tests {
         let rejection = verify(&w, &headers).unwrap_err();
         assert_eq!(rejection.error, VerifyError::MissingSignatureKey);
         assert_eq!(code(&rejection), ErrorCode::InvalidSignature);
+    }
+
+    #[test]
+    fn an_unparsable_token_gets_the_code_of_the_kind_it_declares() {
+        // profile: P-ERR-1 — an auth token failing any E§7.7 step (even step
+        // 1: JWE, alg none) is invalid_auth_token; likewise for agent tokens.
+        let w = world();
+        let segment = |json: &str| crate::b64::url_encode(json);
+        let cases = [
+            (
+                format!(
+                    "{}.{}.",
+                    segment(r#"{"alg":"none","typ":"agent+jwt"}"#),
+                    segment("{}")
+                ),
+                ErrorCode::InvalidAgentToken,
+            ),
+            (
+                format!(
+                    "{}.a.b.c.d",
+                    segment(r#"{"alg":"ECDH-ES","enc":"A256GCM","typ":"auth+jwt"}"#)
+                ),
+                ErrorCode::InvalidAuthToken,
+            ),
+            (
+                format!(
+                    "{}.{}.",
+                    segment(r#"{"alg":"none","typ":"resource+jwt"}"#),
+                    segment("{}")
+                ),
+                ErrorCode::InvalidAuthToken,
+            ),
+            (
+                format!(
+                    "{}.{}.",
+                    segment(r#"{"alg":"none","typ":"JWT"}"#),
+                    segment("{}")
+                ),
+                ErrorCode::InvalidSignature,
+            ),
+            ("not-a-jwt".to_owned(), ErrorCode::InvalidSignature),
+        ];
+        for (token, expected) in cases {
+            let field = SignatureKeyField::jwt(Label::sig(), token.clone());
+            let rejection = verify(&w, &signed_get(&w.delegate, &field)).unwrap_err();
+            assert_eq!(code(&rejection), expected, "{token}: {}", rejection.error);
+        }
     }
 
     #[test]

@@ -543,6 +543,7 @@ pub(crate) fn generate(world: &World) -> Result<VectorFile<NegativeCase>> {
     // --- alg and encodings (P-SIG-2, P-SIG-4, P-SIG-7) -----------------------
     g.req("alg-key-mismatch", "SK0§3.4 / P-SIG-2: alg=ecdsa-p256-sha256 with an Ed25519 key", g.custom(&get(), &format!(r#"sig=("@method" "@authority" "@path" "signature-key");created={NOW};alg="ecdsa-p256-sha256""#))?, sig)?;
     g.req("alg-unsupported", "P-SIG-4: only ed25519 and ecdsa-p256-sha256", g.custom(&get(), &format!(r#"sig=("@method" "@authority" "@path" "signature-key");created={NOW};alg="rsa-pss-sha512""#))?, sig)?;
+    g.req("signature-unpadded-strict", "P-SIG-7: lenient_base64 off: standard base64 without its padding is refused, although RFC 8941 §4.2.7 lets parsers accept it (accepted in requests.json with the switch on)", sg.clone().with("Signature", &format!("sig=:{}:", b64::std_encode(value.bytes()).trim_end_matches('='))), sig)?;
     g.req("signature-base64url-strict", "P-SIG-7: lenient_base64 off: an unpadded base64url Signature is refused (accepted in requests.json with it on)", sg.clone().with("Signature", &format!("sig=:{}:", b64::url_encode(value.bytes()))), sig)?;
     g.req(
         "signature-not-byte-sequence",
@@ -718,12 +719,12 @@ pub(crate) fn generate(world: &World) -> Result<VectorFile<NegativeCase>> {
         g.get_with(&jwt_key(&rt))?,
         "invalid_auth_token",
     )?;
-    g.req("jwt-jwe-auth-token", "P-TOK-4: encrypted (JWE) auth tokens are not supported; in Signature-Key its kind cannot be read (5 parts), so the value is malformed", g.get_with(&jwt_key(&jwe("auth+jwt")))?, sig)?;
-    g.req("jwt-alg-none", "P-TOK-1: alg none fails to parse; in Signature-Key the token's kind is never read, so the value is malformed", g.get_with(&jwt_key(&alg_none))?, sig)?;
-    g.req("jwt-hs256", "P-TOK-1: HS256 (here keyed with the agent server's public key, the classic confusion attack) fails to parse", g.get_with(&jwt_key(&hs256))?, sig)?;
+    g.req("jwt-jwe-auth-token", "P-TOK-4: encrypted (JWE) auth tokens are not supported; its header declares auth+jwt, so it is an invalid auth token (P-ERR-1)", g.get_with(&jwt_key(&jwe("auth+jwt")))?, "invalid_auth_token")?;
+    g.req("jwt-alg-none", "P-TOK-1: alg none fails to parse; its header declares agent+jwt, so it is an invalid agent token (P-ERR-1)", g.get_with(&jwt_key(&alg_none))?, "invalid_agent_token")?;
+    g.req("jwt-hs256", "P-TOK-1: HS256 (here keyed with the agent server's public key, the classic confusion attack) fails to parse; an invalid agent token by its declared typ", g.get_with(&jwt_key(&hs256))?, "invalid_agent_token")?;
     g.req(
         "jwt-unknown-typ",
-        "P-SK-4: a jwt whose typ is neither agent+jwt nor auth+jwt cannot be validated by its type",
+        "P-SK-4: a jwt whose typ is neither agent+jwt nor auth+jwt cannot be validated by its type: the Signature-Key value is malformed",
         g.get_with(&jwt_key(&jwt_typ))?,
         sig,
     )?;

@@ -23,14 +23,13 @@ use crate::{Ctx, Report, Result, SCHEMA_VERSION, VectorError, ensure, parse_file
 /// What a verified request established, in vector form.
 pub(crate) fn expect_of(verified: &VerifiedRequest) -> Expect {
     Expect {
-        level: level_name(verified.level).into(),
-        scheme: verified.scheme.as_str().into(),
-        key_thumbprint: verified.thumbprint.as_str().into(),
-        agent: verified.agent.as_ref().map(|a| a.as_str().to_owned()),
-        delegate: verified.delegate.clone(),
+        level: level_name(verified.level()).into(),
+        scheme: verified.scheme().as_str().into(),
+        key_thumbprint: verified.thumbprint().as_str().into(),
+        agent: verified.agent().map(|a| a.as_str().to_owned()),
+        delegate: verified.delegate().map(str::to_owned),
         scope: verified
-            .auth_token
-            .as_ref()
+            .auth_token()
             .and_then(|t| t.scope())
             .map(ToString::to_string),
     }
@@ -265,7 +264,18 @@ pub(crate) fn generate(
         lenient_base64: true,
         ..v()
     };
-    g.add("lenient-base64-accepts-base64url", "P-SIG-7: with lenient_base64 on, an unpadded base64url Signature (PyPI aauth 0.1.x-0.5) is accepted", lenient, signed.with("Signature", &url_value), pseudonymous.clone())?;
+    let unpadded_value = format!(
+        "sig=:{}:",
+        b64::std_encode(bytes.bytes()).trim_end_matches('=')
+    );
+    g.add("lenient-base64-accepts-base64url", "P-SIG-7: with lenient_base64 on, an unpadded base64url Signature (PyPI aauth 0.1.x-0.5) is accepted", lenient.clone(), signed.clone().with("Signature", &url_value), pseudonymous.clone())?;
+    g.add(
+        "lenient-base64-accepts-unpadded",
+        "P-SIG-7: with lenient_base64 on, standard base64 without padding is accepted",
+        lenient,
+        signed.with("Signature", &unpadded_value),
+        pseudonymous.clone(),
+    )?;
 
     g.add(
         "created-at-past-skew-edge",

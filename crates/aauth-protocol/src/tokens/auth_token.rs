@@ -122,6 +122,7 @@ pub struct AuthTokenBuilder {
     sub: Option<String>,
     extra: Map<String, Value>,
     lifetime_secs: u32,
+    jti: Option<String>,
 }
 
 impl AuthTokenBuilder {
@@ -150,6 +151,7 @@ impl AuthTokenBuilder {
             sub: None,
             extra: Map::new(),
             lifetime_secs: Self::DEFAULT_LIFETIME_SECS,
+            jti: None,
         }
     }
 
@@ -195,7 +197,15 @@ impl AuthTokenBuilder {
         self
     }
 
-    /// The claims issued at `now`, with `iat` = `nbf` = `now` and a fresh `jti`.
+    /// Uses `jti` instead of a fresh random one (fixed vectors, tests).
+    #[must_use]
+    pub fn jti(mut self, jti: impl Into<String>) -> Self {
+        self.jti = Some(jti.into());
+        self
+    }
+
+    /// The claims issued at `now`, with `iat` = `nbf` = `now` and a fresh
+    /// `jti` unless one was set.
     pub fn build(&self, now: i64) -> Result<AuthTokenClaims, BuildError> {
         if let Some(name) = self.extra.keys().find(|k| REGISTERED.contains(&k.as_str())) {
             return Err(BuildError::ReservedClaim(name.clone()));
@@ -210,7 +220,10 @@ impl AuthTokenBuilder {
             exp: expiry(now, self.lifetime_secs),
             iat: Some(now),
             nbf: Some(now),
-            jti: Some(new_jti()?),
+            jti: Some(match &self.jti {
+                Some(jti) => jti.clone(),
+                None => new_jti()?,
+            }),
             agent_delegate: self.agent_delegate.clone(),
             scope: self.scope.clone(),
             act: self.act.clone(),

@@ -200,7 +200,7 @@ pub enum PeekError {
     #[error("token is malformed: {0}")]
     Malformed(JwsError),
     /// Step 2: `typ` absent or not one of the three token types.
-    #[error("token \"typ\" {0:?} is not agent+jwt, resource+jwt or auth+jwt")]
+    #[error("{}", unknown_typ(.0.as_deref()))]
     UnknownTyp(Option<String>),
     /// Step 3: no `kid`.
     #[error("{0} has no \"kid\" in its header")]
@@ -244,6 +244,32 @@ impl PeekError {
             TokenType::Auth => Condition::AuthTokenInvalid,
         }
     }
+}
+
+fn unknown_typ(typ: Option<&str>) -> String {
+    match typ {
+        None => "token has no \"typ\"; expected agent+jwt, resource+jwt or auth+jwt".to_owned(),
+        Some(typ) => format!("token \"typ\" {typ:?} is not agent+jwt, resource+jwt or auth+jwt"),
+    }
+}
+
+#[derive(Deserialize)]
+struct TypOnly {
+    typ: Option<String>,
+}
+
+/// The token kind a JOSE header declares, read without any other check. It
+/// decides nothing but which error code a token that fails to parse gets
+/// (P-ERR-1: an auth token failing any E§7.7 step is `invalid_auth_token`,
+/// even one that is encrypted or uses `alg: none`).
+pub fn declared_type(jwt: &str) -> Option<TokenType> {
+    if jwt.len() > jose::MAX_COMPACT_LEN {
+        return None;
+    }
+    let header = jwt.split('.').next()?;
+    let bytes = b64::url_decode(header).ok()?;
+    let typ = serde_json::from_slice::<TypOnly>(&bytes).ok()?.typ?;
+    TokenType::from_typ(&typ)
 }
 
 #[derive(Deserialize)]

@@ -56,6 +56,7 @@ pub struct ResourceTokenBuilder {
     agent_jkt: Thumbprint,
     scope: Scope,
     lifetime_secs: u32,
+    jti: Option<String>,
 }
 
 impl ResourceTokenBuilder {
@@ -78,6 +79,7 @@ impl ResourceTokenBuilder {
             agent_jkt: agent_key.thumbprint(),
             scope,
             lifetime_secs: Self::DEFAULT_LIFETIME_SECS,
+            jti: None,
         }
     }
 
@@ -88,7 +90,14 @@ impl ResourceTokenBuilder {
         self
     }
 
-    /// The claims issued at `now`, with a fresh `jti`.
+    /// Uses `jti` instead of a fresh random one (fixed vectors, tests).
+    #[must_use]
+    pub fn jti(mut self, jti: impl Into<String>) -> Self {
+        self.jti = Some(jti.into());
+        self
+    }
+
+    /// The claims issued at `now`, with a fresh `jti` unless one was set.
     pub fn build(&self, now: i64) -> Result<ResourceTokenClaims, BuildError> {
         Ok(ResourceTokenClaims {
             iss: self.iss.clone(),
@@ -97,7 +106,10 @@ impl ResourceTokenBuilder {
             agent_jkt: self.agent_jkt.clone(),
             exp: expiry(now, self.lifetime_secs),
             iat: Some(now),
-            jti: Some(new_jti()?),
+            jti: Some(match &self.jti {
+                Some(jti) => jti.clone(),
+                None => new_jti()?,
+            }),
             scope: self.scope.clone(),
         })
     }
