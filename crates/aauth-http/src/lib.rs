@@ -1,0 +1,18 @@
+//! # aauth-http
+//!
+//! The I/O edge of AAuth, shared by the three servers and the agent:
+//!
+//! * [`guard`] and [`fetch`]: fetching peers' documents as hostile input
+//!   (profile: P-MD-3): HTTPS only, no private addresses, no redirects,
+//!   64 KiB, 5 s.
+//! * [`discovery`]: metadata and JWKS with the P-MD-3 cache, and the bridge
+//!   from [`aauth_protocol::verify::KeyNeed`] to a synchronous key directory.
+//! * [`server`]: verifying requests in axum handlers (E§10.7) with a `Nonce`
+//!   replay cache, and rendering errors with their `Agent-Auth` challenge
+//!   (P-ERR-1..3).
+#![forbid(unsafe_code)]
+
+pub mod discovery;
+pub mod fetch;
+pub mod guard;
+pub mod server;
