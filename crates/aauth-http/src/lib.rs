@@ -15,4 +15,5 @@
 pub mod discovery;
 pub mod fetch;
 pub mod guard;
+pub mod runtime;
 pub mod server;

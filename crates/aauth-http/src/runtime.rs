@@ -1,0 +1,293 @@
+//! What every AAuth server binary does the same way: logging, binding and
+//! announcing its public URL, dev mode, keys kept on disk, and shutting down
+//! cleanly.
+//!
+//! * `--listen 127.0.0.1:0 --dev` binds a free loopback port and derives the
+//!   public URL from it (`http://127.0.0.1:PORT`, an identifier only dev mode
+//!   accepts: P-MD-1). Outside dev mode the public `https://` URL is
+//!   configured, and TLS is terminated in front of the server.
+//! * One line on standard output, `listening url=…`, tells scripts and tests
+//!   where the server is; everything else goes to standard error.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use aauth_protocol::ids::{Kid, Origin, OriginMode};
+use aauth_protocol::jwk::{Jwks, JwksKey};
+use aauth_protocol::keys::{Algorithm, PrivateJwk, SigningKey};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The public URL is missing or not an acceptable identifier.
+    #[error("public URL: {0}")]
+    PublicUrl(String),
+    /// The key file could not be read, parsed or written.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Logs to standard error; `RUST_LOG` refines the default level.
+pub fn init_tracing(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A second initialisation (tests) is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Binds `listen` and decides the server's public identifier.
+///
+/// In dev mode without `public_url`, the identifier is derived from the bound
+/// address, which must be loopback. Otherwise `public_url` is required and
+/// must be an identifier of the mode (P-MD-1).
+pub async fn bind(
+    listen: SocketAddr,
+    public_url: Option<&str>,
+    dev: bool,
+) -> Result<(TcpListener, Origin), StartError> {
+    let mode = if dev {
+        OriginMode::Dev
+    } else {
+        OriginMode::Production
+    };
+    if dev && !listen.ip().is_loopback() {
+        return Err(StartError::Config(format!(
+            "dev mode listens on loopback only, not {listen}"
+        )));
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let url = match (public_url, dev) {
+        (Some(url), _) => url.to_owned(),
+        (None, true) => format!("http://127.0.0.1:{}", bound.port()),
+        (None, false) => {
+            return Err(StartError::PublicUrl(
+                "--public-url is required outside dev mode (the https origin clients use)".into(),
+            ));
+        }
+    };
+    let origin = Origin::parse(&url, mode).map_err(|e| StartError::PublicUrl(e.to_string()))?;
+    if dev {
+        tracing::warn!(
+            url = %origin,
+            "DEV MODE: plain http loopback identifiers are accepted and error responses include \
+             signature bases; never expose this server"
+        );
+    }
+    Ok((listener, origin))
+}
+
+/// Prints the one line scripts wait for: `listening url=…`.
+pub fn announce(origin: &Origin) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening url={origin}");
+    let _ = stdout.flush();
+}
+
+/// Serves `router` until SIGINT or SIGTERM, then finishes open requests.
+pub async fn serve(listener: TcpListener, router: axum::Router) -> std::io::Result<()> {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down");
+}
+
+/// A signing key with its `kid`, as kept on disk.
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    kid: Kid,
+    key: PrivateJwk,
+}
+
+/// A server's signing key and its identifier in the server's JWKS.
+#[derive(Debug)]
+pub struct ServerKey {
+    /// The `kid` published in the JWKS and put in token headers.
+    pub kid: Kid,
+    /// The private key.
+    pub key: SigningKey,
+}
+
+impl ServerKey {
+    /// A fresh Ed25519 key whose `kid` is derived from its thumbprint.
+    pub fn generate() -> Result<Self, StartError> {
+        let key = SigningKey::generate(Algorithm::Ed25519).map_err(|e| StartError::KeyFile {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        let thumbprint = key.public_key().thumbprint();
+        let short: String = thumbprint.as_str().chars().take(16).collect();
+        let kid = Kid::new(short).map_err(|e| StartError::KeyFile {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { kid, key })
+    }
+
+    /// Loads the key at `path`, or creates it (readable by the owner only)
+    /// on first start.
+    pub fn load_or_create(path: &Path) -> Result<Self, StartError> {
+        let fail = |reason: String| StartError::KeyFile {
+            path: path.to_owned(),
+            reason,
+        };
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let stored: StoredKey =
+                    serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))?;
+                let key =
+                    SigningKey::from_private_jwk(&stored.key).map_err(|e| fail(e.to_string()))?;
+                Ok(Self {
+                    kid: stored.kid,
+                    key,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let created = Self::generate()?;
+                let stored = StoredKey {
+                    kid: created.kid.clone(),
+                    key: created
+                        .key
+                        .to_private_jwk()
+                        .map_err(|e| fail(e.to_string()))?,
+                };
+                let json = serde_json::to_vec_pretty(&stored).map_err(|e| fail(e.to_string()))?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+                }
+                write_private(path, &json).map_err(|e| fail(e.to_string()))?;
+                tracing::info!(path = %path.display(), kid = %created.kid, "created a new signing key");
+                Ok(created)
+            }
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    /// The JWKS document publishing this key.
+    pub fn jwks(&self) -> serde_json::Value {
+        Jwks::new(vec![JwksKey {
+            kid: self.kid.clone(),
+            key: self.key.public_key().clone(),
+        }])
+        .to_json_value()
+    }
+}
+
+/// Writes `bytes` to a new file readable and writable by the owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_is_created_once_private_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("aauth-key-{}", std::process::id()));
+        let path = dir.join("server-key.json");
+        let _ = std::fs::remove_file(&path);
+        let first = ServerKey::load_or_create(&path).unwrap();
+        let second = ServerKey::load_or_create(&path).unwrap();
+        assert_eq!(first.kid, second.kid);
+        assert_eq!(first.key.public_key(), second.key.public_key());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn dev_mode_derives_the_loopback_identifier() {
+        let (listener, origin) = bind("127.0.0.1:0".parse().unwrap(), None, true)
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(origin.as_str(), format!("http://127.0.0.1:{port}"));
+    }
+
+    #[tokio::test]
+    async fn production_needs_an_https_public_url() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        assert!(matches!(
+            bind(any, None, false).await,
+            Err(StartError::PublicUrl(_))
+        ));
+        assert!(matches!(
+            bind(any, Some("http://127.0.0.1:8080"), false).await,
+            Err(StartError::PublicUrl(_))
+        ));
+        let (_, origin) = bind(any, Some("https://resource.example"), false)
+            .await
+            .unwrap();
+        assert_eq!(origin.as_str(), "https://resource.example");
+    }
+}
