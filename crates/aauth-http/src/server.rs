@@ -8,7 +8,8 @@ use aauth_protocol::challenge::AgentAuth;
 use aauth_protocol::error::{Condition, ErrorBody};
 use aauth_protocol::httpsig::{HeaderSource, Request};
 use aauth_protocol::ids::Thumbprint;
-use aauth_protocol::verify::{self, VerifiedRequest, VerifierConfig};
+use aauth_protocol::keys::sha256;
+use aauth_protocol::verify::{self, TokenCache, ValidatedToken, VerifiedRequest, VerifierConfig};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -151,14 +152,57 @@ impl Rejected {
     }
 }
 
-/// Verifies requests for one server: its configuration, discovery, and a
-/// replay cache for `Nonce` values (P-SIG-6).
+/// Tokens validated by one verifier, by the SHA-256 of their text, each
+/// evicted at its `exp` (so a token is validated once, not per request).
+#[derive(Debug, Clone)]
+struct Tokens(moka::sync::Cache<[u8; 32], ValidatedToken>);
+
+struct UntilExp;
+
+impl moka::Expiry<[u8; 32], ValidatedToken> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        token: &ValidatedToken,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
+        let left = u64::try_from(token.exp())
+            .unwrap_or(0)
+            .saturating_sub(unix_now());
+        Some(Duration::from_secs(left))
+    }
+}
+
+impl Tokens {
+    fn new() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .expire_after(UntilExp)
+                .build(),
+        )
+    }
+}
+
+impl TokenCache for Tokens {
+    fn get(&self, jwt: &str) -> Option<ValidatedToken> {
+        self.0.get(&sha256(jwt.as_bytes()))
+    }
+
+    fn insert(&self, jwt: &str, token: &ValidatedToken) {
+        self.0.insert(sha256(jwt.as_bytes()), token.clone());
+    }
+}
+
+/// Verifies requests for one server: its configuration, discovery, a
+/// replay cache for `Nonce` values (P-SIG-6), and the tokens it validated.
 #[derive(Debug, Clone)]
 pub struct RequestVerifier {
     config: VerifierConfig,
     with_nonce: VerifierConfig,
     discovery: Discovery,
     nonces: moka::sync::Cache<(Thumbprint, String), ()>,
+    tokens: Tokens,
     dev: bool,
 }
 
@@ -179,6 +223,7 @@ impl RequestVerifier {
                 .max_capacity(1_000_000)
                 .time_to_live(Duration::from_secs(window))
                 .build(),
+            tokens: Tokens::new(),
             dev,
         }
     }
@@ -226,8 +271,9 @@ impl RequestVerifier {
         };
         let need = verify::key_need(&request, config);
         let directory = self.discovery.prefetch(&need).await;
-        let verified = verify::verify_request(&request, config, &directory, unix_now()).map_err(
-            |rejection| Rejected {
+        let verified =
+            verify::verify_request_cached(&request, config, &directory, &self.tokens, unix_now())
+                .map_err(|rejection| Rejected {
                 condition: rejection.error.condition(),
                 description: rejection.error.to_string(),
                 required_components: rejection
@@ -235,8 +281,7 @@ impl RequestVerifier {
                     .required_components()
                     .map(<[String]>::to_vec),
                 signature_base: rejection.signature_base.filter(|_| self.dev),
-            },
-        )?;
+            })?;
         // E§10.5: "Check that the nonce has not been used previously within
         // the replay window", scoped by (authority, key, nonce). The authority
         // is this server's own, so the key and the nonce name an entry.

@@ -25,6 +25,8 @@
 //! one request will need, so that an asynchronous layer can fetch them (with
 //! the guards of P-MD-3) and then call [`verify_request`].
 
+use std::sync::Arc;
+
 use crate::challenge::Level;
 use crate::error::Condition;
 use crate::httpsig::{self, HeaderSource, HttpSigError, Nonce, Request, VerifyPolicy};
@@ -64,6 +66,52 @@ pub trait KeyDirectory {
     /// The key `kid` published by `owner` at `origin`.
     fn key(&self, owner: KeyOwner, origin: &Origin, kid: &Kid)
     -> Result<PublicKey, KeyLookupError>;
+}
+
+/// A token that passed validation, as a [`TokenCache`] keeps it.
+#[derive(Debug, Clone)]
+pub enum ValidatedToken {
+    /// An agent token (E§5.7 steps 1–11 passed).
+    Agent(Arc<VerifiedAgentToken>),
+    /// An auth token (E§7.7 steps 1–12 passed).
+    Auth(Arc<VerifiedAuthToken>),
+}
+
+impl ValidatedToken {
+    /// The token's `exp`.
+    pub fn exp(&self) -> i64 {
+        match self {
+            Self::Agent(token) => token.claims().exp,
+            Self::Auth(token) => token.claims().exp,
+        }
+    }
+}
+
+/// Tokens this verifier validated before, keyed by their exact text.
+///
+/// A token presented on every request (an auth token under load) is then
+/// validated once; afterwards only its `exp` is checked, because nothing else
+/// that validation looked at can change: the token is signed, and the
+/// verifier's identifier, trusted issuers and origin mode are fixed. A cache
+/// must therefore belong to one [`VerifierConfig`]; implementations evict
+/// entries at their `exp`.
+pub trait TokenCache {
+    /// The validated token with exactly this text, if known.
+    fn get(&self, jwt: &str) -> Option<ValidatedToken>;
+    /// Remembers a token that just passed validation.
+    fn insert(&self, jwt: &str, token: &ValidatedToken);
+}
+
+/// No cache: every token is validated every time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTokenCache;
+
+impl TokenCache for NoTokenCache {
+    fn get(&self, _jwt: &str) -> Option<ValidatedToken> {
+        None
+    }
+
+    fn insert(&self, _jwt: &str, _token: &ValidatedToken) {}
 }
 
 /// What the verifier knows about itself.
@@ -111,8 +159,8 @@ pub struct VerifiedRequest {
     thumbprint: Thumbprint,
     agent: Option<Origin>,
     delegate: Option<String>,
-    agent_token: Option<VerifiedAgentToken>,
-    auth_token: Option<VerifiedAuthToken>,
+    agent_token: Option<Arc<VerifiedAgentToken>>,
+    auth_token: Option<Arc<VerifiedAuthToken>>,
     nonce: Option<Nonce>,
     created: u64,
 }
@@ -152,12 +200,12 @@ impl VerifiedRequest {
 
     /// The agent token, when one was presented.
     pub fn agent_token(&self) -> Option<&VerifiedAgentToken> {
-        self.agent_token.as_ref()
+        self.agent_token.as_deref()
     }
 
     /// The auth token, when one was presented.
     pub fn auth_token(&self) -> Option<&VerifiedAuthToken> {
-        self.auth_token.as_ref()
+        self.auth_token.as_deref()
     }
 
     /// The covered `Nonce`, for the caller's replay cache (P-SIG-6).
@@ -382,8 +430,31 @@ struct Resolved {
     level: Level,
     agent: Option<Origin>,
     delegate: Option<String>,
-    agent_token: Option<VerifiedAgentToken>,
-    auth_token: Option<VerifiedAuthToken>,
+    agent_token: Option<Arc<VerifiedAgentToken>>,
+    auth_token: Option<Arc<VerifiedAuthToken>>,
+}
+
+impl From<ValidatedToken> for Resolved {
+    fn from(token: ValidatedToken) -> Self {
+        match token {
+            ValidatedToken::Agent(token) => Self {
+                key: token.cnf_key().clone(),
+                level: Level::Identified,
+                agent: Some(token.agent().clone()),
+                delegate: Some(token.delegate().to_owned()),
+                agent_token: Some(token),
+                auth_token: None,
+            },
+            ValidatedToken::Auth(token) => Self {
+                key: token.cnf_key().clone(),
+                level: Level::Authorized,
+                agent: token.agent().cloned(),
+                delegate: token.claims().agent_delegate.clone(),
+                agent_token: None,
+                auth_token: Some(token),
+            },
+        }
+    }
 }
 
 /// Verifies a request as E§10.7 describes, at time `now` (Unix seconds).
@@ -396,6 +467,22 @@ pub fn verify_request<H, D>(
 where
     H: HeaderSource + ?Sized,
     D: KeyDirectory + ?Sized,
+{
+    verify_request_cached(request, config, directory, &NoTokenCache, now)
+}
+
+/// [`verify_request`], reusing tokens validated before through `cache`.
+pub fn verify_request_cached<H, D, C>(
+    request: &Request<'_, H>,
+    config: &VerifierConfig,
+    directory: &D,
+    cache: &C,
+    now: u64,
+) -> Result<VerifiedRequest, Rejection>
+where
+    H: HeaderSource + ?Sized,
+    D: KeyDirectory + ?Sized,
+    C: TokenCache + ?Sized,
 {
     // E§10.3.1: "the receiver MUST use the configured canonical authority as
     // the value of @authority" (profile: P-SIG-5), whatever the caller put there.
@@ -420,7 +507,7 @@ where
     // E§10.7: "Extract the scheme parameter … Follow the scheme-specific
     // verification procedure".
     let scheme = field.key.scheme();
-    let resolved = resolve_key(field.key, config, directory, now).map_err(with_base)?;
+    let resolved = resolve_key(field.key, config, directory, cache, now).map_err(with_base)?;
 
     // The HTTP signature itself, with the key the scheme yielded.
     let verifying_key = VerifyingKey::new(&resolved.key)
@@ -449,10 +536,11 @@ where
     })
 }
 
-fn resolve_key<D: KeyDirectory + ?Sized>(
+fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
     key: SignatureKey,
     config: &VerifierConfig,
     directory: &D,
+    cache: &C,
     now: u64,
 ) -> Result<Resolved, VerifyError> {
     let now_secs = i64::try_from(now).unwrap_or(i64::MAX);
@@ -495,28 +583,33 @@ fn resolve_key<D: KeyDirectory + ?Sized>(
         // E§10.7 jwt: "Validate the JWT completely according to its type"
         // before its cnf.jwk is trusted (P-SK-4).
         SignatureKey::Jwt { jwt } => {
+            // A token validated before is only checked for expiry again
+            // (E§5.7 step 8, E§7.7 step 8: "current time MUST be less than
+            // expiration", with the leeway of P-TOK-5).
+            if let Some(token) = cache.get(&jwt)
+                && now_secs
+                    < token
+                        .exp()
+                        .saturating_add(i64::from(config.token_leeway_secs))
+            {
+                return Ok(Resolved::from(token));
+            }
             let peek = crate::tokens::peek(&jwt, config.origin_mode).map_err(|error| {
                 VerifyError::Jwt {
                     declared: crate::tokens::declared_type(&jwt),
                     error,
                 }
             })?;
-            match peek.typ {
+            let token = match peek.typ {
                 TokenType::Agent => {
                     let mut ctx = AgentTokenContext::new(now_secs, &config.identifier);
                     ctx.origin_mode = config.origin_mode;
                     ctx.leeway_secs = config.token_leeway_secs;
                     let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::Agent, iss, kid);
-                    let token = agent_token::validate(&jwt, &ctx, &keys)
-                        .map_err(VerifyError::AgentToken)?;
-                    Ok(Resolved {
-                        key: token.cnf_key().clone(),
-                        level: Level::Identified,
-                        agent: Some(token.agent().clone()),
-                        delegate: Some(token.delegate().to_owned()),
-                        agent_token: Some(token),
-                        auth_token: None,
-                    })
+                    ValidatedToken::Agent(Arc::new(
+                        agent_token::validate(&jwt, &ctx, &keys)
+                            .map_err(VerifyError::AgentToken)?,
+                    ))
                 }
                 TokenType::Auth => {
                     let mut ctx = AuthTokenContext::new(
@@ -528,19 +621,14 @@ fn resolve_key<D: KeyDirectory + ?Sized>(
                     ctx.leeway_secs = config.token_leeway_secs;
                     let keys =
                         |iss: &Origin, kid: &Kid| directory.key(KeyOwner::AuthServer, iss, kid);
-                    let token =
-                        auth_token::validate(&jwt, &ctx, &keys).map_err(VerifyError::AuthToken)?;
-                    Ok(Resolved {
-                        key: token.cnf_key().clone(),
-                        level: Level::Authorized,
-                        agent: token.agent().cloned(),
-                        delegate: token.claims().agent_delegate.clone(),
-                        agent_token: None,
-                        auth_token: Some(token),
-                    })
+                    ValidatedToken::Auth(Arc::new(
+                        auth_token::validate(&jwt, &ctx, &keys).map_err(VerifyError::AuthToken)?,
+                    ))
                 }
-                TokenType::Resource => Err(VerifyError::ResourceTokenAsKey),
-            }
+                TokenType::Resource => return Err(VerifyError::ResourceTokenAsKey),
+            };
+            cache.insert(&jwt, &token);
+            Ok(Resolved::from(token))
         }
         // profile: P-SK-5.
         SignatureKey::X509 { .. } => Err(VerifyError::X509Unsupported),
@@ -981,6 +1069,83 @@ mod tests {
             let rejection = verify(&w, &signed_get(&w.delegate, &field)).unwrap_err();
             assert_eq!(code(&rejection), expected, "{token}: {}", rejection.error);
         }
+    }
+
+    /// A token cache in a cell, counting what it serves.
+    #[derive(Default)]
+    struct Cache(std::cell::RefCell<HashMap<String, ValidatedToken>>);
+
+    impl TokenCache for Cache {
+        fn get(&self, jwt: &str) -> Option<ValidatedToken> {
+            self.0.borrow().get(jwt).cloned()
+        }
+        fn insert(&self, jwt: &str, token: &ValidatedToken) {
+            self.0.borrow_mut().insert(jwt.to_owned(), token.clone());
+        }
+    }
+
+    /// A directory that counts lookups.
+    struct Counting<'a>(&'a Directory, std::cell::Cell<usize>);
+
+    impl KeyDirectory for Counting<'_> {
+        fn key(
+            &self,
+            owner: KeyOwner,
+            at: &Origin,
+            kid: &Kid,
+        ) -> Result<PublicKey, KeyLookupError> {
+            self.1.set(self.1.get() + 1);
+            self.0.key(owner, at, kid)
+        }
+    }
+
+    #[test]
+    fn a_cached_token_is_validated_once_then_only_for_expiry() {
+        let w = world();
+        let token = auth_token(&w, w.delegate.public_key());
+        let headers = signed_get(&w.delegate, &SignatureKeyField::jwt(Label::sig(), token));
+        let request = Request {
+            method: "GET",
+            authority: "resource.example",
+            target: "/data?x=1",
+            headers: &headers,
+            body: None,
+        };
+        let cache = Cache::default();
+        let directory = Counting(&w.directory, std::cell::Cell::new(0));
+        for _ in 0..3 {
+            let verified =
+                verify_request_cached(&request, &w.config, &directory, &cache, NOW).unwrap();
+            assert_eq!(verified.level(), Level::Authorized);
+        }
+        assert_eq!(directory.1.get(), 1, "validated once");
+
+        // Past `exp` the cached copy is not used: validation runs and fails.
+        let exp = u64::try_from(cache.get(headers_jwt(&headers)).unwrap().exp()).unwrap();
+        let mut late = w.config.clone();
+        late.http.max_skew = u64::MAX / 4;
+        let rejection =
+            verify_request_cached(&request, &late, &directory, &cache, exp).unwrap_err();
+        assert!(
+            matches!(
+                rejection.error,
+                VerifyError::AuthToken(AuthTokenError::Expired { .. })
+            ),
+            "{:?}",
+            rejection.error
+        );
+    }
+
+    fn headers_jwt(headers: &[(String, String)]) -> &str {
+        let value = &headers
+            .iter()
+            .find(|(n, _)| n == "Signature-Key")
+            .unwrap()
+            .1;
+        value
+            .strip_prefix("sig=jwt;jwt=\"")
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap()
     }
 
     #[test]
