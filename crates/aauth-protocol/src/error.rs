@@ -12,6 +12,15 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// Most characters of peer-sent text an error description repeats (P-ERR-2:
+/// descriptions name the failing check without echoing unbounded input).
+pub const MAX_ECHO: usize = 64;
+
+/// The first [`MAX_ECHO`] characters of `text`, for error descriptions.
+pub fn echo(text: &str) -> String {
+    text.chars().take(MAX_ECHO).collect()
+}
+
 /// An error code as sent in `{"error": …}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
@@ -166,8 +175,6 @@ pub enum Condition {
     RequestTypeUnsupported,
     /// Auth server: an exchange would need the user's consent.
     ExchangeNeedsInteraction,
-    /// Auth server: the caller is not identified or its signature failed.
-    CallerNotIdentified,
     /// The user denied consent (sent on the redirect, not as a JSON body).
     ConsentDenied,
 }
@@ -181,6 +188,17 @@ pub struct Wire {
     pub code: ErrorCode,
     /// Which `Agent-Auth` challenge goes with it.
     pub challenge: ChallengeKind,
+}
+
+impl Wire {
+    /// The same status and code with another challenge. P-ERR-1's row "AS:
+    /// caller not identified / bad caller signature" is this: the auth
+    /// server's token endpoint answers a caller's failure with the code of
+    /// the signature row it falls in, and always `httpsig; identity=?1`.
+    #[must_use]
+    pub fn with_challenge(self, challenge: ChallengeKind) -> Self {
+        Self { challenge, ..self }
+    }
 }
 
 impl Condition {
@@ -206,7 +224,6 @@ impl Condition {
             Self::ScopeNotAllowed => (400, E::InvalidScope, C::None),
             Self::RequestTypeUnsupported => (400, E::UnsupportedRequestType, C::None),
             Self::ExchangeNeedsInteraction => (400, E::InteractionRequired, C::None),
-            Self::CallerNotIdentified => (401, E::InvalidSignature, C::Identity),
             Self::ConsentDenied => (303, E::AccessDenied, C::None),
         };
         Wire {
@@ -326,12 +343,6 @@ mod tests {
                 E::InteractionRequired,
                 C::None,
             ),
-            (
-                K::CallerNotIdentified,
-                401,
-                E::InvalidSignature,
-                C::Identity,
-            ),
             (K::ConsentDenied, 303, E::AccessDenied, C::None),
         ];
         for (condition, status, code, challenge) in rows {
@@ -343,6 +354,29 @@ mod tests {
                     challenge
                 },
                 "{condition:?}"
+            );
+        }
+    }
+
+    /// profile: P-ERR-1, row "AS: caller not identified / bad caller
+    /// signature": the code of the signature row, with the identity challenge.
+    #[test]
+    fn token_endpoint_caller_errors_keep_their_code_with_the_identity_challenge() {
+        for (condition, code) in [
+            (Condition::SignatureInvalid, ErrorCode::InvalidSignature),
+            (Condition::LevelTooLow, ErrorCode::InsufficientAuthLevel),
+            (Condition::NonceReplayed, ErrorCode::ReplayedNonce),
+            (Condition::AgentTokenInvalid, ErrorCode::InvalidAgentToken),
+            (Condition::KeyBindingFailed, ErrorCode::KeyBindingFailed),
+        ] {
+            let wire = condition.wire().with_challenge(ChallengeKind::Identity);
+            assert_eq!(
+                wire,
+                Wire {
+                    status: 401,
+                    code,
+                    challenge: ChallengeKind::Identity
+                }
             );
         }
     }
