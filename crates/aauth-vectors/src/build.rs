@@ -135,8 +135,8 @@ pub fn sign_with(
     let nonce = nonce_value.map(Nonce::parse).transpose().ctx("nonce")?;
     let options = SignOptions {
         label: Label::new(label).ctx("label")?,
-        created,
         nonce: nonce.as_ref(),
+        ..SignOptions::new(created)
     };
     let signed = sign(&unsigned.view(authority), signature_key, key, &options).ctx("signing")?;
     let mut out = unsigned.clone();

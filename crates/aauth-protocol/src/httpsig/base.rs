@@ -11,6 +11,7 @@ use super::components::{Component, serialize_item};
 use super::request::{HeaderSource, Request};
 use super::{HttpSigError, MAX_COMPONENTS, MAX_SIGNATURE_FIELD_LEN, sf};
 use crate::b64;
+use crate::error::echo;
 use crate::ids::Label;
 
 const SIGNATURE_INPUT: &str = "Signature-Input";
@@ -91,7 +92,9 @@ impl SignatureInput {
             // parameters) has already been added to the signature base,
             // produce an error."
             if components.contains(&component) {
-                return Err(HttpSigError::DuplicateComponent(serialize_item(item)));
+                return Err(HttpSigError::DuplicateComponent(echo(&serialize_item(
+                    item,
+                ))));
             }
             components.push(component);
         }
@@ -283,8 +286,7 @@ impl SignatureValue {
                 // *with* padding, although RFC 8941 §4.2.7 lets parsers (and
                 // sfv) accept it without: missing padding needs the switch.
                 BareItem::ByteSequence(bytes)
-                    if !lenient_base64
-                        && !field_value.contains(&format!(":{}:", b64::std_encode(bytes))) =>
+                    if !lenient_base64 && !is_canonical(field_value, &label, bytes) =>
                 {
                     Err(HttpSigError::NonStandardBase64)
                 }
@@ -307,6 +309,17 @@ impl SignatureValue {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+}
+
+/// Whether the single member `label=:…:` of `field_value` carries exactly
+/// the padded standard base64 of `bytes` (its parameters, if any, follow).
+fn is_canonical(field_value: &str, label: &Label, bytes: &[u8]) -> bool {
+    let canonical = format!(":{}:", b64::std_encode(bytes));
+    field_value
+        .trim_start_matches([' ', '\t'])
+        .strip_prefix(label.as_str())
+        .and_then(|rest| rest.strip_prefix('='))
+        .is_some_and(|value| value.starts_with(&canonical))
 }
 
 /// The bounded fallback of P-SIG-7: exactly `label=:base64:` where the base64
@@ -527,6 +540,12 @@ mod tests {
             SignatureValue::parse("sig=:+/8:", true).unwrap().bytes(),
             [0xfb, 0xff]
         );
+        // The check is on the member's own value, not anywhere in the field.
+        assert_eq!(
+            SignatureValue::parse("sig=:+/8:;x=:+/8=:", false),
+            Err(HttpSigError::NonStandardBase64)
+        );
+        assert!(SignatureValue::parse(" sig=:+/8=:;x=:AA==:", false).is_ok());
         assert_eq!(
             SignatureValue::parse("sig=:-_8:", false),
             Err(HttpSigError::NonStandardBase64)

@@ -9,6 +9,7 @@ use sfv::{BareItem, Item, ItemSerializer, RefBareItem, StringRef};
 
 use super::HttpSigError;
 use super::request::{HeaderSource, Request};
+use crate::error::echo;
 
 /// A covered component the profile supports (RFC 9421 §2, profile: P-SIG-8).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,7 +51,7 @@ impl FieldName {
         if ok {
             Ok(Self(Cow::Owned(name.to_owned())))
         } else {
-            Err(HttpSigError::BadComponent(name.to_owned()))
+            Err(HttpSigError::BadComponent(echo(name)))
         }
     }
 
@@ -77,11 +78,13 @@ impl Component {
     /// derived components outside the profile are refused (P-SIG-8).
     pub(crate) fn from_item(item: &Item) -> Result<Self, HttpSigError> {
         let BareItem::String(name) = &item.bare_item else {
-            return Err(HttpSigError::BadComponent(serialize_item(item)));
+            return Err(HttpSigError::BadComponent(echo(&serialize_item(item))));
         };
         let name = name.as_str();
         if !item.params.is_empty() {
-            return Err(HttpSigError::UnsupportedComponent(serialize_item(item)));
+            return Err(HttpSigError::UnsupportedComponent(echo(&serialize_item(
+                item,
+            ))));
         }
         match name {
             "@method" => Ok(Self::Method),
@@ -91,9 +94,9 @@ impl Component {
             // P-SIG-8: `@target-uri`, `@scheme`, `@request-target`,
             // `@query-param`, `@status` and any unregistered derived name are
             // refused with the same typed error, never a panic.
-            _ if name.starts_with('@') => {
-                Err(HttpSigError::UnsupportedComponent(serialize_item(item)))
-            }
+            _ if name.starts_with('@') => Err(HttpSigError::UnsupportedComponent(echo(
+                &serialize_item(item),
+            ))),
             _ => FieldName::new(name).map(Self::Field),
         }
     }
@@ -101,7 +104,7 @@ impl Component {
     /// The component identifier as an sf-string item (no parameters).
     pub(crate) fn to_item(&self) -> Result<Item, HttpSigError> {
         let s = StringRef::from_str(self.name())
-            .map_err(|_| HttpSigError::BadComponent(self.name().to_owned()))?;
+            .map_err(|_| HttpSigError::BadComponent(echo(self.name())))?;
         Ok(Item::new(s))
     }
 

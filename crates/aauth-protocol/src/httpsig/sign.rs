@@ -42,6 +42,11 @@ pub struct SignOptions<'a> {
     pub created: u64,
     /// The `Nonce` to send and cover, if any (E§10.5, P-SIG-6).
     pub nonce: Option<&'a Nonce>,
+    /// The resource's `additional_signature_components` (D§10.3): covered
+    /// too, each where E§10.3 allows it (`@query` only with a query, body
+    /// components only with a body, `nonce` only with a nonce). Header
+    /// fields named here must be present on the request.
+    pub additional_components: &'a [String],
 }
 
 impl SignOptions<'_> {
@@ -51,6 +56,7 @@ impl SignOptions<'_> {
             label: Label::sig(),
             created,
             nonce: None,
+            additional_components: &[],
         }
     }
 }
@@ -152,6 +158,29 @@ where
     // included as a covered component".
     if options.nonce.is_some() {
         components.push(Component::Field(FieldName::NONCE));
+    }
+    // D§10.3: "Resources MAY require additional components via
+    // additional_signature_components"; the rules above already cover the
+    // profile's own components exactly when E§10.3 allows them.
+    for name in options.additional_components {
+        let already = matches!(
+            name.as_str(),
+            "@method"
+                | "@authority"
+                | "@path"
+                | "@query"
+                | "content-type"
+                | "content-digest"
+                | "nonce"
+                | "signature-key"
+        );
+        if already {
+            continue;
+        }
+        let field = Component::Field(FieldName::new(name)?);
+        if !components.contains(&field) {
+            components.push(field);
+        }
     }
     // E§10: "signature-key MUST always be a covered component".
     components.push(Component::Field(FieldName::SIGNATURE_KEY));

@@ -585,6 +585,45 @@ fn additional_components_from_resource_metadata_are_required() {
 }
 
 #[test]
+fn the_signer_covers_a_resources_additional_components() {
+    // profile: P-SIG-1; D§10.3 — what the verifier requires, the signer covers,
+    // with E§10.3's MUST NOTs applied the same way on both sides.
+    let key = ed25519();
+    let additional: Vec<String> = ["date", "@query", "content-digest", "nonce", "date"]
+        .map(String::from)
+        .to_vec();
+    let mut msg = Msg::new("GET", "/x", b"");
+    msg.set("Date", "today");
+    let options = SignOptions {
+        additional_components: &additional,
+        ..SignOptions::new(NOW)
+    };
+    let signed = sign(&msg.view(), SIGNATURE_KEY, &key, &options).unwrap();
+    assert_eq!(
+        signed.signature_input,
+        format!(r#"sig=("@method" "@authority" "@path" "date" "signature-key");created={NOW}"#)
+    );
+    for (name, value) in signed.headers() {
+        msg.headers.push((name.to_owned(), value.to_owned()));
+    }
+    let policy = VerifyPolicy {
+        additional_components: vec!["date".into(), "@query".into(), "content-digest".into()],
+        ..VerifyPolicy::default()
+    };
+    msg.prepare(&policy)
+        .unwrap()
+        .verify(&verifying(&key))
+        .unwrap();
+
+    // A listed header the request does not carry cannot be signed.
+    let bare = Msg::new("GET", "/x", b"");
+    assert!(matches!(
+        sign(&bare.view(), SIGNATURE_KEY, &key, &options),
+        Err(SignError::Base(HttpSigError::MissingHeader(_)))
+    ));
+}
+
+#[test]
 fn unsupported_components_are_a_typed_error() {
     // profile: P-SIG-8
     for component in [
