@@ -258,7 +258,15 @@ impl Discovery {
         origin: &Origin,
         kid: &Kid,
     ) -> Result<PublicKey, KeyLookupError> {
-        let unavailable = |e: DiscoveryError| KeyLookupError::Unavailable(e.to_string());
+        // P-ERR-2: what a fetch ran into (addresses, statuses, transport
+        // errors) is logged here and never told to the caller, who could
+        // otherwise use discovery to probe hosts.
+        let unavailable = |e: DiscoveryError| {
+            tracing::warn!(%origin, error = %e, "discovery failed");
+            KeyLookupError::Unavailable(format!(
+                "the metadata or keys of {origin} could not be obtained"
+            ))
+        };
         let jwks = self.jwks(owner, origin).await.map_err(unavailable)?;
         if let Some(key) = jwks.find(kid) {
             return Ok(key.clone());

@@ -34,13 +34,11 @@ use std::borrow::Cow;
 use sfv::visitor::{ItemVisitor, ParameterVisitor};
 use sfv::{BareItemFromInput, ItemSerializer, KeyRef, Parser};
 
+use crate::error::echo;
 use crate::ids::Origin;
 
 /// Longest `Agent-Auth` value read; a resource token is a few KiB at most.
 pub const MAX_HEADER_LEN: usize = 16 * 1024;
-
-/// Longest piece of peer input echoed back in an error description.
-const MAX_ECHO: usize = 64;
 
 const HTTPSIG: &sfv::TokenRef = sfv::token_ref("httpsig");
 const IDENTITY: &KeyRef = sfv::key_ref("identity");
@@ -191,7 +189,9 @@ impl AgentAuth {
         }
         // profile: P-CH-1 — "an incoming `algs` is tolerated and ignored".
         let without_algs = strip_algs(header_value);
+        // E§4: "using HTTP structured fields per RFC 8941" — no RFC 9651 types.
         Parser::new(without_algs.as_ref())
+            .with_version(sfv::Version::Rfc8941)
             .parse_item_with_visitor(ChallengeVisitor::default())
             .map_err(|e| ChallengeError::Syntax(e.to_string()))?
     }
@@ -220,11 +220,6 @@ impl AgentAuth {
 
 fn sf_string(name: &'static str, value: &str) -> Result<sfv::String, ChallengeError> {
     sfv::String::from_string(value.to_owned()).map_err(|_| ChallengeError::NotRepresentable(name))
-}
-
-/// Peer text for an error description, bounded.
-fn echo(text: &str) -> String {
-    text.chars().take(MAX_ECHO).collect()
 }
 
 fn kind(item: &BareItemFromInput<'_>) -> &'static str {
@@ -499,6 +494,17 @@ mod tests {
         let url = "https://r.example/i?x=;algs=(y)";
         let header = format!(r#"httpsig;user_interaction="{url}""#);
         assert_eq!(parse(&header).user_interaction_url(), Some(url));
+    }
+
+    #[test]
+    fn rejects_rfc9651_only_types() {
+        // E§4 cites RFC 8941: dates and display strings are not in it.
+        for header in ["httpsig;identity;when=@1659578233", r#"httpsig;note=%"x""#] {
+            assert!(
+                matches!(AgentAuth::parse(header), Err(ChallengeError::Syntax(_))),
+                "{header}"
+            );
+        }
     }
 
     #[test]

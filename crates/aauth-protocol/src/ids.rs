@@ -275,7 +275,7 @@ impl fmt::Display for Thumbprint {
 /// A space-separated list of scope tokens (RFC 6749 §3.3): each token is
 /// one or more of `%x21 / %x23-5B / %x5D-7E`, tokens separated by single spaces.
 /// Order is kept as received; duplicates are removed.
-#[derive(Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Scope(Vec<String>);
 

@@ -20,15 +20,13 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
 use crate::b64;
+use crate::error::echo;
 use crate::ids::Kid;
 use crate::jwk::PublicKey;
 use crate::keys::{CryptoError, SigningKey};
 
 /// Longest compact JWS accepted; anything longer is refused before decoding.
 pub const MAX_COMPACT_LEN: usize = 16 * 1024;
-
-/// Longest `typ` or `alg` echoed back in an error description.
-const MAX_ECHO: usize = 64;
 
 /// A JWS `alg` of the profile. A closed set: `none`, HMAC and every other
 /// algorithm fail to parse (profile: P-TOK-1).
@@ -139,10 +137,6 @@ pub enum SignError {
     /// The claims could not be serialised.
     #[error("claims could not be serialised: {0}")]
     Json(String),
-}
-
-fn shorten(text: &str) -> String {
-    text.chars().take(MAX_ECHO).collect()
 }
 
 /// Whether a received `typ` names the media type `expected` (e.g.
@@ -261,7 +255,7 @@ impl<'a> UnverifiedJws<'a> {
         }
         let alg = wire.alg.ok_or(JwsError::MissingAlg)?;
         // profile: P-TOK-1 — `none`, HMAC and anything else fail here.
-        let alg = JwsAlg::from_wire(&alg).ok_or_else(|| JwsError::UnsupportedAlg(shorten(&alg)))?;
+        let alg = JwsAlg::from_wire(&alg).ok_or_else(|| JwsError::UnsupportedAlg(echo(&alg)))?;
         Ok(Self {
             signing_input,
             header: JoseHeader {
@@ -297,7 +291,7 @@ impl<'a> UnverifiedJws<'a> {
         } else {
             Err(JwsError::WrongTyp {
                 expected,
-                got: self.header.typ.as_deref().map(shorten),
+                got: self.header.typ.as_deref().map(echo),
             })
         }
     }

@@ -38,7 +38,7 @@ use std::fmt;
 use sfv::visitor::{DictionaryVisitor, EntryVisitor, Ignored, ItemVisitor, ParameterVisitor};
 use sfv::{BareItemFromInput, DictSerializer, ItemSerializer, KeyRef, Parser, StringRef, TokenRef};
 
-use crate::error::Condition;
+use crate::error::{Condition, echo};
 use crate::ids::{Kid, Label, Origin, StringError};
 use crate::jwk::{JwkError, JwkMembers, PublicKey};
 
@@ -51,9 +51,6 @@ pub const MAX_PARAMETERS: usize = 32;
 /// The `well-known` name that identifies an agent (E§8.1, P-SK-3), and the
 /// parenthesised form's default when `well-known` is absent (P-SK-2).
 pub const AAUTH_AGENT_WELL_KNOWN: &str = "aauth-agent";
-
-/// Longest piece of peer input echoed back in an error description.
-const MAX_ECHO: usize = 64;
 
 /// A key distribution scheme (SK0§5.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -604,11 +601,6 @@ fn interpret(
     Ok(SignatureKeyField { label, key, syntax })
 }
 
-/// Peer text for an error description, bounded.
-fn echo(text: &str) -> String {
-    text.chars().take(MAX_ECHO).collect()
-}
-
 /// RFC 8941 §3.1.2 key characters after the first.
 fn is_key_char(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.' | '*')
@@ -623,7 +615,9 @@ fn is_key_char(c: char) -> bool {
 /// calls counts the members actually sent (E§10.1.1 step 2). Syntax errors
 /// anywhere in the field fail the parse before any member is interpreted.
 fn parse_sk0(value: &str) -> Result<SignatureKeyField, SignatureKeyError> {
+    // SK0§2: "a Structured Field Dictionary [RFC8941]" — no RFC 9651 types.
     let collected = Parser::new(value)
+        .with_version(sfv::Version::Rfc8941)
         .parse_dictionary_with_visitor(Sk0Visitor::default())
         .map_err(|e| SignatureKeyError::Syntax(e.to_string()))?;
     let Sk0Visitor { members, first } = collected;
@@ -1479,6 +1473,17 @@ mod tests {
             err(r#"Sig=jwt;jwt="a""#),
             SignatureKeyError::Syntax(_)
         ));
+    }
+
+    #[test]
+    fn rejects_rfc9651_only_types_even_in_ignored_parameters() {
+        // SK0§2 is defined on RFC 8941: dates and display strings are not in it.
+        for header in [
+            r#"sig=jwt;jwt="a";when=@1659578233"#,
+            r#"sig=jwt;jwt="a";note=%"x""#,
+        ] {
+            assert!(parse(header).is_err(), "{header}");
+        }
     }
 
     #[test]

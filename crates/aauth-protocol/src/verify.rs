@@ -28,7 +28,7 @@
 use std::sync::Arc;
 
 use crate::challenge::Level;
-use crate::error::Condition;
+use crate::error::{Condition, echo};
 use crate::httpsig::{self, HeaderSource, HttpSigError, Nonce, Request, VerifyPolicy};
 use crate::ids::{Kid, Origin, OriginError, OriginMode, Thumbprint};
 use crate::jwk::PublicKey;
@@ -562,9 +562,7 @@ fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
         } => {
             // profile: P-SK-3 — only aauth-agent establishes agent identity.
             if well_known != AAUTH_AGENT_WELL_KNOWN {
-                return Err(VerifyError::UnsupportedWellKnown(
-                    well_known.chars().take(64).collect(),
-                ));
+                return Err(VerifyError::UnsupportedWellKnown(echo(&well_known)));
             }
             let agent =
                 Origin::parse(&id, config.origin_mode).map_err(VerifyError::AgentIdentifier)?;

@@ -20,7 +20,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::b64;
-use crate::error::Condition;
+use crate::error::{Condition, echo};
 use crate::ids::{Kid, Origin, OriginError, OriginMode};
 use crate::jose::{self, JwsError, UnverifiedJws};
 use crate::jwk::PublicKey;
@@ -87,7 +87,7 @@ impl TypMismatch {
     fn new(expected: TokenType, got: Option<&str>) -> Self {
         Self {
             expected,
-            got: got.map(|t| t.chars().take(64).collect()),
+            got: got.map(echo),
         }
     }
 }
@@ -285,7 +285,7 @@ pub fn peek(jwt: &str, mode: OriginMode) -> Result<Peek, PeekError> {
     let typ = header
         .typ()
         .and_then(TokenType::from_typ)
-        .ok_or_else(|| PeekError::UnknownTyp(header.typ().map(|t| t.chars().take(64).collect())))?;
+        .ok_or_else(|| PeekError::UnknownTyp(header.typ().map(echo)))?;
     let kid = header.kid().cloned().ok_or(PeekError::MissingKid(typ))?;
     let claims: IssOnly =
         jws.unverified_claims_for_routing(typ.typ())
