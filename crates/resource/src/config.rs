@@ -311,3 +311,20 @@ mod tests {
         assert_eq!(config.rate_limit.pseudonymous, 10);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_configuration_text_parses_or_is_a_config_error(text in "\\PC{0,200}") {
+            match Config::from_toml(&text) {
+                Ok(_) | Err(StartError::Config(_)) => {}
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+}

@@ -360,3 +360,52 @@ pub async fn data_post(State(state): State<AppState>, request: Request) -> Respo
         Err(error) => error.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(content_type) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        headers
+    }
+
+    #[test]
+    fn a_note_is_json_text_or_plain_text() {
+        let json = note_text(
+            &headers("Application/JSON; charset=utf-8"),
+            br#"{"text":"a"}"#,
+        );
+        assert_eq!(json.unwrap(), "a");
+        assert_eq!(note_text(&headers("text/plain"), b"b").unwrap(), "b");
+        for (ct, body) in [
+            ("", &b"x"[..]),
+            ("text/html", b"x"),
+            ("text/plain", b""),
+            ("application/json", b"[]"),
+        ] {
+            let error = note_text(&headers(ct), body).unwrap_err();
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{ct}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_note_body_is_a_note_or_a_400(
+            content_type in prop::sample::select(vec![
+                "application/json", "text/plain", "text/plain; charset=utf-8", "", "x/y",
+            ]),
+            body in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            if let Err(error) = note_text(&headers(content_type), &body) {
+                prop_assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+            }
+        }
+    }
+}

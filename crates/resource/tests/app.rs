@@ -636,3 +636,40 @@ async fn a_bad_signature_at_public_is_401_and_never_counted_as_unsigned() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn hostile_signature_headers_are_401_never_500() {
+    // P-ERR-2: "no input yields a 500".
+    let w = world().await;
+    let long = "a".repeat(20_000);
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "signature-key",
+            "sig=hwk;kty=\"OKP\";crv=\"Ed25519\";x=\"!!\"".to_owned(),
+        ),
+        ("signature-key", format!("sig=jwt;jwt=\"{long}\"")),
+        ("signature-key", "sig=jwt;jwt=\"a.b.c\"".to_owned()),
+        ("signature-key", "sig=(scheme=hwk kty=\"OKP\"".to_owned()),
+        (
+            "signature-key",
+            "sig=jwks_uri;id=\"http://10.0.0.1\";well-known=\"aauth-agent\";kid=\"k\"".to_owned(),
+        ),
+        ("signature-input", "sig=(\"@method\");created=1".to_owned()),
+        ("signature", "sig=:AAAA:".to_owned()),
+        ("signature-input", long.clone()),
+    ];
+    for target in ["/public", "/whoami", "/data"] {
+        for (name, value) in &cases {
+            let mut request = Call::get(target).request(&w, &Who::Unsigned);
+            request.headers_mut().insert(*name, value.parse().unwrap());
+            let a = send_request(&w, request).await;
+            assert_eq!(
+                a.status,
+                StatusCode::UNAUTHORIZED,
+                "{target} {name}: {:?}",
+                a.json
+            );
+            assert!(a.challenge().is_some(), "{target} {name}");
+        }
+    }
+}
