@@ -4,6 +4,7 @@
 //!
 //! ```toml
 //! public_url = "https://notes.example"      # dev: derived from the bound port
+//! listen = "127.0.0.1:8080"                 # dev default: 127.0.0.1:0
 //! auth_server = "https://auth.example"      # the ONE trusted auth server (required)
 //! key_file = "aauth-resource-key.json"      # relative to --state-dir
 //! resource_token_lifetime = 300             # seconds (P-TOK-3)

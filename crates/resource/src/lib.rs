@@ -33,6 +33,22 @@
 //! | `GET /data` | auth token with `data.read` | the owner's notes |
 //! | `POST /data` | auth token with `data.write` | stores a note |
 //!
+//! ## Running it
+//!
+//! ```text
+//! aauth-resource serve --dev --auth-server http://127.0.0.1:PORT
+//!     [--config FILE] [--listen ADDR] [--public-url URL] [--state-dir DIR]
+//!     [--key-file FILE] [--require-nonce BOOL] [--lenient-base64]
+//!     [--resource-token-lifetime SECS] [--rate-window SECS]
+//!     [--rate-unsigned N] [--rate-pseudonymous N] [--rate-identified N]
+//!     [--rate-authorized N] [-v]
+//! ```
+//!
+//! It prints one line, `listening url=…`, on standard output once it
+//! accepts requests; logs go to standard error. The key is created in the
+//! state directory on first start. The configuration file is described in
+//! [`config`]; flags override it.
+//!
 //! ## Notes are kept in memory
 //!
 //! The notes behind `/data` live in process memory ([`notes`]): **they are
