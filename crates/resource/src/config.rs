@@ -1,0 +1,331 @@
+//! The resource's configuration: a TOML file whose every field has a
+//! default, overridden by command-line flags, resolved into [`Settings`]
+//! once the public identifier is known.
+//!
+//! ```toml
+//! public_url = "https://notes.example"      # dev: derived from the bound port
+//! listen = "127.0.0.1:8080"                 # dev default: 127.0.0.1:0
+//! auth_server = "https://auth.example"      # the ONE trusted auth server (required)
+//! key_file = "aauth-resource-key.json"      # relative to --state-dir
+//! resource_token_lifetime = 300             # seconds (P-TOK-3)
+//! require_nonce = true                      # POST/PUT/PATCH/DELETE (P-SIG-6)
+//! max_body = 1048576                        # bytes (P-ERR-1)
+//! max_skew = 60                             # seconds around `created` (P-SIG-2)
+//! token_leeway = 0                          # seconds after `exp` (P-TOK-5)
+//! lenient_base64 = false                    # P-SIG-7
+//!
+//! [scopes]                                  # E§8.3, in this order
+//! "data.read" = "Read your notes"
+//! "data.write" = "Create and change your notes"
+//!
+//! [rate_limit]                              # E§4.5, a fixed window per level
+//! window = 60
+//! unsigned = 5
+//! pseudonymous = 10
+//! identified = 100
+//! authorized = 1000
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use aauth_http::runtime::StartError;
+use aauth_protocol::ids::{Origin, OriginMode, Scope};
+use aauth_protocol::metadata::ScopeDescriptions;
+use serde::Deserialize;
+
+/// The scope `GET /data` needs.
+pub const READ_SCOPE: &str = "data.read";
+/// The scope `POST /data` needs.
+pub const WRITE_SCOPE: &str = "data.write";
+
+/// Default key file name, inside the state directory.
+pub const DEFAULT_KEY_FILE: &str = "aauth-resource-key.json";
+
+/// The configuration file (TOML). Every field is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The resource's identifier (P-MD-1); in dev mode derived from the bound port.
+    pub public_url: Option<String>,
+    /// Where to listen; default `127.0.0.1:0` in dev mode, `127.0.0.1:8080` otherwise.
+    pub listen: Option<SocketAddr>,
+    /// The one auth server whose tokens are accepted (E§7.7 step 9).
+    pub auth_server: Option<String>,
+    /// The signing key; a relative path is inside the state directory.
+    pub key_file: Option<PathBuf>,
+    /// Supported scopes and their descriptions, in order (E§8.3).
+    pub scopes: ScopeDescriptions,
+    /// Lifetime of resource tokens, seconds (P-TOK-3: default 5 min).
+    pub resource_token_lifetime: u32,
+    /// Require a covered `Nonce` on POST/PUT/PATCH/DELETE (P-SIG-6).
+    pub require_nonce: bool,
+    /// Largest request body, bytes (P-ERR-1: 1 MiB).
+    pub max_body: usize,
+    /// Allowed distance of a signature's `created` from the clock, seconds (P-SIG-2).
+    pub max_skew: u64,
+    /// Grace after a token's `exp`, seconds (P-TOK-5).
+    pub token_leeway: u32,
+    /// Accept base64url / unpadded signature values (P-SIG-7).
+    pub lenient_base64: bool,
+    /// The progressive rate tiers of `GET /public` (E§4.5).
+    pub rate_limit: RateLimits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            listen: None,
+            auth_server: None,
+            key_file: None,
+            scopes: default_scopes(),
+            resource_token_lifetime: 300,
+            require_nonce: true,
+            max_body: 1024 * 1024,
+            max_skew: 60,
+            token_leeway: 0,
+            lenient_base64: false,
+            rate_limit: RateLimits::default(),
+        }
+    }
+}
+
+fn default_scopes() -> ScopeDescriptions {
+    ScopeDescriptions::new([
+        (READ_SCOPE.to_owned(), "Read your notes".to_owned()),
+        (
+            WRITE_SCOPE.to_owned(),
+            "Create and change your notes".to_owned(),
+        ),
+    ])
+}
+
+/// Requests allowed per window at each level (E§4.5's example uses 10 / 100
+/// / 1000 a minute). Unsigned requests count per client address,
+/// pseudonymous ones per key thumbprint, the others per agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// The fixed window, seconds.
+    pub window: u64,
+    /// Unsigned requests per client address.
+    pub unsigned: u32,
+    /// `hwk` requests per key thumbprint.
+    pub pseudonymous: u32,
+    /// Identified requests per agent.
+    pub identified: u32,
+    /// Authorized requests per agent.
+    pub authorized: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            window: 60,
+            unsigned: 5,
+            pseudonymous: 10,
+            identified: 100,
+            authorized: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Parses a configuration file's text.
+    pub fn from_toml(text: &str) -> Result<Self, StartError> {
+        toml::from_str(text).map_err(|e| StartError::Config(e.to_string()))
+    }
+
+    /// Reads and parses the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, StartError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?;
+        Self::from_toml(&text)
+    }
+
+    /// The key file, resolved against `state_dir`.
+    pub fn key_path(&self, state_dir: &Path) -> PathBuf {
+        let file = self
+            .key_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE));
+        if file.is_absolute() {
+            file
+        } else {
+            state_dir.join(file)
+        }
+    }
+
+    /// Checks the configuration and resolves it for the identifier `public`.
+    pub fn resolve(self, public: Origin, dev: bool) -> Result<Settings, StartError> {
+        let mode = if dev {
+            OriginMode::Dev
+        } else {
+            OriginMode::Production
+        };
+        let auth_server = self.auth_server.as_deref().ok_or_else(|| {
+            StartError::Config(
+                "auth_server is required (in the file or as --auth-server URL)".to_owned(),
+            )
+        })?;
+        let auth_server = Origin::parse(auth_server, mode)
+            .map_err(|e| StartError::Config(format!("auth_server: {e}")))?;
+        for (name, _) in self.scopes.iter() {
+            // Each name must be one scope token (RFC 6749 §3.3).
+            match Scope::parse(name) {
+                Ok(scope) if scope.tokens().count() == 1 => {}
+                _ => {
+                    return Err(StartError::Config(format!(
+                        "scopes: {name:?} is not a single scope token"
+                    )));
+                }
+            }
+        }
+        for needed in [READ_SCOPE, WRITE_SCOPE] {
+            if self.scopes.get(needed).is_none() {
+                return Err(StartError::Config(format!(
+                    "scopes must include {needed:?}: the notes API uses it"
+                )));
+            }
+        }
+        let rate = self.rate_limit;
+        if rate.window == 0 {
+            return Err(StartError::Config(
+                "rate_limit.window must be at least 1 second".to_owned(),
+            ));
+        }
+        if self.resource_token_lifetime == 0 {
+            return Err(StartError::Config(
+                "resource_token_lifetime must be at least 1 second".to_owned(),
+            ));
+        }
+        Ok(Settings {
+            identifier: public,
+            auth_server,
+            dev,
+            scopes: self.scopes,
+            resource_token_lifetime: self.resource_token_lifetime,
+            require_nonce: self.require_nonce,
+            max_body: self.max_body,
+            max_skew: self.max_skew,
+            token_leeway: self.token_leeway,
+            lenient_base64: self.lenient_base64,
+            rate_limit: rate,
+        })
+    }
+}
+
+/// The checked configuration a running resource uses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This resource's identifier: `iss` of its resource tokens, `aud` of
+    /// the auth tokens it accepts, and the `@authority` it verifies (P-SIG-5).
+    pub identifier: Origin,
+    /// The one trusted auth server (P-TOK-6).
+    pub auth_server: Origin,
+    /// Dev mode: loopback `http` identifiers, signature bases in errors (P-ERR-3).
+    pub dev: bool,
+    /// Supported scopes with descriptions, in order.
+    pub scopes: ScopeDescriptions,
+    /// Seconds.
+    pub resource_token_lifetime: u32,
+    /// Nonce required on non-idempotent methods.
+    pub require_nonce: bool,
+    /// Bytes.
+    pub max_body: usize,
+    /// Seconds.
+    pub max_skew: u64,
+    /// Seconds.
+    pub token_leeway: u32,
+    /// P-SIG-7.
+    pub lenient_base64: bool,
+    /// E§4.5.
+    pub rate_limit: RateLimits,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(text: &str) -> Origin {
+        Origin::parse(text, OriginMode::Dev).unwrap()
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.resource_token_lifetime, 300);
+        assert!(config.require_nonce);
+        assert_eq!(config.max_body, 1_048_576);
+        assert_eq!(config.max_skew, 60);
+        assert_eq!(config.token_leeway, 0);
+        assert!(!config.lenient_base64);
+        assert_eq!(config.rate_limit, RateLimits::default());
+        let scopes: Vec<_> = config.scopes.iter().collect();
+        assert_eq!(
+            scopes,
+            [
+                ("data.read", "Read your notes"),
+                ("data.write", "Create and change your notes")
+            ]
+        );
+        assert_eq!(
+            config.key_path(Path::new("/state")),
+            Path::new("/state/aauth-resource-key.json")
+        );
+    }
+
+    #[test]
+    fn scopes_keep_the_order_of_the_file() {
+        let config = Config::from_toml(
+            "[scopes]\n\"data.write\" = \"W\"\n\"data.read\" = \"R\"\n\"b.z\" = \"Z\"\n\"a.a\" = \"A\"\n",
+        )
+        .unwrap();
+        let names: Vec<_> = config.scopes.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["data.write", "data.read", "b.z", "a.a"]);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        assert!(Config::from_toml("require_nonse = false").is_err());
+        assert!(Config::from_toml("[rate_limit]\nunsigned = -1").is_err());
+        let no_auth = Config::default().resolve(dev("http://127.0.0.1:7000"), true);
+        assert!(matches!(no_auth, Err(StartError::Config(_))));
+        let mut config = Config::from_toml("auth_server = \"http://127.0.0.1:7001\"").unwrap();
+        assert!(
+            config
+                .clone()
+                .resolve(dev("http://127.0.0.1:7000"), false)
+                .is_err(),
+            "plain http is a dev-mode identifier only (P-MD-1)"
+        );
+        config.scopes = ScopeDescriptions::new([("data.read".into(), "R".into())]);
+        assert!(config.resolve(dev("http://127.0.0.1:7000"), true).is_err());
+    }
+
+    #[test]
+    fn rate_limits_can_be_set_one_by_one() {
+        let config = Config::from_toml("[rate_limit]\nwindow = 2\nunsigned = 1").unwrap();
+        assert_eq!(config.rate_limit.window, 2);
+        assert_eq!(config.rate_limit.unsigned, 1);
+        assert_eq!(config.rate_limit.pseudonymous, 10);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_configuration_text_parses_or_is_a_config_error(text in "\\PC{0,200}") {
+            match Config::from_toml(&text) {
+                Ok(_) | Err(StartError::Config(_)) => {}
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+}

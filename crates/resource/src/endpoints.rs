@@ -1,0 +1,411 @@
+//! The handlers. Each takes the whole request, so that no axum extractor can
+//! answer in plain text: every error is the JSON of P-ERR-1.
+
+use std::net::SocketAddr;
+
+use aauth_http::server::{ErrorResponse, MAX_FORM_BYTES, parse_form, read_body, unix_now};
+use aauth_protocol::challenge::{AgentAuth, Level};
+use aauth_protocol::error::{Condition, ErrorBody, ErrorCode};
+use aauth_protocol::ids::Scope;
+use aauth_protocol::verify::VerifiedRequest;
+use axum::Json;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::access::{self, Requirement, level_name};
+use crate::config::{READ_SCOPE, WRITE_SCOPE};
+use crate::notes::Owner;
+use crate::rate::{Decision, Tier};
+
+/// Longest piece of caller input echoed back in a description.
+const MAX_ECHO: usize = 64;
+
+fn echo(text: &str) -> String {
+    text.chars().take(MAX_ECHO).collect()
+}
+
+/// A JSON answer that must not be cached.
+fn no_store(status: StatusCode, value: serde_json::Value) -> Response {
+    let mut response = (status, Json(value)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A failure of the server itself (key or randomness), never caused by input.
+fn internal_error(what: &str) -> Response {
+    tracing::error!(what, "internal error");
+    no_store(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        json!({"error": "server_error", "error_description": what}),
+    )
+}
+
+async fn body_of(
+    state: &AppState,
+    request: Request,
+    limit: usize,
+) -> Result<(axum::http::request::Parts, Bytes), ErrorResponse> {
+    let (parts, body) = request.into_parts();
+    let limit = limit.min(state.settings().max_body);
+    let body = read_body(body, limit).await?;
+    Ok((parts, body))
+}
+
+/// `GET /.well-known/aauth-resource` (E§8.3).
+pub async fn metadata(State(state): State<AppState>) -> Response {
+    Json(state.metadata()).into_response()
+}
+
+/// `GET /.well-known/jwks.json`.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    Json(state.jwks()).into_response()
+}
+
+/// 404 for unknown paths, as JSON.
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            "no such endpoint",
+        )),
+    )
+        .into_response()
+}
+
+/// 405 for a known path with another method, as JSON.
+pub async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            "this endpoint does not accept this method",
+        )),
+    )
+        .into_response()
+}
+
+/// `GET /public`: open to all, with progressive rate tiers (E§4.5).
+pub async fn public(State(state): State<AppState>, request: Request) -> Response {
+    match public_inner(&state, request).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn public_inner(state: &AppState, request: Request) -> Result<Response, Response> {
+    let (parts, body) = body_of(state, request, usize::MAX)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let now = unix_now();
+    let limiter = state.limiter();
+    let rate_limited = |retry_after: u64, next: Option<AgentAuth>| {
+        let error = ErrorResponse::new(
+            Condition::RateLimited,
+            "rate limit of this authentication level exceeded; a higher level has a higher limit",
+        )
+        .with_retry_after(retry_after);
+        match next {
+            Some(challenge) => error.with_challenge(challenge),
+            None => error,
+        }
+        .into_response()
+    };
+    if !access::is_signed(&parts.headers) {
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        if let Decision::Limited { retry_after } = limiter.check(Tier::Unsigned, &client, now) {
+            // E§4.5: the next level, a signature (E§4.1).
+            return Err(rate_limited(retry_after, Some(AgentAuth::signature())));
+        }
+        return Ok(no_store(
+            StatusCode::OK,
+            json!({"message": "public data", "level": "unsigned"}),
+        ));
+    }
+    let verified = access::verify(state, &parts, &body, Level::Pseudonymous)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let agent = verified
+        .agent()
+        .map_or_else(|| verified.thumbprint().to_string(), |a| a.to_string());
+    let (tier, caller) = match verified.level() {
+        Level::Pseudonymous => (Tier::Pseudonymous, verified.thumbprint().to_string()),
+        Level::Identified => (Tier::Identified, agent),
+        Level::Authorized => (Tier::Authorized, agent),
+    };
+    if let Decision::Limited { retry_after } = limiter.check(tier, &caller, now) {
+        let next = match tier {
+            Tier::Unsigned => Some(AgentAuth::signature()),
+            Tier::Pseudonymous => Some(AgentAuth::identity()),
+            Tier::Identified => Some(access::auth_token_challenge(state, &verified, READ_SCOPE)),
+            // P-CH-4: Agent-Auth only "when a higher level has a higher limit".
+            Tier::Authorized => None,
+        };
+        return Err(rate_limited(retry_after, next));
+    }
+    Ok(no_store(
+        StatusCode::OK,
+        json!({"message": "public data", "level": level_name(verified.level())}),
+    ))
+}
+
+/// `GET /whoami`: who signed the request (identified level or above).
+pub async fn whoami(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let (parts, body) = body_of(&state, request, usize::MAX).await?;
+        access::require(&state, &parts, &body, Requirement::Identified).await
+    }
+    .await;
+    match result {
+        Ok(verified) => no_store(StatusCode::OK, whoami_json(&verified)),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn whoami_json(verified: &VerifiedRequest) -> serde_json::Value {
+    let mut out = json!({
+        "level": level_name(verified.level()),
+        "scheme": verified.scheme().as_str(),
+        "agent": verified.agent().map(|a| a.as_str()),
+        "delegate": verified.delegate(),
+        "key_thumbprint": verified.thumbprint().as_str(),
+    });
+    if let Some(sub) = verified
+        .auth_token()
+        .and_then(|t| t.claims().sub.as_deref())
+        && let Some(map) = out.as_object_mut()
+    {
+        map.insert("sub".to_owned(), json!(sub));
+    }
+    out
+}
+
+/// The form of E§9.2.5.
+#[derive(Debug, Deserialize)]
+struct TokenForm {
+    scope: Option<String>,
+    auth_request_url: Option<String>,
+}
+
+/// `POST /resource/token` (E§9.2.5): a resource token for the verified agent.
+pub async fn resource_token(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let (parts, body) = body_of(&state, request, MAX_FORM_BYTES).await?;
+        // P-ERR-4: the signature is verified before anything is minted.
+        let verified = access::require(&state, &parts, &body, Requirement::Identified).await?;
+        let form: TokenForm = parse_form(&parts.headers, &body)?;
+        if form.auth_request_url.is_some() {
+            // profile: P-TOK-7.
+            return Err(ErrorResponse::invalid_request(
+                "auth_request_url is not supported: E§11 leaves the document format TBD",
+            ));
+        }
+        let Some(text) = form.scope else {
+            return Err(ErrorResponse::invalid_request(
+                "the form parameter scope is required (E§9.2.5)",
+            ));
+        };
+        let scope = Scope::parse(&text)
+            .map_err(|e| ErrorResponse::new(Condition::ScopeNotAllowed, format!("scope: {e}")))?;
+        if let Some(unknown) = scope
+            .tokens()
+            .find(|t| state.settings().scopes.get(t).is_none())
+        {
+            return Err(ErrorResponse::new(
+                Condition::ScopeNotAllowed,
+                format!(
+                    "this resource does not support the scope {:?}",
+                    echo(unknown)
+                ),
+            ));
+        }
+        Ok((verified, scope))
+    }
+    .await;
+    let (verified, scope) = match result {
+        Ok(ok) => ok,
+        Err(error) => return error.into_response(),
+    };
+    match access::mint_resource_token(&state, &verified, scope) {
+        Ok(Some(token)) => no_store(
+            StatusCode::OK,
+            json!({
+                "resource_token": token,
+                "auth_server": state.settings().auth_server.as_str(),
+                "expires_in": state.settings().resource_token_lifetime,
+            }),
+        ),
+        // Unreachable: the identified level always names an agent.
+        Ok(None) => ErrorResponse::new(
+            Condition::LevelTooLow,
+            "the request does not identify an agent",
+        )
+        .with_challenge(AgentAuth::identity())
+        .into_response(),
+        Err(error) => internal_error(&format!("cannot mint a resource token: {error}")),
+    }
+}
+
+/// Whose notes an authorized request reaches: the user, else the agent.
+fn owner(verified: &VerifiedRequest) -> Result<Owner, ErrorResponse> {
+    if let Some(sub) = verified.auth_token().and_then(|t| t.claims().sub.clone()) {
+        return Ok(Owner::User(sub));
+    }
+    verified
+        .agent()
+        .map(|agent| Owner::Agent(agent.to_string()))
+        .ok_or_else(|| {
+            ErrorResponse::new(
+                Condition::AuthTokenInvalid,
+                "the auth token names no agent (E§7.7 step 11)",
+            )
+            .with_challenge(AgentAuth::new(Level::Authorized))
+        })
+}
+
+/// `GET /data`: the owner's notes (auth token with `data.read`).
+pub async fn data_get(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let (parts, body) = body_of(&state, request, usize::MAX).await?;
+        let verified = access::require(
+            &state,
+            &parts,
+            &body,
+            Requirement::Authorized { scope: READ_SCOPE },
+        )
+        .await?;
+        owner(&verified)
+    }
+    .await;
+    match result {
+        Ok(owner) => {
+            let notes = state.notes().list(&owner);
+            no_store(StatusCode::OK, json!({"owner": owner, "notes": notes}))
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NoteJson {
+    text: String,
+}
+
+/// The note in a body: `application/json` `{"text": "…"}` or `text/plain`.
+fn note_text(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<String, ErrorResponse> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let text = match essence.as_str() {
+        "application/json" => {
+            serde_json::from_slice::<NoteJson>(body)
+                .map_err(|e| {
+                    ErrorResponse::invalid_request(format!(
+                        "the body must be JSON {{\"text\": \"…\"}}: {e}"
+                    ))
+                })?
+                .text
+        }
+        "text/plain" => String::from_utf8(body.to_vec())
+            .map_err(|_| ErrorResponse::invalid_request("the text body is not UTF-8"))?,
+        _ => {
+            return Err(ErrorResponse::invalid_request(
+                "the body must be application/json or text/plain",
+            ));
+        }
+    };
+    if text.is_empty() {
+        return Err(ErrorResponse::invalid_request("the note is empty"));
+    }
+    Ok(text)
+}
+
+/// `POST /data`: stores a note (auth token with `data.write`).
+pub async fn data_post(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let (parts, body) = body_of(&state, request, usize::MAX).await?;
+        let verified = access::require(
+            &state,
+            &parts,
+            &body,
+            Requirement::Authorized { scope: WRITE_SCOPE },
+        )
+        .await?;
+        let owner = owner(&verified)?;
+        let text = note_text(&parts.headers, &body)?;
+        Ok::<_, ErrorResponse>((owner, text))
+    }
+    .await;
+    match result {
+        Ok((owner, text)) => {
+            let note = state.notes().add(owner, text, unix_now());
+            no_store(StatusCode::CREATED, json!(note))
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(content_type) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        headers
+    }
+
+    #[test]
+    fn a_note_is_json_text_or_plain_text() {
+        let json = note_text(
+            &headers("Application/JSON; charset=utf-8"),
+            br#"{"text":"a"}"#,
+        );
+        assert_eq!(json.unwrap(), "a");
+        assert_eq!(note_text(&headers("text/plain"), b"b").unwrap(), "b");
+        for (ct, body) in [
+            ("", &b"x"[..]),
+            ("text/html", b"x"),
+            ("text/plain", b""),
+            ("application/json", b"[]"),
+        ] {
+            let error = note_text(&headers(ct), body).unwrap_err();
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{ct}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_note_body_is_a_note_or_a_400(
+            content_type in prop::sample::select(vec![
+                "application/json", "text/plain", "text/plain; charset=utf-8", "", "x/y",
+            ]),
+            body in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            if let Err(error) = note_text(&headers(content_type), &body) {
+                prop_assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! # aauth-resource
+//!
+//! An AAuth resource (E§3, E§4, E§9): it verifies every request's HTTP
+//! Message Signature (E§10.7), answers with the progressive `Agent-Auth`
+//! challenges of E§4, mints resource tokens (E§6, E§9.2.5) for the one auth
+//! server it trusts, accepts that server's auth tokens (E§7.7), and serves a
+//! small notes API as its protected data.
+//!
+//! ```text
+//! request ──read_body (max_body: 413)──▶ RequestVerifier (E§10.7, P-SIG-5/6)
+//!    │ unsigned (GET /public only)           │ signature failed → 401 + level challenge,
+//!    ▼                                       │   never a resource token (P-ERR-4)
+//!  rate tier by client address               ▼
+//!                                      VerifiedRequest { level, agent, key, auth token }
+//!                                            │
+//!              level too low ◀───────────────┤ (P-CH-2)
+//!   hwk → 401 httpsig;identity (P-CH-3)      │
+//!   identified → 401 httpsig;auth-token;     │ scope missing → 403 insufficient_scope
+//!     resource_token=…;auth_server=…         │   + resource token for the scope
+//!                                            ▼
+//!                                         handler
+//! ```
+//!
+//! ## Endpoints
+//!
+//! | endpoint | needs | answer |
+//! |---|---|---|
+//! | `GET /.well-known/aauth-resource` | — | metadata (E§8.3) |
+//! | `GET /.well-known/jwks.json` | — | the resource's key set |
+//! | `GET /public` | — | 200, or 429 per level (E§4.5) |
+//! | `GET /whoami` | identified | who signed the request |
+//! | `POST /resource/token` | identified, form `scope` | a resource token (E§9.2.5) |
+//! | `GET /data` | auth token with `data.read` | the owner's notes |
+//! | `POST /data` | auth token with `data.write` | stores a note |
+//!
+//! ## Running it
+//!
+//! ```text
+//! aauth-resource serve --dev --auth-server http://127.0.0.1:PORT
+//!     [--config FILE] [--listen ADDR] [--public-url URL] [--state-dir DIR]
+//!     [--key-file FILE] [--require-nonce BOOL] [--lenient-base64]
+//!     [--resource-token-lifetime SECS] [--rate-window SECS]
+//!     [--rate-unsigned N] [--rate-pseudonymous N] [--rate-identified N]
+//!     [--rate-authorized N] [-v]
+//! ```
+//!
+//! It prints one line, `listening url=…`, on standard output once it
+//! accepts requests; logs go to standard error. The key is created in the
+//! state directory on first start. The configuration file is described in
+//! [`config`]; flags override it.
+//!
+//! ## Notes are kept in memory
+//!
+//! The notes behind `/data` live in process memory ([`notes`]): **they are
+//! lost on restart.** They belong to the auth token's user (`sub`) or, for an
+//! autonomous agent (no `sub`), to the agent.
+//!
+//! ## Rate tiers
+//!
+//! Only `GET /public` is rate limited, with a fixed window per level
+//! ([`rate`]): unsigned requests per client address (the TCP peer: behind a
+//! proxy every client shares one address), pseudonymous ones per key
+//! thumbprint, identified and authorized ones per agent.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod config;
+pub mod endpoints;
+pub mod notes;
+pub mod rate;
+
+use std::sync::Arc;
+
+use aauth_http::discovery::Discovery;
+use aauth_http::fetch::Fetcher;
+use aauth_http::runtime::{ServerKey, StartError};
+use aauth_http::server::RequestVerifier;
+use aauth_protocol::httpsig::VerifyPolicy;
+use aauth_protocol::ids::OriginMode;
+use aauth_protocol::metadata::{HttpsUrl, ResourceMetadata};
+use aauth_protocol::verify::VerifierConfig;
+use axum::Router;
+use axum::routing::get;
+
+pub use config::{Config, RateLimits, Settings};
+
+use crate::notes::Notes;
+use crate::rate::RateLimiter;
+
+/// Path of the JWKS (E§8.3 `jwks_uri`).
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Path of the resource token endpoint (E§9.2.5).
+pub const RESOURCE_TOKEN_PATH: &str = "/resource/token";
+
+/// Everything a running resource shares between requests.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    settings: Settings,
+    key: ServerKey,
+    verifier: RequestVerifier,
+    limiter: RateLimiter,
+    notes: Notes,
+    metadata: ResourceMetadata,
+    jwks: serde_json::Value,
+}
+
+impl AppState {
+    /// The state for `settings`, signing with `key`.
+    pub fn new(settings: Settings, key: ServerKey) -> Result<Self, StartError> {
+        let mode = if settings.dev {
+            OriginMode::Dev
+        } else {
+            OriginMode::Production
+        };
+        let fetcher = Fetcher::new(mode).map_err(|e| StartError::Config(e.to_string()))?;
+        let discovery = Discovery::new(fetcher, mode);
+        let mut verifier_config = VerifierConfig::new(settings.identifier.clone());
+        verifier_config.trusted_auth_servers = vec![settings.auth_server.clone()];
+        verifier_config.origin_mode = mode;
+        verifier_config.token_leeway_secs = settings.token_leeway;
+        verifier_config.http = VerifyPolicy {
+            max_skew: settings.max_skew,
+            // Decided per request: P-SIG-6 (non-idempotent methods).
+            require_nonce: false,
+            lenient_base64: settings.lenient_base64,
+            additional_components: Vec::new(),
+        };
+        let verifier = RequestVerifier::new(verifier_config, discovery, settings.dev);
+
+        let url = |path: &str| {
+            HttpsUrl::from_origin(&settings.identifier, path)
+                .map_err(|e| StartError::Config(format!("{path}: {e}")))
+        };
+        let metadata = ResourceMetadata {
+            resource: settings.identifier.clone(),
+            jwks_uri: url(JWKS_PATH)?,
+            resource_token_endpoint: Some(url(RESOURCE_TOKEN_PATH)?),
+            supported_scopes: Some(
+                settings
+                    .scopes
+                    .iter()
+                    .map(|(name, _)| name.to_owned())
+                    .collect(),
+            ),
+            scope_descriptions: Some(settings.scopes.clone()),
+            additional_signature_components: None,
+        };
+        let jwks = key.jwks();
+        Ok(Self(Arc::new(Inner {
+            limiter: RateLimiter::new(settings.rate_limit),
+            settings,
+            key,
+            verifier,
+            notes: Notes::new(),
+            metadata,
+            jwks,
+        })))
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// The resource metadata document (E§8.3).
+    pub fn metadata(&self) -> &ResourceMetadata {
+        &self.0.metadata
+    }
+
+    pub(crate) fn key(&self) -> &ServerKey {
+        &self.0.key
+    }
+
+    pub(crate) fn verifier(&self) -> &RequestVerifier {
+        &self.0.verifier
+    }
+
+    pub(crate) fn limiter(&self) -> &RateLimiter {
+        &self.0.limiter
+    }
+
+    pub(crate) fn notes(&self) -> &Notes {
+        &self.0.notes
+    }
+
+    pub(crate) fn jwks(&self) -> &serde_json::Value {
+        &self.0.jwks
+    }
+}
+
+/// The resource's routes.
+pub fn app(state: AppState) -> Router {
+    use endpoints as e;
+    Router::new()
+        .route("/.well-known/aauth-resource", get(e::metadata))
+        .route(JWKS_PATH, get(e::jwks))
+        .route("/public", get(e::public))
+        .route("/whoami", get(e::whoami))
+        .route(RESOURCE_TOKEN_PATH, axum::routing::post(e::resource_token))
+        .route("/data", get(e::data_get).post(e::data_post))
+        .fallback(e::not_found)
+        .method_not_allowed_fallback(e::method_not_allowed)
+        .with_state(state)
+}
