@@ -273,14 +273,18 @@ async fn new_session(
         .insert_session(&session, now)
         .await
         .map_err(PageError::internal)?;
-    // P-AS-4: "session cookie: HttpOnly, SameSite=Lax, Secure outside dev".
-    let secure = if state.dev() { "" } else { "; Secure" };
-    let cookie = format!(
+    let cookie = HeaderValue::from_str(&session_cookie(&id, lifetime, state.dev()))
+        .map_err(PageError::internal)?;
+    Ok((session, cookie))
+}
+
+/// P-AS-4: "session cookie: HttpOnly, SameSite=Lax, Secure outside dev".
+fn session_cookie(id: &Secret, lifetime: u64, dev: bool) -> String {
+    let secure = if dev { "" } else { "; Secure" };
+    format!(
         "{SESSION_COOKIE}={}; Path=/; Max-Age={lifetime}; HttpOnly; SameSite=Lax{secure}",
         id.expose()
-    );
-    let cookie = HeaderValue::from_str(&cookie).map_err(PageError::internal)?;
-    Ok((session, cookie))
+    )
 }
 
 fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
@@ -680,6 +684,20 @@ mod tests {
             &registered,
             "http://127.0.0.1:5/callback#x"
         ));
+    }
+
+    #[test]
+    fn session_cookies_are_secure_outside_dev_mode() {
+        // profile: P-AS-4
+        let id = Secret::generate().unwrap();
+        let production = session_cookie(&id, 3600, false);
+        assert!(
+            production.ends_with("; HttpOnly; SameSite=Lax; Secure"),
+            "{production}"
+        );
+        assert!(production.contains("Max-Age=3600"));
+        let dev = session_cookie(&id, 3600, true);
+        assert!(dev.ends_with("; HttpOnly; SameSite=Lax"), "{dev}");
     }
 
     #[test]
