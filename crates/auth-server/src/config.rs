@@ -1,0 +1,320 @@
+//! The auth server's configuration file (TOML, profile: P-AS-2a): its public
+//! URL, the database file, users, the autonomous-access policy, and every
+//! lifetime in seconds (P-AS-3, P-AS-5, P-AS-6, P-TOK-5). The file is the
+//! source of truth for users and policy; SQLite keeps what is created at run
+//! time. Every field has a default, so a dev server needs no file at all.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aauth_protocol::ids::{Origin, OriginMode, Scope};
+use argon2::password_hash::phc::PasswordHash;
+use serde::Deserialize;
+
+/// The scopes that control token claims rather than resource access
+/// (E§7.4: "identity scopes like `openid`, `profile`, `email`").
+pub const IDENTITY_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+/// Whether `scope` is an identity scope (E§7.4).
+pub fn is_identity_scope(scope: &str) -> bool {
+    IDENTITY_SCOPES.contains(&scope)
+}
+
+/// The configuration file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The auth server's identifier (`https://…`; dev mode derives it).
+    pub public_url: Option<String>,
+    /// Where to listen (dev default `127.0.0.1:0`).
+    pub listen: Option<String>,
+    /// The SQLite file, created on first start (P-AS-8).
+    pub database: PathBuf,
+    /// Users who can log in (P-AS-2a).
+    pub users: Vec<UserConfig>,
+    /// Agents that may act without a user (P-AS-2a).
+    pub autonomous: Vec<AutonomousConfig>,
+    /// `scopes_supported` in the metadata (E§8.2); identity scopes by default.
+    pub scopes_supported: Vec<String>,
+    /// Auth token lifetime, seconds (P-TOK-4: 600).
+    pub auth_token_lifetime: u32,
+    /// Request token lifetime, seconds (P-AS-3: 600).
+    pub request_token_lifetime: u32,
+    /// Authorization code lifetime, seconds (P-AS-5: 60).
+    pub code_lifetime: u32,
+    /// Refresh token lifetime, seconds (P-AS-6: 30 days).
+    pub refresh_token_lifetime: u64,
+    /// Login session lifetime, seconds (P-AS-4).
+    pub session_lifetime: u64,
+    /// Allowed distance of a signature's `created` from the clock (P-SIG-2: 60).
+    pub max_skew: u64,
+    /// Grace after a token's `exp` (P-TOK-5: 0).
+    pub token_leeway: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            listen: None,
+            database: PathBuf::from("aauth-auth-server.db"),
+            users: Vec::new(),
+            autonomous: Vec::new(),
+            scopes_supported: IDENTITY_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            auth_token_lifetime: 600,
+            request_token_lifetime: 600,
+            code_lifetime: 60,
+            refresh_token_lifetime: 30 * 24 * 60 * 60,
+            session_lifetime: 60 * 60,
+            max_skew: 60,
+            token_leeway: 0,
+        }
+    }
+}
+
+/// A `[[users]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The login name.
+    pub username: String,
+    /// An argon2 PHC string (`aauth-auth-server hash-password`).
+    pub password_hash: String,
+    /// The `sub` claim; defaults to the username.
+    pub sub: Option<String>,
+    /// The `name` claim (scope `profile`).
+    pub name: Option<String>,
+    /// The `email` claim (scope `email`).
+    pub email: Option<String>,
+    /// The `email_verified` claim (scope `email`).
+    pub email_verified: Option<bool>,
+}
+
+/// An `[[autonomous]]` rule: `agent` may obtain tokens for `resource` with
+/// any subset of `scopes` without a user (P-AS-2a, E§3.4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutonomousConfig {
+    /// The agent identifier.
+    pub agent: String,
+    /// The resource identifier; the agent's own for self access (E§3.5).
+    pub resource: String,
+    /// The scopes granted directly.
+    pub scopes: Vec<String>,
+}
+
+/// A user, ready for login checks and token claims.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The login name.
+    pub username: String,
+    /// The PHC string (a password digest; never logged).
+    password_hash: String,
+    /// The `sub` claim.
+    pub sub: String,
+    /// The `name` claim.
+    pub name: Option<String>,
+    /// The `email` claim.
+    pub email: Option<String>,
+    /// The `email_verified` claim.
+    pub email_verified: Option<bool>,
+}
+
+impl User {
+    /// The stored PHC string.
+    pub fn password_hash(&self) -> &str {
+        &self.password_hash
+    }
+}
+
+/// A parsed autonomous rule.
+#[derive(Debug, Clone)]
+pub struct AutonomousRule {
+    /// The agent.
+    pub agent: Origin,
+    /// The resource.
+    pub resource: Origin,
+    /// The scopes it may receive directly.
+    pub scopes: Scope,
+}
+
+/// The policy and users, checked once at start.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    users: HashMap<String, User>,
+    autonomous: Vec<AutonomousRule>,
+}
+
+impl Policy {
+    /// The user `username`.
+    pub fn user(&self, username: &str) -> Option<&User> {
+        self.users.get(username)
+    }
+
+    /// P-AS-2a: a direct grant when a rule for (`agent`, `resource`) covers
+    /// every requested scope; never for identity scopes, which need a user.
+    pub fn allows_autonomous(&self, agent: &Origin, resource: &Origin, scope: &Scope) -> bool {
+        if scope.tokens().any(is_identity_scope) {
+            return false;
+        }
+        self.autonomous.iter().any(|rule| {
+            &rule.agent == agent && &rule.resource == resource && rule.scopes.includes(scope)
+        })
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is not a configuration.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|reason| ConfigError::Parse {
+            path: path.to_owned(),
+            reason,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks users and rules under `mode` (identifiers: P-MD-1).
+    pub fn policy(&self, mode: OriginMode) -> Result<Policy, ConfigError> {
+        let mut users = HashMap::new();
+        for user in &self.users {
+            if user.username.is_empty() {
+                return Err(ConfigError::Invalid("a user has an empty username".into()));
+            }
+            PasswordHash::new(&user.password_hash).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "user {:?}: password_hash is not a PHC string: {e}",
+                    user.username
+                ))
+            })?;
+            let parsed = User {
+                username: user.username.clone(),
+                password_hash: user.password_hash.clone(),
+                sub: user.sub.clone().unwrap_or_else(|| user.username.clone()),
+                name: user.name.clone(),
+                email: user.email.clone(),
+                email_verified: user.email_verified,
+            };
+            if users.insert(user.username.clone(), parsed).is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "user {:?} is listed twice",
+                    user.username
+                )));
+            }
+        }
+        let origin = |what: &str, text: &str| {
+            Origin::parse(text, mode)
+                .map_err(|e| ConfigError::Invalid(format!("autonomous {what} {text:?}: {e}")))
+        };
+        let autonomous = self
+            .autonomous
+            .iter()
+            .map(|rule| {
+                Ok(AutonomousRule {
+                    agent: origin("agent", &rule.agent)?,
+                    resource: origin("resource", &rule.resource)?,
+                    scopes: Scope::from_tokens(&rule.scopes).map_err(|e| {
+                        ConfigError::Invalid(format!("autonomous scopes for {}: {e}", rule.agent))
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        Ok(Policy { users, autonomous })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../examples/auth-server.toml");
+
+    #[test]
+    fn the_committed_example_parses_and_checks() {
+        let config = Config::parse(EXAMPLE).unwrap();
+        let policy = config.policy(OriginMode::Dev).unwrap();
+        assert!(policy.user("alice").is_some());
+        assert_eq!(config.code_lifetime, 60);
+    }
+
+    #[test]
+    fn defaults_follow_the_profile() {
+        // profile: P-AS-3 (600 s), P-AS-5 (60 s), P-AS-6 (30 days), P-TOK-4 (600 s).
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.request_token_lifetime, 600);
+        assert_eq!(config.code_lifetime, 60);
+        assert_eq!(config.refresh_token_lifetime, 2_592_000);
+        assert_eq!(config.auth_token_lifetime, 600);
+        assert_eq!(config.database, PathBuf::from("aauth-auth-server.db"));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        assert!(Config::parse("colour = 1").is_err());
+        let bad_hash = "[[users]]\nusername = \"a\"\npassword_hash = \"plain\"\n";
+        assert!(
+            Config::parse(bad_hash)
+                .unwrap()
+                .policy(OriginMode::Dev)
+                .is_err()
+        );
+        let bad_agent = "[[autonomous]]\nagent = \"http://agent.example\"\nresource = \"https://r.example\"\nscopes = [\"a\"]\n";
+        assert!(
+            Config::parse(bad_agent)
+                .unwrap()
+                .policy(OriginMode::Production)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn autonomous_rules_cover_scopes_but_never_identity_scopes() {
+        // profile: P-AS-2a
+        let text = "[[autonomous]]\nagent = \"https://agent.example\"\nresource = \"https://r.example\"\nscopes = [\"a\", \"b\", \"openid\"]\n";
+        let policy = Config::parse(text)
+            .unwrap()
+            .policy(OriginMode::Production)
+            .unwrap();
+        let agent = Origin::parse("https://agent.example", OriginMode::Production).unwrap();
+        let resource = Origin::parse("https://r.example", OriginMode::Production).unwrap();
+        let other = Origin::parse("https://other.example", OriginMode::Production).unwrap();
+        let scope = |s: &str| Scope::parse(s).unwrap();
+        assert!(policy.allows_autonomous(&agent, &resource, &scope("a b")));
+        assert!(policy.allows_autonomous(&agent, &resource, &scope("b")));
+        assert!(!policy.allows_autonomous(&agent, &resource, &scope("a c")));
+        assert!(!policy.allows_autonomous(&agent, &resource, &scope("openid")));
+        assert!(!policy.allows_autonomous(&other, &resource, &scope("a")));
+        assert!(!policy.allows_autonomous(&agent, &other, &scope("a")));
+    }
+}

@@ -1,0 +1,197 @@
+//! `aauth-auth-server`: `serve`, `hash-password`, `revoke`.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aauth_auth_server::config::Config;
+use aauth_auth_server::store::{RevokeFilter, Store};
+use aauth_auth_server::{AppState, app};
+use aauth_http::runtime;
+use aauth_http::server::unix_now;
+use argon2::{Argon2, PasswordHasher as _};
+use clap::{Parser, Subcommand};
+
+/// An AAuth auth server (E§9): metadata, the agent token endpoint, login and consent.
+#[derive(Debug, Parser)]
+#[command(name = "aauth-auth-server", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log at debug level (RUST_LOG refines it).
+    #[arg(long, short, global = true)]
+    verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// The configuration file (TOML); every field has a default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Dev mode: loopback http identifiers, signature bases in errors,
+        /// cookies without Secure. Never expose a dev server.
+        #[arg(long)]
+        dev: bool,
+        /// Address to listen on (dev default 127.0.0.1:0).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The public https URL (required outside dev mode).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// The SQLite file (overrides `database` in the configuration).
+        #[arg(long)]
+        database: Option<PathBuf>,
+    },
+    /// Read a password from standard input and print its argon2id PHC string.
+    HashPassword,
+    /// Revoke refresh tokens; the given filters must all match (P-AS-6).
+    Revoke {
+        /// The configuration file (for the database path).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The SQLite file (overrides the configuration).
+        #[arg(long)]
+        database: Option<PathBuf>,
+        /// Grants of this agent (identifier).
+        #[arg(long, required_unless_present_any = ["delegate", "user"])]
+        agent: Option<String>,
+        /// Grants of this agent delegate (agent token `sub`).
+        #[arg(long)]
+        delegate: Option<String>,
+        /// Grants of this user (username).
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>, database: Option<PathBuf>) -> Result<Config, String> {
+    let mut config = match path {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(database) = database {
+        config.database = database;
+    }
+    Ok(config)
+}
+
+async fn serve(
+    config: Option<PathBuf>,
+    dev: bool,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    database: Option<PathBuf>,
+) -> Result<(), String> {
+    let config = load_config(config.as_ref(), database)?;
+    let listen = match (listen, &config.listen) {
+        (Some(listen), _) => listen,
+        (None, Some(text)) => text
+            .parse()
+            .map_err(|e| format!("configuration listen {text:?}: {e}"))?,
+        (None, None) if dev => SocketAddr::from(([127, 0, 0, 1], 0)),
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    };
+    let public_url = public_url.or_else(|| config.public_url.clone());
+    let (listener, issuer) = runtime::bind(listen, public_url.as_deref(), dev)
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = AppState::open(config, issuer.clone(), dev)
+        .await
+        .map_err(|e| e.to_string())?;
+    runtime::announce(&issuer);
+    tracing::info!(issuer = %issuer, "auth server ready");
+    runtime::serve(listener, app(state))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn hash_password() -> Result<(), String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err("the password on standard input is empty".into());
+    }
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes())
+        .map_err(|e| format!("hashing: {e}"))?;
+    #[expect(
+        clippy::print_stdout,
+        reason = "the PHC string is the command's output"
+    )]
+    {
+        println!("{hash}");
+    }
+    Ok(())
+}
+
+async fn revoke(
+    config: Option<PathBuf>,
+    database: Option<PathBuf>,
+    filter: RevokeFilter,
+) -> Result<(), String> {
+    let config = load_config(config.as_ref(), database)?;
+    let store = Store::open(&config.database)
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let count = store
+        .revoke(&filter, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    #[expect(clippy::print_stdout, reason = "the count is the command's output")]
+    {
+        println!("revoked {count}");
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    runtime::init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            dev,
+            listen,
+            public_url,
+            database,
+        } => serve(config, dev, listen, public_url, database).await,
+        Command::HashPassword => hash_password(),
+        Command::Revoke {
+            config,
+            database,
+            agent,
+            delegate,
+            user,
+        } => {
+            revoke(
+                config,
+                database,
+                RevokeFilter {
+                    agent,
+                    delegate_sub: delegate,
+                    username: user,
+                },
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("aauth-auth-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! What the auth server creates at run time, in SQLite (profile: P-AS-8):
+//! its signing keys, pending requests (P-AS-3), login sessions (P-AS-4),
+//! authorization codes (P-AS-5) and grants with their refresh tokens
+//! (P-AS-6). Everything survives a restart.
+//!
+//! Queries are plain runtime SQL with `$N` parameters and types that
+//! PostgreSQL also accepts (`TEXT`, `BIGINT`, `RETURNING`), so a PostgreSQL
+//! store is a matter of a second pool type; nothing is checked against a
+//! database at build time. Secrets are stored as SHA-256 digests only
+//! ([`crate::secret::Secret::digest`]).
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::Row as _;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+
+/// The schema, created at every start if absent.
+const SCHEMA: [&str; 5] = [
+    "CREATE TABLE IF NOT EXISTS signing_keys (
+        kid TEXT PRIMARY KEY,
+        private_jwk TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS pending_requests (
+        token_hash TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        delegate_sub TEXT,
+        resource TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS login_sessions (
+        session_hash TEXT PRIMARY KEY,
+        username TEXT,
+        csrf_token TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS codes (
+        code_hash TEXT PRIMARY KEY,
+        request_hash TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        delegate_sub TEXT,
+        username TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS grants (
+        refresh_hash TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        delegate_sub TEXT,
+        username TEXT,
+        resource TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT
+    )",
+];
+
+/// A database failure. Its text is for the operator's log, never a peer.
+#[derive(Debug, thiserror::Error)]
+#[error("database: {0}")]
+pub struct StoreError(#[from] sqlx::Error);
+
+/// A signing key row.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    /// The `kid`.
+    pub kid: String,
+    /// The private JWK as JSON.
+    pub private_jwk: String,
+}
+
+/// A request waiting for the user's consent (P-AS-3): bound to the agent,
+/// the delegate, the request and the `redirect_uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRequest {
+    /// Digest of the request token.
+    pub token_hash: String,
+    /// The agent identifier.
+    pub agent: String,
+    /// The agent token's `sub`, when a delegate asked.
+    pub delegate_sub: Option<String>,
+    /// The resource identifier (the agent's own for SSO).
+    pub resource: String,
+    /// The requested scope.
+    pub scope: String,
+    /// Where the user returns.
+    pub redirect_uri: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A browser session: anonymous until the user logs in (P-AS-4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Digest of the session cookie.
+    pub session_hash: String,
+    /// The logged-in user.
+    pub username: Option<String>,
+    /// The token every form of this session carries.
+    pub csrf_token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// An authorization code (P-AS-5): single use, bound to the request, its
+/// agent, delegate and `redirect_uri`, and the user who consented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// Digest of the code.
+    pub code_hash: String,
+    /// Digest of the request token it answers.
+    pub request_hash: String,
+    /// The agent identifier.
+    pub agent: String,
+    /// The delegate `sub`.
+    pub delegate_sub: Option<String>,
+    /// The user.
+    pub username: String,
+    /// The resource identifier.
+    pub resource: String,
+    /// The granted scope.
+    pub scope: String,
+    /// The bound redirect URI.
+    pub redirect_uri: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A grant and its refresh token (P-AS-6): bound to agent, delegate, user,
+/// resource and scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Digest of the refresh token.
+    pub refresh_hash: String,
+    /// The agent identifier.
+    pub agent: String,
+    /// The delegate `sub`.
+    pub delegate_sub: Option<String>,
+    /// The user, absent for autonomous grants.
+    pub username: Option<String>,
+    /// The resource identifier.
+    pub resource: String,
+    /// The granted scope.
+    pub scope: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// When an operator revoked it.
+    pub revoked_at: Option<i64>,
+}
+
+/// Which grants `revoke` ends; the given filters must all match (P-AS-6).
+#[derive(Debug, Clone, Default)]
+pub struct RevokeFilter {
+    /// The agent identifier.
+    pub agent: Option<String>,
+    /// The delegate `sub`.
+    pub delegate_sub: Option<String>,
+    /// The username.
+    pub username: Option<String>,
+}
+
+/// The auth server's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn text(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
+    Ok(row.try_get::<String, _>(column)?)
+}
+
+fn optional(row: &SqliteRow, column: &str) -> Result<Option<String>, StoreError> {
+    Ok(row.try_get::<Option<String>, _>(column)?)
+}
+
+fn time(row: &SqliteRow, column: &str) -> Result<i64, StoreError> {
+    Ok(row.try_get::<i64, _>(column)?)
+}
+
+impl Store {
+    /// Opens (creating on first start, readable by the owner only) the
+    /// SQLite file at `path` and creates the schema if absent.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError(sqlx::Error::Io(e)))?;
+        }
+        if !path.exists() {
+            // The file holds the private signing key: owner only.
+            aauth_http::runtime::write_private(path, b"")
+                .map_err(|e| StoreError(sqlx::Error::Io(e)))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection (tests reopen the file afterwards).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The signing keys, newest first.
+    pub async fn signing_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kid, private_jwk FROM signing_keys ORDER BY created_at DESC, kid DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(KeyRow {
+                    kid: text(row, "kid")?,
+                    private_jwk: text(row, "private_jwk")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a new signing key.
+    pub async fn add_signing_key(&self, key: &KeyRow, now: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO signing_keys (kid, private_jwk, created_at) VALUES ($1, $2, $3)")
+            .bind(&key.kid)
+            .bind(&key.private_jwk)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a pending request.
+    pub async fn insert_request(
+        &self,
+        request: &PendingRequest,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pending_requests
+             (token_hash, agent, delegate_sub, resource, scope, redirect_uri, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&request.token_hash)
+        .bind(&request.agent)
+        .bind(&request.delegate_sub)
+        .bind(&request.resource)
+        .bind(&request.scope)
+        .bind(&request.redirect_uri)
+        .bind(now)
+        .bind(request.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn request_row(row: &SqliteRow) -> Result<PendingRequest, StoreError> {
+        Ok(PendingRequest {
+            token_hash: text(row, "token_hash")?,
+            agent: text(row, "agent")?,
+            delegate_sub: optional(row, "delegate_sub")?,
+            resource: text(row, "resource")?,
+            scope: text(row, "scope")?,
+            redirect_uri: text(row, "redirect_uri")?,
+            expires_at: time(row, "expires_at")?,
+        })
+    }
+
+    /// The pending request with this token digest, if any (expired or not).
+    pub async fn request(&self, token_hash: &str) -> Result<Option<PendingRequest>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash, agent, delegate_sub, resource, scope, redirect_uri, expires_at
+             FROM pending_requests WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::request_row).transpose()
+    }
+
+    /// Removes and returns the pending request: a decision uses it up.
+    pub async fn take_request(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<PendingRequest>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM pending_requests WHERE token_hash = $1
+             RETURNING token_hash, agent, delegate_sub, resource, scope, redirect_uri, expires_at",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::request_row).transpose()
+    }
+
+    /// Stores a session.
+    pub async fn insert_session(&self, session: &Session, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO login_sessions (session_hash, username, csrf_token, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&session.session_hash)
+        .bind(&session.username)
+        .bind(&session.csrf_token)
+        .bind(now)
+        .bind(session.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The session with this digest, if it has not expired.
+    pub async fn session(
+        &self,
+        session_hash: &str,
+        now: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "SELECT session_hash, username, csrf_token, expires_at FROM login_sessions
+             WHERE session_hash = $1 AND expires_at > $2",
+        )
+        .bind(session_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(Session {
+                session_hash: text(&row, "session_hash")?,
+                username: optional(&row, "username")?,
+                csrf_token: text(&row, "csrf_token")?,
+                expires_at: time(&row, "expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends a session (login replaces the anonymous one).
+    pub async fn delete_session(&self, session_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_sessions WHERE session_hash = $1")
+            .bind(session_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a code.
+    pub async fn insert_code(&self, code: &CodeRecord, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO codes (code_hash, request_hash, agent, delegate_sub, username, resource,
+             scope, redirect_uri, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&code.code_hash)
+        .bind(&code.request_hash)
+        .bind(&code.agent)
+        .bind(&code.delegate_sub)
+        .bind(&code.username)
+        .bind(&code.resource)
+        .bind(&code.scope)
+        .bind(&code.redirect_uri)
+        .bind(now)
+        .bind(code.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes and returns the code: whoever presents it uses it up
+    /// (E§9.5: "Authorization codes MUST be single-use").
+    pub async fn take_code(&self, code_hash: &str) -> Result<Option<CodeRecord>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM codes WHERE code_hash = $1
+             RETURNING code_hash, request_hash, agent, delegate_sub, username, resource, scope,
+                       redirect_uri, expires_at",
+        )
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(CodeRecord {
+                code_hash: text(&row, "code_hash")?,
+                request_hash: text(&row, "request_hash")?,
+                agent: text(&row, "agent")?,
+                delegate_sub: optional(&row, "delegate_sub")?,
+                username: text(&row, "username")?,
+                resource: text(&row, "resource")?,
+                scope: text(&row, "scope")?,
+                redirect_uri: text(&row, "redirect_uri")?,
+                expires_at: time(&row, "expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a grant.
+    pub async fn insert_grant(&self, grant: &Grant, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO grants (refresh_hash, agent, delegate_sub, username, resource, scope,
+             created_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&grant.refresh_hash)
+        .bind(&grant.agent)
+        .bind(&grant.delegate_sub)
+        .bind(&grant.username)
+        .bind(&grant.resource)
+        .bind(&grant.scope)
+        .bind(now)
+        .bind(grant.expires_at)
+        .bind(grant.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The grant of this refresh token digest.
+    pub async fn grant(&self, refresh_hash: &str) -> Result<Option<Grant>, StoreError> {
+        let row = sqlx::query(
+            "SELECT refresh_hash, agent, delegate_sub, username, resource, scope, expires_at,
+                    revoked_at
+             FROM grants WHERE refresh_hash = $1",
+        )
+        .bind(refresh_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(Grant {
+                refresh_hash: text(&row, "refresh_hash")?,
+                agent: text(&row, "agent")?,
+                delegate_sub: optional(&row, "delegate_sub")?,
+                username: optional(&row, "username")?,
+                resource: text(&row, "resource")?,
+                scope: text(&row, "scope")?,
+                expires_at: time(&row, "expires_at")?,
+                revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Revokes the live grants matching every filter given; returns how many.
+    /// An empty filter revokes nothing.
+    pub async fn revoke(&self, filter: &RevokeFilter, now: i64) -> Result<u64, StoreError> {
+        if filter.agent.is_none() && filter.delegate_sub.is_none() && filter.username.is_none() {
+            return Ok(0);
+        }
+        // `$N IS NULL OR column = $N` keeps one static statement for every
+        // combination of filters.
+        let result = sqlx::query(
+            "UPDATE grants SET revoked_at = $1
+             WHERE revoked_at IS NULL
+               AND ($2 IS NULL OR agent = $2)
+               AND ($3 IS NULL OR delegate_sub = $3)
+               AND ($4 IS NULL OR username = $4)",
+        )
+        .bind(now)
+        .bind(&filter.agent)
+        .bind(&filter.delegate_sub)
+        .bind(&filter.username)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Deletes expired requests, sessions and codes (grants stay for the
+    /// record until they expire, then go too).
+    pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
+        for statement in [
+            "DELETE FROM pending_requests WHERE expires_at <= $1",
+            "DELETE FROM login_sessions WHERE expires_at <= $1",
+            "DELETE FROM codes WHERE expires_at <= $1",
+            "DELETE FROM grants WHERE expires_at <= $1",
+        ] {
+            sqlx::query(statement).bind(now).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "aauth-as-store-{}-{name}-{}",
+            std::process::id(),
+            aauth_http::server::unix_now()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("state.db")
+    }
+
+    fn grant(hash: &str, agent: &str, delegate: Option<&str>, user: Option<&str>) -> Grant {
+        Grant {
+            refresh_hash: hash.into(),
+            agent: agent.into(),
+            delegate_sub: delegate.map(Into::into),
+            username: user.map(Into::into),
+            resource: "https://r.example".into(),
+            scope: "a".into(),
+            expires_at: 2_000,
+            revoked_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn everything_survives_reopening_the_file() {
+        // profile: P-AS-8
+        let path = temp_db("reopen");
+        let store = Store::open(&path).await.unwrap();
+        let request = PendingRequest {
+            token_hash: "t".into(),
+            agent: "https://agent.example".into(),
+            delegate_sub: Some("d1".into()),
+            resource: "https://r.example".into(),
+            scope: "a b".into(),
+            redirect_uri: "https://agent.example/cb".into(),
+            expires_at: 1_600,
+        };
+        store.insert_request(&request, 1_000).await.unwrap();
+        store
+            .insert_grant(&grant("g", "https://agent.example", None, None), 1_000)
+            .await
+            .unwrap();
+        store
+            .add_signing_key(
+                &KeyRow {
+                    kid: "k".into(),
+                    private_jwk: "{}".into(),
+                },
+                1_000,
+            )
+            .await
+            .unwrap();
+        store.close().await;
+
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(store.request("t").await.unwrap(), Some(request.clone()));
+        assert_eq!(store.take_request("t").await.unwrap(), Some(request));
+        assert_eq!(store.take_request("t").await.unwrap(), None);
+        assert!(store.grant("g").await.unwrap().is_some());
+        assert_eq!(store.signing_keys().await.unwrap().len(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the file holds the private key");
+        }
+        store.close().await;
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn revoke_matches_every_given_filter() {
+        // profile: P-AS-6 — "revocable with an operator command (by agent, delegate or user)".
+        let path = temp_db("revoke");
+        let store = Store::open(&path).await.unwrap();
+        let a = "https://a.example";
+        let b = "https://b.example";
+        for g in [
+            grant("1", a, Some("d1"), Some("alice")),
+            grant("2", a, Some("d2"), None),
+            grant("3", b, Some("d1"), Some("bob")),
+            grant("4", b, None, Some("alice")),
+        ] {
+            store.insert_grant(&g, 1_000).await.unwrap();
+        }
+        let filter =
+            |agent: Option<&str>, delegate: Option<&str>, user: Option<&str>| RevokeFilter {
+                agent: agent.map(Into::into),
+                delegate_sub: delegate.map(Into::into),
+                username: user.map(Into::into),
+            };
+        assert_eq!(
+            store
+                .revoke(&filter(None, None, None), 1_100)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .revoke(&filter(Some(b), Some("d1"), None), 1_100)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .revoke(&filter(None, None, Some("alice")), 1_100)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .revoke(&filter(Some(a), None, None), 1_100)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .revoke(&filter(Some(a), None, None), 1_100)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store.grant("2").await.unwrap().unwrap().revoked_at,
+            Some(1_100)
+        );
+        store.close().await;
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+}

@@ -1,0 +1,509 @@
+//! The agent token endpoint (E§9.3–9.7, profile: P-AS-1, P-AS-2, P-AS-3,
+//! P-AS-5, P-AS-6): a signed, form-encoded POST from an identified agent.
+//!
+//! ```text
+//! body ≤ 64 KiB ─▶ signature (Nonce required) ─▶ caller identified?
+//!   ─▶ form ─▶ request_type ─┬ auth    ─▶ resource token / scope ─▶ policy
+//!                            ├ code    ─▶ take code ─▶ grant
+//!                            ├ refresh ─▶ grant ─▶ new auth token
+//!                            └ other   ─▶ unsupported_request_type
+//! ```
+
+use aauth_http::server::{ErrorResponse, MAX_FORM_BYTES, parse_form, read_body, unix_now};
+use aauth_protocol::challenge::{AgentAuth, Level};
+use aauth_protocol::error::Condition;
+use aauth_protocol::ids::{Kid, Origin, Scope};
+use aauth_protocol::jwk::PublicKey;
+use aauth_protocol::metadata::RedirectUri;
+use aauth_protocol::signature_key::{self, SignatureKey};
+use aauth_protocol::tokens::auth_token::AuthTokenBuilder;
+use aauth_protocol::tokens::resource_token::{self, ResourceTokenContext};
+use aauth_protocol::tokens::{self, KeyLookupError, TokenType};
+use aauth_protocol::verify::KeyOwner;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::config::{User, is_identity_scope};
+use crate::secret::Secret;
+use crate::store::{Grant, PendingRequest};
+
+/// The form parameters of every request type (E§9.3, E§9.6, E§9.7).
+#[derive(Debug, Deserialize)]
+struct TokenForm {
+    request_type: Option<String>,
+    resource_token: Option<String>,
+    scope: Option<String>,
+    auth_request_url: Option<String>,
+    redirect_uri: Option<String>,
+    code: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// The identified caller of this request (P-AS-1).
+#[derive(Debug)]
+pub struct Caller {
+    /// The agent identifier.
+    pub agent: Origin,
+    /// The agent token's `sub`, when a delegate signed.
+    pub delegate: Option<String>,
+    /// The key that signed this request: the new token's `cnf.jwk`.
+    pub key: PublicKey,
+}
+
+/// A failure that is ours, not the caller's: logged, answered with 500.
+fn internal(error: impl std::fmt::Display) -> Failure {
+    tracing::error!(%error, "token endpoint failed");
+    Failure::Internal
+}
+
+fn internal_response() -> Response {
+    let body = json!({
+        "error": "server_error",
+        "error_description": "the auth server could not complete the request; see its log",
+    });
+    let mut response = (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+    no_store(&mut response);
+    response
+}
+
+fn no_store(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// Either a protocol error for the caller or an internal failure.
+enum Failure {
+    Caller(ErrorResponse),
+    Internal,
+}
+
+impl From<ErrorResponse> for Failure {
+    fn from(error: ErrorResponse) -> Self {
+        Self::Caller(error)
+    }
+}
+
+fn db(error: crate::store::StoreError) -> Failure {
+    internal(error)
+}
+
+fn invalid_grant(description: &str) -> Failure {
+    Failure::Caller(ErrorResponse::new(Condition::GrantInvalid, description))
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(unix_now()).unwrap_or(i64::MAX)
+}
+
+/// `POST /agent/token`.
+pub async fn endpoint(State(state): State<AppState>, request: Request) -> Response {
+    match handle(&state, request).await {
+        Ok(body) => {
+            let mut response = axum::Json(body).into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(Failure::Caller(error)) => error.into_response(),
+        Err(Failure::Internal) => internal_response(),
+    }
+}
+
+async fn handle(state: &AppState, request: Request) -> Result<Value, Failure> {
+    let (parts, body) = request.into_parts();
+    // P-AS-1: "form-encoded (body ≤ 64 KiB)"; more is 413 (P-ERR-1).
+    let body = read_body(body, MAX_FORM_BYTES).await?;
+    let caller = authenticate(state, &parts, &body).await?;
+    let form: TokenForm = parse_form(&parts.headers, &body)?;
+    match form.request_type.as_deref() {
+        None => Err(ErrorResponse::invalid_request("request_type is required (E§9.3)").into()),
+        Some("auth") => auth_request(state, &caller, form).await,
+        Some("code") => code_request(state, &caller, form).await,
+        Some("refresh") => refresh_request(state, &caller, form).await,
+        Some(other) => Err(ErrorResponse::new(
+            Condition::RequestTypeUnsupported,
+            format!(
+                "request_type {:?} is not supported here; supported: auth, code, refresh",
+                other.chars().take(64).collect::<String>()
+            ),
+        )
+        .into()),
+    }
+}
+
+fn not_identified(description: &str) -> ErrorResponse {
+    ErrorResponse::new(Condition::CallerNotIdentified, description)
+        .with_challenge(AgentAuth::identity())
+}
+
+const AUTH_TOKEN_REFUSED: &str = "an auth token is never accepted at the token endpoint (profile P-AS-1): \
+     sign as the agent server (jwks_uri) or with an agent token";
+
+/// P-AS-1: the signature must verify, with a `Nonce`, and identify the
+/// agent: a `jwks_uri` agent server or a `jwt` agent token.
+async fn authenticate(
+    state: &AppState,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<Caller, ErrorResponse> {
+    // P-AS-1: "An auth token in Signature-Key is never accepted here" —
+    // refused before any key is fetched for it.
+    let presented = parts
+        .headers
+        .get("signature-key")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| signature_key::parse(v).ok());
+    if let Some(field) = presented
+        && let SignatureKey::Jwt { jwt } = &field.key
+        && matches!(
+            tokens::declared_type(jwt),
+            Some(TokenType::Auth | TokenType::Resource)
+        )
+    {
+        return Err(not_identified(AUTH_TOKEN_REFUSED));
+    }
+    // P-SIG-6: "The auth server's token endpoint requires it."
+    let verified = match state.verifier().verify(parts, body, true).await {
+        Ok(verified) => verified,
+        Err(rejected) if rejected.condition == Condition::AuthTokenInvalid => {
+            return Err(not_identified(AUTH_TOKEN_REFUSED));
+        }
+        // P-ERR-1: "AS: caller not identified / bad caller signature — as in
+        // the signature rows, `httpsig; identity=?1`".
+        Err(rejected) => return Err(rejected.into_error().with_challenge(AgentAuth::identity())),
+    };
+    match verified.level() {
+        Level::Pseudonymous => Err(ErrorResponse::new(
+            Condition::LevelTooLow,
+            "the token endpoint needs an identified agent: sign as the agent server (jwks_uri) \
+             or with an agent token (profile P-AS-1)",
+        )
+        .with_challenge(AgentAuth::identity())),
+        Level::Authorized => Err(not_identified(AUTH_TOKEN_REFUSED)),
+        Level::Identified => match verified.agent() {
+            Some(agent) => Ok(Caller {
+                agent: agent.clone(),
+                delegate: verified.delegate().map(str::to_owned),
+                key: verified.key().clone(),
+            }),
+            None => Err(not_identified("the request does not identify an agent")),
+        },
+    }
+}
+
+/// `request_type=auth` (E§9.3, E§9.4, profile: P-AS-2).
+async fn auth_request(
+    state: &AppState,
+    caller: &Caller,
+    form: TokenForm,
+) -> Result<Value, Failure> {
+    let given = [
+        form.resource_token.is_some(),
+        form.scope.is_some(),
+        form.auth_request_url.is_some(),
+    ]
+    .into_iter()
+    .filter(|present| *present)
+    .count();
+    // P-AS-2: "exactly one of resource_token / scope".
+    if given != 1 {
+        return Err(ErrorResponse::invalid_request(
+            "request_type=auth needs exactly one of resource_token or scope (E§9.3)",
+        )
+        .into());
+    }
+    let (resource, scope) = if let Some(token) = &form.resource_token {
+        validate_resource_token(state, caller, token).await?
+    } else if let Some(scope) = &form.scope {
+        // E§9.4: "Use the provided scope … directly"; the agent is the resource.
+        let scope = Scope::parse(scope)
+            .map_err(|e| ErrorResponse::invalid_request(format!("scope: {e}")))?;
+        (caller.agent.clone(), scope)
+    } else {
+        // profile: P-TOK-7.
+        return Err(ErrorResponse::invalid_request(
+            "not supported: auth_request_url (E§11 leaves the document format TBD)",
+        )
+        .into());
+    };
+
+    let now = now_secs();
+    if state
+        .policy()
+        .allows_autonomous(&caller.agent, &resource, &scope)
+    {
+        // P-AS-2: direct grant.
+        let refresh_token = new_grant(state, caller, None, &resource, &scope, now).await?;
+        let auth_token = issue(state, caller, &resource, &scope, None, now)?;
+        return Ok(json!({
+            "auth_token": auth_token,
+            "expires_in": state.config().auth_token_lifetime,
+            "refresh_token": refresh_token.expose(),
+        }));
+    }
+
+    // P-AS-2: "`redirect_uri` optional unless consent is needed (then 400
+    // `invalid_request` without it)".
+    let Some(redirect_uri) = form.redirect_uri else {
+        return Err(ErrorResponse::invalid_request(
+            "redirect_uri is required: this request needs the user's consent (profile P-AS-2)",
+        )
+        .into());
+    };
+    RedirectUri::parse(&redirect_uri, state.mode())
+        .map_err(|e| ErrorResponse::invalid_request(format!("redirect_uri: {e}")))?;
+    let request_token = Secret::generate().map_err(internal)?;
+    let lifetime = state.config().request_token_lifetime;
+    // P-AS-3: bound to agent, delegate `sub`, request and `redirect_uri`.
+    let pending = PendingRequest {
+        token_hash: request_token.digest(),
+        agent: caller.agent.as_str().to_owned(),
+        delegate_sub: caller.delegate.clone(),
+        resource: resource.as_str().to_owned(),
+        scope: scope.to_string(),
+        redirect_uri,
+        expires_at: now.saturating_add(i64::from(lifetime)),
+    };
+    state
+        .store()
+        .insert_request(&pending, now)
+        .await
+        .map_err(db)?;
+    Ok(json!({
+        "request_token": request_token.expose(),
+        "expires_in": lifetime,
+    }))
+}
+
+/// E§6.5 with the resource's keys (P-AS-2: `agent` == caller, `agent_jkt`
+/// == thumbprint of this request's key, `aud` == this server).
+async fn validate_resource_token(
+    state: &AppState,
+    caller: &Caller,
+    token: &str,
+) -> Result<(Origin, Scope), ErrorResponse> {
+    let mode = state.mode();
+    // The resource's key is fetched first (resource tokens are open by
+    // design: P-TOK-6 relies on the P-MD-3 guards), then validation runs
+    // synchronously over it.
+    let fetched = match tokens::peek(token, mode) {
+        Ok(peek) if peek.typ == TokenType::Resource => {
+            let key = state
+                .discovery()
+                .key(KeyOwner::Resource, &peek.iss, &peek.kid)
+                .await;
+            Some((peek.iss, peek.kid, key))
+        }
+        _ => None,
+    };
+    let keys = |iss: &Origin, kid: &Kid| match &fetched {
+        Some((at, k, result)) if at == iss && k == kid => result.clone(),
+        _ => Err(KeyLookupError::Unavailable(format!(
+            "no keys were fetched for {iss}"
+        ))),
+    };
+    let mut ctx = ResourceTokenContext::new(now_secs(), state.issuer(), &caller.agent, &caller.key);
+    ctx.origin_mode = mode;
+    ctx.leeway_secs = state.config().token_leeway;
+    let verified = resource_token::validate(token, &ctx, &keys)
+        .map_err(|e| ErrorResponse::new(e.condition(), e.to_string()))?;
+    Ok((verified.resource().clone(), verified.scope().clone()))
+}
+
+/// `request_type=code` (E§9.6, profile: P-AS-5).
+async fn code_request(
+    state: &AppState,
+    caller: &Caller,
+    form: TokenForm,
+) -> Result<Value, Failure> {
+    let Some(code) = form.code else {
+        return Err(ErrorResponse::invalid_request("code is required (E§9.6)").into());
+    };
+    let Some(code) = Secret::received(&code) else {
+        return Err(invalid_grant("the code is unknown or was already used"));
+    };
+    // E§9.5: "Authorization codes MUST be single-use": taken out whoever
+    // presents it, so a leaked code is dead after one attempt.
+    let Some(record) = state.store().take_code(&code.digest()).await.map_err(db)? else {
+        return Err(invalid_grant("the code is unknown or was already used"));
+    };
+    let now = now_secs();
+    if now >= record.expires_at {
+        return Err(invalid_grant("the code has expired"));
+    }
+    // P-AS-5: "redeemable only by the same agent and delegate `sub`".
+    if record.agent != caller.agent.as_str() || record.delegate_sub != caller.delegate {
+        return Err(invalid_grant(
+            "the code was issued to another agent or delegate (profile P-AS-5)",
+        ));
+    }
+    // P-AS-5: "`redirect_uri`, if sent, must match".
+    if let Some(redirect_uri) = &form.redirect_uri
+        && redirect_uri != &record.redirect_uri
+    {
+        return Err(invalid_grant(
+            "redirect_uri does not match the one of the authorization request",
+        ));
+    }
+    let user = state
+        .policy()
+        .user(&record.username)
+        .ok_or_else(|| invalid_grant("the user who consented no longer exists"))?;
+    let (resource, scope) = stored_grant(state, &record.resource, &record.scope)?;
+    let refresh_token = new_grant(state, caller, Some(user), &resource, &scope, now).await?;
+    let auth_token = issue(state, caller, &resource, &scope, Some(user), now)?;
+    Ok(json!({
+        "auth_token": auth_token,
+        "expires_in": state.config().auth_token_lifetime,
+        "refresh_token": refresh_token.expose(),
+    }))
+}
+
+/// `request_type=refresh` (E§9.7, profile: P-AS-6).
+async fn refresh_request(
+    state: &AppState,
+    caller: &Caller,
+    form: TokenForm,
+) -> Result<Value, Failure> {
+    let Some(refresh_token) = form.refresh_token else {
+        return Err(ErrorResponse::invalid_request("refresh_token is required (E§9.7)").into());
+    };
+    let Some(refresh_token) = Secret::received(&refresh_token) else {
+        return Err(invalid_grant("the refresh token is unknown"));
+    };
+    let Some(grant) = state
+        .store()
+        .grant(&refresh_token.digest())
+        .await
+        .map_err(db)?
+    else {
+        return Err(invalid_grant("the refresh token is unknown"));
+    };
+    let now = now_secs();
+    if grant.revoked_at.is_some() {
+        return Err(invalid_grant("the refresh token was revoked"));
+    }
+    if now >= grant.expires_at {
+        return Err(invalid_grant("the refresh token has expired"));
+    }
+    // P-AS-6: bound to the agent and delegate `sub`, not to a key: the new
+    // token binds whichever key signed this request (key rotation).
+    if grant.agent != caller.agent.as_str() || grant.delegate_sub != caller.delegate {
+        return Err(invalid_grant(
+            "the refresh token was issued to another agent or delegate (profile P-AS-6)",
+        ));
+    }
+    let user = match &grant.username {
+        Some(name) => Some(
+            state
+                .policy()
+                .user(name)
+                .ok_or_else(|| invalid_grant("the user of this grant no longer exists"))?,
+        ),
+        None => None,
+    };
+    let (resource, scope) = stored_grant(state, &grant.resource, &grant.scope)?;
+    let auth_token = issue(state, caller, &resource, &scope, user, now)?;
+    // E§9.7: "A new refresh_token is not included because the existing
+    // refresh token remains valid."
+    Ok(json!({
+        "auth_token": auth_token,
+        "expires_in": state.config().auth_token_lifetime,
+    }))
+}
+
+fn stored_grant(state: &AppState, resource: &str, scope: &str) -> Result<(Origin, Scope), Failure> {
+    let resource = Origin::parse(resource, state.mode()).map_err(internal)?;
+    let scope = Scope::parse(scope).map_err(internal)?;
+    Ok((resource, scope))
+}
+
+/// Records a grant and returns its new refresh token (P-AS-6: opaque
+/// 256-bit, stored hashed, bound to agent, delegate, user, resource, scope).
+async fn new_grant(
+    state: &AppState,
+    caller: &Caller,
+    user: Option<&User>,
+    resource: &Origin,
+    scope: &Scope,
+    now: i64,
+) -> Result<Secret, Failure> {
+    let refresh_token = Secret::generate().map_err(internal)?;
+    let lifetime = i64::try_from(state.config().refresh_token_lifetime).unwrap_or(i64::MAX);
+    let grant = Grant {
+        refresh_hash: refresh_token.digest(),
+        agent: caller.agent.as_str().to_owned(),
+        delegate_sub: caller.delegate.clone(),
+        username: user.map(|u| u.username.clone()),
+        resource: resource.as_str().to_owned(),
+        scope: scope.to_string(),
+        expires_at: now.saturating_add(lifetime),
+        revoked_at: None,
+    };
+    state.store().insert_grant(&grant, now).await.map_err(db)?;
+    Ok(refresh_token)
+}
+
+/// Builds and signs an auth token (E§7.3–7.4, profile: P-TOK-4).
+fn issue(
+    state: &AppState,
+    caller: &Caller,
+    resource: &Origin,
+    scope: &Scope,
+    user: Option<&User>,
+    now: i64,
+) -> Result<String, Failure> {
+    let issuer = state.issuer().clone();
+    // E§7.3: "agent (REQUIRED if aud is not the agent identifier)": an SSO
+    // token (aud = the agent) omits it.
+    let mut builder = if resource == &caller.agent {
+        AuthTokenBuilder::sso(issuer, caller.agent.clone(), caller.key.clone())
+    } else {
+        AuthTokenBuilder::new(
+            issuer,
+            resource.clone(),
+            caller.agent.clone(),
+            caller.key.clone(),
+        )
+    };
+    if let Some(delegate) = &caller.delegate {
+        builder = builder.agent_delegate(delegate.clone());
+    }
+    // E§7.4: scope "excludes identity scopes like openid, profile, email".
+    let access: Vec<&str> = scope.tokens().filter(|s| !is_identity_scope(s)).collect();
+    if !access.is_empty() {
+        let access = Scope::from_tokens(access).map_err(internal)?;
+        builder = builder.scope(access);
+    }
+    // E§7.4: "sub (REQUIRED if openid scope granted)"; OIDC Core §5.4 maps
+    // `profile` to `name` and `email` to `email`, `email_verified`.
+    if let Some(user) = user
+        && scope.contains("openid")
+    {
+        builder = builder.subject(user.sub.clone());
+        if scope.contains("profile")
+            && let Some(name) = &user.name
+        {
+            builder = builder.claim("name", Value::from(name.clone()));
+        }
+        if scope.contains("email") {
+            if let Some(email) = &user.email {
+                builder = builder.claim("email", Value::from(email.clone()));
+            }
+            if let Some(verified) = user.email_verified {
+                builder = builder.claim("email_verified", Value::from(verified));
+            }
+        }
+    }
+    let key = state.key();
+    builder
+        .lifetime_secs(state.config().auth_token_lifetime)
+        .build(now)
+        .map_err(internal)?
+        .sign(&key.key, &key.kid)
+        .map_err(internal)
+}
