@@ -431,8 +431,13 @@ impl SigningClient {
         self.syntax
     }
 
-    /// Signs `request` as `identity` and sends it.
-    pub async fn send(&self, identity: &Identity, request: Outgoing) -> Result<Reply, ClientError> {
+    /// Signs `request` as `identity` without sending it: the request with
+    /// every header it will carry (app tests feed it to a router directly).
+    pub fn sign(
+        &self,
+        identity: &Identity,
+        request: Outgoing,
+    ) -> Result<SignedRequest, ClientError> {
         let Outgoing {
             method,
             url,
@@ -491,13 +496,36 @@ impl SigningClient {
                 HeaderValue::from_str(value).map_err(|_| ClientError::Header(name.to_string()))?;
             headers.append(name, value);
         }
+        Ok(SignedRequest {
+            method,
+            url,
+            headers,
+            body,
+            nonce,
+        })
+    }
+
+    /// Signs `request` as `identity` and sends it.
+    pub async fn send(&self, identity: &Identity, request: Outgoing) -> Result<Reply, ClientError> {
+        let signed = self.sign(identity, request)?;
+        self.send_signed(signed).await
+    }
+
+    /// Sends a request signed by [`SigningClient::sign`].
+    pub async fn send_signed(&self, signed: SignedRequest) -> Result<Reply, ClientError> {
+        let SignedRequest {
+            method,
+            url,
+            headers,
+            body,
+            ..
+        } = signed;
         self.trace(&Exchange::Request {
             method: &method,
             url: &url,
             headers: &headers,
             body: &body,
         });
-
         let url_text = url.to_string();
         let transport = |e: reqwest::Error| ClientError::Transport {
             url: url_text.clone(),
@@ -534,8 +562,38 @@ impl SigningClient {
     }
 }
 
+/// A signed request, ready to send (or to hand to a router in a test).
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    /// The method.
+    pub method: Method,
+    /// The URL.
+    pub url: Url,
+    /// Every header: `Content-Type`, the caller's, and the signer's
+    /// (`Signature-Key`, `Nonce`, `Content-Digest`, `Signature-Input`, `Signature`).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// The `Nonce` sent, if any.
+    pub nonce: Option<Nonce>,
+}
+
+impl SignedRequest {
+    /// As an `http::Request` whose URI is the path and query (what a
+    /// router sees behind a listener).
+    pub fn into_http(self) -> Result<http::Request<Bytes>, ClientError> {
+        let mut request = http::Request::new(self.body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = target(&self.url)
+            .parse()
+            .map_err(|_| ClientError::Url(self.url.to_string()))?;
+        *request.headers_mut() = self.headers;
+        Ok(request)
+    }
+}
+
 /// Reads the challenge and the error body of a response.
-fn reply(status: StatusCode, headers: HeaderMap, body: Bytes) -> Reply {
+pub fn reply(status: StatusCode, headers: HeaderMap, body: Bytes) -> Reply {
     let challenge = headers.get(AGENT_AUTH).map(|value| {
         value
             .to_str()
