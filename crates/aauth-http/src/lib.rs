@@ -10,8 +10,11 @@
 //! * [`server`]: verifying requests in axum handlers (E§10.7) with a `Nonce`
 //!   replay cache, and rendering errors with their `Agent-Auth` challenge
 //!   (P-ERR-1..3).
+//! * [`client`]: the signing side — sign a request as an AAuth identity
+//!   (E§10), send it, and read the `Agent-Auth` challenge and error body.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod discovery;
 pub mod fetch;
 pub mod guard;

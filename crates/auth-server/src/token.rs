@@ -135,8 +135,11 @@ async fn handle(state: &AppState, request: Request) -> Result<Value, Failure> {
     }
 }
 
+/// P-ERR-1, row "AS: caller not identified / bad caller signature": a
+/// `Signature-Key` this endpoint refuses is an `invalid_signature`, with the
+/// identity challenge.
 fn not_identified(description: &str) -> ErrorResponse {
-    ErrorResponse::new(Condition::CallerNotIdentified, description)
+    ErrorResponse::new(Condition::SignatureInvalid, description)
         .with_challenge(AgentAuth::identity())
 }
 

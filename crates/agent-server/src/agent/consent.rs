@@ -1,0 +1,197 @@
+//! Sending the user somewhere and getting them back (E§9.5, E§9.9, RFC 8252):
+//! a one-shot loopback listener at `http://127.0.0.1:PORT/callback` and the
+//! [`ConsentHandler`] that hands the URL to the user.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::Html;
+use axum::routing::get;
+use tokio::sync::oneshot;
+use url::Url;
+
+use super::AgentError;
+
+/// The future a [`ConsentHandler`] returns.
+pub type PresentFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Hands a URL to the user: the auth server's consent page (E§9.5) or a
+/// resource's interaction page (E§9.9). It returns once the URL is handed
+/// over; the agent then waits for the redirect to its callback.
+pub trait ConsentHandler: Send + Sync {
+    /// Presents `url` to the user.
+    fn present<'a>(&'a self, url: &'a Url) -> PresentFuture<'a>;
+}
+
+/// Prints the URL to standard error and opens a browser when one is
+/// available — never when `CI` is set or there is no display.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BrowserConsent;
+
+impl ConsentHandler for BrowserConsent {
+    fn present<'a>(&'a self, url: &'a Url) -> PresentFuture<'a> {
+        Box::pin(async move {
+            eprintln!("Open this URL to continue:\n  {url}");
+            if let Some(opener) = browser_opener() {
+                match std::process::Command::new(opener)
+                    .arg(url.as_str())
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                {
+                    Ok(_) => eprintln!("(opened with {opener})"),
+                    Err(e) => eprintln!("(could not run {opener}: {e})"),
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The program that opens a URL in a browser here, if a browser can be
+/// shown: never under `CI`, and on Linux only with a display.
+fn browser_opener() -> Option<&'static str> {
+    if std::env::var_os("CI").is_some() {
+        return None;
+    }
+    if cfg!(target_os = "macos") {
+        return Some("open");
+    }
+    if cfg!(target_os = "windows") {
+        return Some("explorer");
+    }
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    display.then_some("xdg-open")
+}
+
+/// What came back to the callback: its query parameters.
+pub type Callback = HashMap<String, String>;
+
+type Slot = Arc<Mutex<Option<oneshot::Sender<Callback>>>>;
+
+/// A one-shot loopback listener for `redirect_uri` / `return_url` (RFC 8252
+/// §7.3): the first request to `/callback` is delivered, then it stops.
+#[derive(Debug)]
+pub struct CallbackListener {
+    redirect_uri: Url,
+    received: oneshot::Receiver<Callback>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CallbackListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const DONE_PAGE: &str = "<!doctype html><meta charset=utf-8><title>AAuth agent</title>\
+<p>Done. You can close this window and return to the agent.</p>";
+
+async fn callback(State(slot): State<Slot>, Query(query): Query<Callback>) -> Html<&'static str> {
+    let sender = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    match sender {
+        Some(sender) => {
+            let _ = sender.send(query);
+            Html(DONE_PAGE)
+        }
+        None => Html("<!doctype html><p>This request was already completed.</p>"),
+    }
+}
+
+impl CallbackListener {
+    /// Binds `127.0.0.1:0` and starts serving `/callback`.
+    pub async fn bind() -> Result<Self, AgentError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| AgentError::Consent(format!("cannot listen for the callback: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| AgentError::Consent(e.to_string()))?
+            .port();
+        let redirect_uri = Url::parse(&format!("http://127.0.0.1:{port}/callback"))
+            .map_err(|e| AgentError::Consent(e.to_string()))?;
+        let (sender, received) = oneshot::channel();
+        let slot: Slot = Arc::new(Mutex::new(Some(sender)));
+        let router = Router::new()
+            .route("/callback", get(callback))
+            .with_state(slot);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self {
+            redirect_uri,
+            received,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT/callback`.
+    pub fn redirect_uri(&self) -> &Url {
+        &self.redirect_uri
+    }
+
+    /// Waits up to `timeout` for the callback.
+    pub async fn wait(mut self, timeout: Duration) -> Result<Callback, AgentError> {
+        let outcome = tokio::time::timeout(timeout, &mut self.received).await;
+        // Give the browser its page before the listener goes away (on drop).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        match outcome {
+            Ok(Ok(query)) => Ok(query),
+            Ok(Err(_)) => Err(AgentError::Consent("the callback listener stopped".into())),
+            Err(_) => Err(AgentError::Consent(format!(
+                "no callback within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_callback_is_delivered_with_its_query() {
+        let listener = CallbackListener::bind().await.unwrap();
+        let mut url = listener.redirect_uri().clone();
+        assert!(url.as_str().starts_with("http://127.0.0.1:"));
+        url.set_query(Some("code=abc&state=xyz"));
+        let page = reqwest::get(url.clone())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("Done"));
+        let query = listener.wait(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(query.get("code").map(String::as_str), Some("abc"));
+        assert_eq!(query.get("state").map(String::as_str), Some("xyz"));
+    }
+
+    #[tokio::test]
+    async fn waiting_times_out() {
+        let listener = CallbackListener::bind().await.unwrap();
+        let error = listener.wait(Duration::from_millis(10)).await.unwrap_err();
+        assert!(error.to_string().contains("no callback"), "{error}");
+    }
+
+    #[test]
+    fn no_browser_under_ci() {
+        // Tests run with or without CI set; only check the CI rule holds
+        // when it is set.
+        if std::env::var_os("CI").is_some() {
+            assert_eq!(browser_opener(), None);
+        }
+    }
+}

@@ -1,0 +1,738 @@
+//! An agent that calls resources and climbs the levels they ask for (E§4,
+//! E§9, profile: P-CH-2).
+//!
+//! ```text
+//!  call ─▶ resource (signed hwk, or the stored auth token)
+//!   ├─ 401/403/429 `httpsig; identity=?1` ──▶ re-sign identified (jwks_uri or agent token)
+//!   ├─ `auth-token; resource_token; auth_server`
+//!   │     ├─ /.well-known/aauth-issuer (E§8.2)
+//!   │     ├─ POST agent_token_endpoint request_type=auth (E§9.3)
+//!   │     │     ├─ auth_token ─────────────────────────────── direct grant (E§9.4)
+//!   │     │     └─ request_token ─▶ user at agent_auth_endpoint ─▶ loopback
+//!   │     │           callback ─▶ request_type=code (E§9.5, E§9.6)
+//!   │     └─ retry signed jwt + auth token (E§9.8)
+//!   ├─ `user_interaction` ──▶ user at that URL with return_url, retry (E§9.9, P-UI-2)
+//!   └─ stored auth token expired / `invalid_auth_token` ──▶ request_type=refresh first (E§9.7)
+//! ```
+//!
+//! Every step is reported through the step hook (the CLI prints them to
+//! standard error); a call climbs at most [`Agent::max_steps`] times.
+
+pub mod consent;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aauth_http::client::{ClientError, ErrorReply, Identity, Outgoing, Reply, SigningClient};
+use aauth_http::discovery::Discovery;
+use aauth_http::fetch::Fetcher;
+use aauth_http::server::unix_now;
+use aauth_protocol::challenge::Level;
+use aauth_protocol::error::ErrorCode;
+use aauth_protocol::httpsig::Nonce;
+use aauth_protocol::ids::{Kid, Origin, OriginMode};
+use aauth_protocol::jose::{self, UnverifiedJws};
+use aauth_protocol::keys::{Algorithm, SigningKey, random_bytes};
+use aauth_protocol::{b64, metadata::AuthServerMetadata};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use url::Url;
+
+pub use consent::{BrowserConsent, CallbackListener, ConsentHandler};
+pub use state::{AgentRecord, DelegateState, Grant, TokenStore};
+
+/// Why an agent operation failed. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A URL or identifier is not acceptable.
+    #[error("{0}")]
+    Url(String),
+    /// Signing or sending failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The auth server's metadata could not be fetched.
+    #[error("auth server discovery: {0}")]
+    Discovery(String),
+    /// A peer answered with an error.
+    #[error("{what} answered {status}{}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Peer {
+        /// Which request.
+        what: &'static str,
+        /// The status.
+        status: StatusCode,
+        /// The error body, if any.
+        error: Option<ErrorReply>,
+    },
+    /// A peer's answer was not what the protocol says.
+    #[error("{0}")]
+    Protocol(String),
+    /// The user denied consent (`error=access_denied`, E§9.5).
+    #[error("the user denied access (access_denied)")]
+    AccessDenied,
+    /// The consent or interaction round trip failed.
+    #[error("user consent: {0}")]
+    Consent(String),
+    /// The delegate's agent token has expired.
+    #[error(
+        "the agent token expired at {expired_at}: run `aauth-agent-server renew` before it expires, or enroll again with a code minted for sub {sub}"
+    )]
+    AgentTokenExpired {
+        /// When it expired.
+        expired_at: u64,
+        /// The delegate.
+        sub: String,
+    },
+    /// State directory trouble.
+    #[error("state: {0}")]
+    State(String),
+    /// Local cryptography failed.
+    #[error("crypto: {0}")]
+    Crypto(String),
+    /// The climb did not end within the step budget.
+    #[error("gave up after {steps} steps; the last answer was {status}")]
+    TooManySteps {
+        /// Steps taken.
+        steps: usize,
+        /// The last status.
+        status: StatusCode,
+    },
+}
+
+/// Who the agent is when it identifies itself (P-CH-2).
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// The agent server itself, signing with `jwks_uri` (E§3.2).
+    Server {
+        /// The agent identifier.
+        agent: Origin,
+        /// The key's `kid`.
+        kid: Kid,
+        /// The agent server's key.
+        key: Arc<SigningKey>,
+    },
+    /// A delegate with an agent token (E§3.3, P-DEL-3).
+    Delegate(DelegateState),
+}
+
+impl Principal {
+    fn key(&self) -> &Arc<SigningKey> {
+        match self {
+            Self::Server { key, .. } => key,
+            Self::Delegate(state) => &state.key,
+        }
+    }
+}
+
+/// A step hook: receives one line per step.
+pub type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The auth server's answer to `request_type=auth|code|refresh` (E§9.4, E§9.6, E§9.7).
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    auth_token: Option<String>,
+    expires_in: Option<u64>,
+    refresh_token: Option<String>,
+    request_token: Option<String>,
+}
+
+/// What the agent reads from a resource token for its bookkeeping: the
+/// token is the auth server's to verify, not the agent's.
+#[derive(Debug, Deserialize)]
+struct ResourceTokenPeek {
+    iss: Option<String>,
+    scope: Option<String>,
+}
+
+/// An agent: a principal, its tokens, and the climb (E§4, E§9).
+#[derive(Clone)]
+pub struct Agent {
+    client: SigningClient,
+    principal: Principal,
+    tokens: TokenStore,
+    discovery: Discovery,
+    consent: Arc<dyn ConsentHandler>,
+    mode: OriginMode,
+    max_steps: usize,
+    consent_timeout: Duration,
+    steps: StepHook,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("principal", &self.principal)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_state() -> Result<String, AgentError> {
+    let mut bytes = [0u8; 16];
+    random_bytes(&mut bytes).map_err(|e| AgentError::Crypto(e.to_string()))?;
+    Ok(b64::url_encode(bytes))
+}
+
+/// The origin of `url` as a string (`scheme://host[:port]`), the key under
+/// which grants for a resource are kept.
+fn origin_of(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+fn expect_ok(what: &'static str, reply: &Reply) -> Result<(), AgentError> {
+    if reply.status.is_success() {
+        Ok(())
+    } else {
+        Err(AgentError::Peer {
+            what,
+            status: reply.status,
+            error: reply.error.clone(),
+        })
+    }
+}
+
+impl Agent {
+    /// An agent acting as `principal`, sending users through `consent`.
+    /// `mode` is the identifier mode (dev: loopback `http` peers, P-MD-1).
+    pub fn new(
+        client: SigningClient,
+        principal: Principal,
+        tokens: TokenStore,
+        consent: Arc<dyn ConsentHandler>,
+        mode: OriginMode,
+    ) -> Result<Self, AgentError> {
+        let fetcher = Fetcher::new(mode).map_err(|e| AgentError::Discovery(e.to_string()))?;
+        Ok(Self {
+            client,
+            principal,
+            tokens,
+            discovery: Discovery::new(fetcher, mode),
+            consent,
+            mode,
+            max_steps: 6,
+            consent_timeout: Duration::from_secs(300),
+            steps: Arc::new(|line| tracing::info!("{line}")),
+        })
+    }
+
+    /// Reports steps to `hook` instead of the log.
+    #[must_use]
+    pub fn with_steps(mut self, hook: StepHook) -> Self {
+        self.steps = hook;
+        self
+    }
+
+    /// Waits at most `timeout` for the user to come back (default 5 min).
+    #[must_use]
+    pub fn with_consent_timeout(mut self, timeout: Duration) -> Self {
+        self.consent_timeout = timeout;
+        self
+    }
+
+    /// At most this many requests per call (default 6).
+    pub fn max_steps(&self) -> usize {
+        self.max_steps
+    }
+
+    /// The tokens held.
+    pub fn tokens(&self) -> &TokenStore {
+        &self.tokens
+    }
+
+    fn step(&self, line: &str) {
+        (self.steps)(line);
+    }
+
+    /// The identified identity: the agent server's `jwks_uri`, or the
+    /// delegate's agent token while it is unexpired.
+    fn identified(&self) -> Result<Identity, AgentError> {
+        match &self.principal {
+            Principal::Server { agent, kid, key } => Ok(Identity::AgentServer {
+                agent: agent.clone(),
+                kid: kid.clone(),
+                key: key.clone(),
+            }),
+            Principal::Delegate(state) => {
+                if unix_now() >= state.record.expires_at {
+                    return Err(AgentError::AgentTokenExpired {
+                        expired_at: state.record.expires_at,
+                        sub: state.record.sub.clone(),
+                    });
+                }
+                Ok(Identity::Delegate {
+                    agent_token: state.record.agent_token.clone(),
+                    key: state.key.clone(),
+                })
+            }
+        }
+    }
+
+    fn authorized(&self, grant: &Grant) -> Identity {
+        Identity::AuthToken {
+            auth_token: grant.auth_token.clone(),
+            key: self.principal.key().clone(),
+        }
+    }
+
+    /// Calls `method url` with an optional body, climbing the levels the
+    /// resource asks for, and returns the final answer (E§4, E§9).
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Bytes>,
+        content_type: Option<&str>,
+    ) -> Result<Reply, AgentError> {
+        let url = Url::parse(url).map_err(|e| AgentError::Url(format!("{url}: {e}")))?;
+        let mut request = Outgoing::new(method, url.clone());
+        if let Some(body) = body.filter(|b| !b.is_empty()) {
+            request = request.body(
+                body,
+                content_type
+                    .unwrap_or("application/octet-stream")
+                    .to_owned(),
+            );
+        }
+        let resource = origin_of(&url);
+
+        // Start with what we hold: a stored auth token (refreshed first when
+        // expired, E§9.7), or a pseudonymous signature (E§4.1).
+        let mut grant = self.tokens.newest_for(&resource);
+        if let Some(held) = grant.take() {
+            grant = self.usable(held).await?;
+        }
+        let mut identity = match &grant {
+            Some(grant) => {
+                self.step(&format!(
+                    "using the stored auth token for {resource} (scope {:?})",
+                    grant.scope
+                ));
+                self.authorized(grant)
+            }
+            None => Identity::Hwk(self.principal.key().clone()),
+        };
+        let mut refreshed = false;
+        let mut last = StatusCode::OK;
+        for _ in 0..self.max_steps {
+            self.step(&format!(
+                "{} {url} signed {}",
+                request.method,
+                identity.describe()
+            ));
+            let reply = self.client.send(&identity, request.clone()).await?;
+            last = reply.status;
+            if !matches!(reply.status.as_u16(), 401 | 403 | 429) {
+                self.step(&format!("→ {}", reply.status));
+                return Ok(reply);
+            }
+            let Some(challenge) = reply.agent_auth().cloned() else {
+                self.step(&format!(
+                    "→ {} without a usable Agent-Auth challenge",
+                    reply.status
+                ));
+                return Ok(reply);
+            };
+            self.step(&format!(
+                "→ {}{} Agent-Auth: {}",
+                reply.status,
+                reply
+                    .error
+                    .as_ref()
+                    .map(|e| format!(" {}", e.error))
+                    .unwrap_or_default(),
+                challenge
+                    .to_header_value()
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            ));
+
+            // E§4.4 / E§9.9: the user must visit the resource.
+            if let Some(interaction) = challenge.user_interaction_url() {
+                self.interact(interaction).await?;
+                continue;
+            }
+            // E§9.7: an auth token the resource no longer accepts is
+            // refreshed first, once.
+            if let (Identity::AuthToken { .. }, Some(held)) = (&identity, &grant)
+                && reply.error_code() == Some(ErrorCode::InvalidAuthToken)
+                && !refreshed
+                && held.refresh_token.is_some()
+            {
+                refreshed = true;
+                if let Some(fresh) = self.refresh(held.clone()).await? {
+                    identity = self.authorized(&fresh);
+                    grant = Some(fresh);
+                    continue;
+                }
+            }
+            match challenge.level() {
+                Level::Authorized => {
+                    if let (Some(resource_token), Some(auth_server)) =
+                        (challenge.resource_token(), challenge.auth_server())
+                    {
+                        let fresh = self
+                            .authorize(resource_token, auth_server, &resource)
+                            .await?;
+                        identity = self.authorized(&fresh);
+                        grant = Some(fresh);
+                        continue;
+                    }
+                    // P-CH-3: a resource token needs an identified agent.
+                    if identity.level() < Level::Identified {
+                        identity = self.identified()?;
+                        continue;
+                    }
+                    return Ok(reply);
+                }
+                Level::Identified if identity.level() < Level::Identified => {
+                    identity = self.identified()?;
+                }
+                // Nothing higher to offer: the answer stands (e.g. 429 at
+                // our level, or a signature the resource cannot verify).
+                Level::Identified | Level::Pseudonymous => return Ok(reply),
+            }
+        }
+        Err(AgentError::TooManySteps {
+            steps: self.max_steps,
+            status: last,
+        })
+    }
+
+    /// A stored grant, refreshed when its auth token has expired; `None`
+    /// when it cannot be used any more.
+    async fn usable(&self, grant: Grant) -> Result<Option<Grant>, AgentError> {
+        if unix_now().saturating_add(5) < grant.expires_at {
+            return Ok(Some(grant));
+        }
+        self.step("the stored auth token has expired");
+        if grant.refresh_token.is_none() {
+            self.tokens.remove(&grant)?;
+            return Ok(None);
+        }
+        self.refresh(grant).await
+    }
+
+    async fn auth_server(&self, auth_server: &str) -> Result<Arc<AuthServerMetadata>, AgentError> {
+        let origin = Origin::parse(auth_server, self.mode)
+            .map_err(|e| AgentError::Url(format!("auth_server {auth_server:?}: {e}")))?;
+        self.discovery
+            .auth_server_metadata(&origin)
+            .await
+            .map_err(|e| AgentError::Discovery(e.to_string()))
+    }
+
+    async fn token_request(
+        &self,
+        what: &'static str,
+        endpoint: &str,
+        form: &[(&str, &str)],
+    ) -> Result<TokenResponse, AgentError> {
+        let url = Url::parse(endpoint).map_err(|e| AgentError::Url(format!("{endpoint}: {e}")))?;
+        let reply = self
+            .client
+            .send(&self.identified()?, Outgoing::post_form(url, form))
+            .await?;
+        expect_ok(what, &reply)?;
+        reply.json().map_err(|e| {
+            AgentError::Protocol(format!("{what}: the answer is not a token response: {e}"))
+        })
+    }
+
+    /// E§9.7: `request_type=refresh`. `None` when the auth server refuses
+    /// the refresh token (the grant is forgotten and the climb goes on).
+    async fn refresh(&self, grant: Grant) -> Result<Option<Grant>, AgentError> {
+        let Some(refresh_token) = grant.refresh_token.clone() else {
+            return Ok(None);
+        };
+        self.step(&format!(
+            "refreshing the auth token at {}",
+            grant.auth_server
+        ));
+        let metadata = self.auth_server(&grant.auth_server).await?;
+        let answer = self
+            .token_request(
+                "refresh",
+                metadata.agent_token_endpoint.as_str(),
+                &[
+                    ("request_type", "refresh"),
+                    ("refresh_token", &refresh_token),
+                ],
+            )
+            .await;
+        match answer {
+            Ok(TokenResponse {
+                auth_token: Some(auth_token),
+                expires_in,
+                refresh_token: new_refresh,
+                ..
+            }) => {
+                let now = unix_now();
+                let fresh = Grant {
+                    auth_token,
+                    expires_at: now.saturating_add(expires_in.unwrap_or(0)),
+                    // E§9.7: not rotated; keep the old one unless replaced.
+                    refresh_token: new_refresh.or(Some(refresh_token)),
+                    updated_at: now,
+                    ..grant
+                };
+                self.tokens.put(fresh.clone())?;
+                self.step("→ new auth token");
+                Ok(Some(fresh))
+            }
+            Ok(_) => Err(AgentError::Protocol(
+                "refresh: the answer has no auth_token".into(),
+            )),
+            Err(AgentError::Peer { status, error, .. }) if status == StatusCode::BAD_REQUEST => {
+                self.step(&format!(
+                    "→ refresh refused ({}); forgetting this grant",
+                    error.map(|e| e.error).unwrap_or_default()
+                ));
+                self.tokens.remove(&grant)?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// E§9.3–9.6: present the resource token to the auth server and get an
+    /// auth token, through the user's consent when policy asks for it.
+    async fn authorize(
+        &self,
+        resource_token: &str,
+        auth_server: &str,
+        resource_url_origin: &str,
+    ) -> Result<Grant, AgentError> {
+        let metadata = self.auth_server(auth_server).await?;
+        let peek: Option<ResourceTokenPeek> = UnverifiedJws::parse(resource_token)
+            .ok()
+            .and_then(|jws| jws.unverified_claims_for_routing("resource+jwt").ok());
+        let resource = peek
+            .as_ref()
+            .and_then(|p| p.iss.clone())
+            .unwrap_or_else(|| resource_url_origin.to_owned());
+        let scope = peek.and_then(|p| p.scope).unwrap_or_default();
+        self.step(&format!(
+            "asking {auth_server} for an auth token for {resource} scope {scope:?} (request_type=auth)"
+        ));
+        // The loopback redirect URI is bound to the request token, so it is
+        // sent with the auth request (P-AS-2, P-AS-4).
+        let listener = CallbackListener::bind().await?;
+        let redirect_uri = listener.redirect_uri().to_string();
+        let answer = self
+            .token_request(
+                "auth request",
+                metadata.agent_token_endpoint.as_str(),
+                &[
+                    ("request_type", "auth"),
+                    ("resource_token", resource_token),
+                    ("redirect_uri", &redirect_uri),
+                ],
+            )
+            .await?;
+        let tokens = match answer {
+            TokenResponse {
+                auth_token: Some(_),
+                ..
+            } => {
+                self.step("→ direct grant");
+                answer
+            }
+            TokenResponse {
+                request_token: Some(request_token),
+                ..
+            } => {
+                self.step("→ the user's consent is needed");
+                let code = self.consent(&metadata, &request_token, listener).await?;
+                self.step("→ consent given; exchanging the code (request_type=code)");
+                self.token_request(
+                    "code exchange",
+                    metadata.agent_token_endpoint.as_str(),
+                    &[
+                        ("request_type", "code"),
+                        ("code", &code),
+                        ("redirect_uri", &redirect_uri),
+                    ],
+                )
+                .await?
+            }
+            _ => {
+                return Err(AgentError::Protocol(
+                    "auth request: the answer has neither auth_token nor request_token".into(),
+                ));
+            }
+        };
+        let Some(auth_token) = tokens.auth_token else {
+            return Err(AgentError::Protocol(
+                "code exchange: the answer has no auth_token".into(),
+            ));
+        };
+        let now = unix_now();
+        let grant = Grant {
+            auth_server: metadata.issuer.as_str().to_owned(),
+            resource,
+            scope,
+            auth_token,
+            expires_at: now.saturating_add(tokens.expires_in.unwrap_or(0)),
+            refresh_token: tokens.refresh_token,
+            updated_at: now,
+        };
+        self.tokens.put(grant.clone())?;
+        Ok(grant)
+    }
+
+    /// E§9.5: send the user to `agent_auth_endpoint` and wait for the code.
+    async fn consent(
+        &self,
+        metadata: &AuthServerMetadata,
+        request_token: &str,
+        listener: CallbackListener,
+    ) -> Result<String, AgentError> {
+        let state = random_state()?;
+        let mut url = Url::parse(metadata.agent_auth_endpoint.as_str())
+            .map_err(|e| AgentError::Url(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("request_token", request_token)
+            .append_pair("redirect_uri", listener.redirect_uri().as_str())
+            .append_pair("state", &state);
+        self.step(&format!("consent URL: {url}"));
+        self.consent
+            .present(&url)
+            .await
+            .map_err(AgentError::Consent)?;
+        let callback = listener.wait(self.consent_timeout).await?;
+        if callback.get("state") != Some(&state) {
+            return Err(AgentError::Consent(
+                "the callback's state does not match the request's".into(),
+            ));
+        }
+        if let Some(error) = callback.get("error") {
+            return Err(if error == ErrorCode::AccessDenied.as_str() {
+                AgentError::AccessDenied
+            } else {
+                AgentError::Consent(format!("the auth server answered {error}"))
+            });
+        }
+        callback
+            .get("code")
+            .cloned()
+            .ok_or_else(|| AgentError::Consent("the callback carries no code".into()))
+    }
+
+    /// E§9.9, P-UI-2: send the user to the resource's interaction URL with
+    /// a loopback `return_url`, and wait for them to come back.
+    async fn interact(&self, interaction: &str) -> Result<(), AgentError> {
+        let mut url = Url::parse(interaction)
+            .map_err(|e| AgentError::Url(format!("user_interaction {interaction:?}: {e}")))?;
+        let listener = CallbackListener::bind().await?;
+        url.query_pairs_mut()
+            .append_pair("return_url", listener.redirect_uri().as_str());
+        self.step(&format!("the resource needs the user: {url}"));
+        self.consent
+            .present(&url)
+            .await
+            .map_err(AgentError::Consent)?;
+        let callback = listener.wait(self.consent_timeout).await?;
+        if callback.get("error").map(String::as_str) == Some(ErrorCode::AccessDenied.as_str()) {
+            return Err(AgentError::AccessDenied);
+        }
+        self.step("→ the user is back; retrying");
+        Ok(())
+    }
+}
+
+/// P-DEL-1: enrolls a fresh Ed25519 key at `agent` with `code`, and saves
+/// the delegate in `dir`.
+pub async fn enroll(
+    client: &SigningClient,
+    agent: &str,
+    code: &str,
+    dir: &std::path::Path,
+    mode: OriginMode,
+) -> Result<DelegateState, AgentError> {
+    let agent = Origin::parse(agent, mode)
+        .map_err(|e| AgentError::Url(format!("--agent {agent:?}: {e}")))?;
+    let key = Arc::new(
+        SigningKey::generate(Algorithm::Ed25519).map_err(|e| AgentError::Crypto(e.to_string()))?,
+    );
+    let url = Url::parse(&format!("{agent}/delegate/enroll"))
+        .map_err(|e| AgentError::Url(e.to_string()))?;
+    let reply = client
+        .send(
+            &Identity::Hwk(key.clone()),
+            Outgoing::post_form(url, &[("code", code)]),
+        )
+        .await?;
+    expect_ok("enrollment", &reply)?;
+    let record = agent_record(&reply, &agent)?;
+    let state = DelegateState {
+        dir: dir.to_owned(),
+        key,
+        record,
+    };
+    state.save()?;
+    Ok(state)
+}
+
+/// P-DEL-2: rotates the delegate's key: a new key, a proof over this
+/// request's `Nonce`, and the new agent token, saved in its state directory.
+pub async fn renew(
+    client: &SigningClient,
+    state: &DelegateState,
+) -> Result<DelegateState, AgentError> {
+    // The identifier was checked in its mode at enrollment; dev mode's rule
+    // accepts both forms.
+    let agent = Origin::parse(&state.record.agent, OriginMode::Dev)
+        .map_err(|e| AgentError::State(format!("agent {:?}: {e}", state.record.agent)))?;
+    let new_key = SigningKey::generate(state.key.algorithm())
+        .map_err(|e| AgentError::Crypto(e.to_string()))?;
+    let nonce = Nonce::generate().map_err(|e| AgentError::Crypto(e.to_string()))?;
+    let proof = jose::sign_key_proof(&new_key, nonce.as_str().as_bytes())
+        .map_err(|e| AgentError::Crypto(e.to_string()))?;
+    let jwk = new_key.public_key().to_json_value().to_string();
+    let url = Url::parse(&format!("{agent}/delegate/renew"))
+        .map_err(|e| AgentError::Url(e.to_string()))?;
+    let identity = Identity::Delegate {
+        agent_token: state.record.agent_token.clone(),
+        key: state.key.clone(),
+    };
+    let request =
+        Outgoing::post_form(url, &[("new_jwk", &jwk), ("new_key_proof", &proof)]).nonce(nonce);
+    let reply = client.send(&identity, request).await?;
+    expect_ok("renewal", &reply)?;
+    let record = agent_record(&reply, &agent)?;
+    if record.sub != state.record.sub {
+        return Err(AgentError::Protocol(format!(
+            "renewal changed the delegate from {} to {}",
+            state.record.sub, record.sub
+        )));
+    }
+    let renewed = DelegateState {
+        dir: state.dir.clone(),
+        key: Arc::new(new_key),
+        record,
+    };
+    renewed.save()?;
+    Ok(renewed)
+}
+
+fn agent_record(reply: &Reply, agent: &Origin) -> Result<AgentRecord, AgentError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        agent_token: String,
+        expires_in: u64,
+        sub: String,
+    }
+    let answer: Answer = reply.json().map_err(|e| {
+        AgentError::Protocol(format!(
+            "the agent server's answer is not an agent token response: {e}"
+        ))
+    })?;
+    Ok(AgentRecord {
+        agent: agent.as_str().to_owned(),
+        sub: answer.sub,
+        agent_token: answer.agent_token,
+        expires_at: unix_now().saturating_add(answer.expires_in),
+    })
+}

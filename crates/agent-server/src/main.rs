@@ -1,0 +1,374 @@
+//! `aauth-agent-server`: the agent server (`serve`, `mint-code`) and the
+//! agent-side commands (`enroll`, `renew`, `call`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aauth_agent_server::agent::{
+    self, Agent, BrowserConsent, DelegateState, Principal, TokenStore,
+};
+use aauth_agent_server::store::Store;
+use aauth_agent_server::{AppState, Config, app};
+use aauth_http::client::{SigningClient, StderrTrace};
+use aauth_http::runtime::{self, ServerKey, StartError};
+use aauth_http::server::unix_now;
+use aauth_protocol::ids::{Origin, OriginMode};
+use aauth_protocol::signature_key::Syntax;
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+
+/// AAuth agent server and agent CLI.
+#[derive(Debug, Parser)]
+#[command(name = "aauth-agent-server", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the agent server: metadata, JWKS, delegate enroll and renew.
+    Serve(ServeArgs),
+    /// Mint a one-time enrollment code (10 min by default) and print it.
+    MintCode(MintArgs),
+    /// Enroll this machine as a delegate: a fresh key, a code, an agent token.
+    Enroll(EnrollArgs),
+    /// Rotate the delegate's key and get an agent token for the new key.
+    Renew(RenewArgs),
+    /// Call a resource, climbing the levels it asks for.
+    Call(CallArgs),
+}
+
+/// Options every agent-side command shares.
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
+    /// Dev mode: loopback http identifiers for peers.
+    #[arg(long)]
+    dev: bool,
+    /// Print every request and response (headers and body preview) to stderr.
+    #[arg(long)]
+    verbose: bool,
+    /// Emit Signature-Key in the explainer's parenthesised form (P-SK-2).
+    #[arg(long)]
+    parenthesised_signature_key: bool,
+}
+
+impl ClientArgs {
+    fn client(&self) -> Result<SigningClient, String> {
+        let mut client = SigningClient::new().map_err(|e| e.to_string())?;
+        if self.verbose {
+            client = client.with_trace(Arc::new(StderrTrace));
+        }
+        if self.parenthesised_signature_key {
+            client = client.with_syntax(Syntax::Parenthesised);
+        }
+        Ok(client)
+    }
+
+    fn mode(&self) -> OriginMode {
+        if self.dev {
+            OriginMode::Dev
+        } else {
+            OriginMode::Production
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct EnrollArgs {
+    /// The agent server's URL.
+    #[arg(long)]
+    agent: String,
+    /// The enrollment code from `mint-code`.
+    #[arg(long)]
+    code: String,
+    /// Where to keep the key, agent token and auth tokens.
+    #[arg(long)]
+    state_dir: PathBuf,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct RenewArgs {
+    /// The delegate's state directory.
+    #[arg(long)]
+    state_dir: PathBuf,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct CallArgs {
+    /// The HTTP method.
+    method: String,
+    /// The URL.
+    url: String,
+    /// The request body.
+    #[arg(long)]
+    data: Option<String>,
+    /// The body's content type (default application/json).
+    #[arg(long)]
+    content_type: Option<String>,
+    /// Act as the delegate in this state directory.
+    #[arg(
+        long,
+        conflicts_with = "as_server",
+        required_unless_present = "as_server"
+    )]
+    state_dir: Option<PathBuf>,
+    /// Act as the agent server itself (its key file and public URL).
+    #[arg(long)]
+    as_server: bool,
+    /// The agent server's configuration (with --as-server).
+    #[arg(long, requires = "as_server")]
+    config: Option<PathBuf>,
+    /// The agent server's public URL (with --as-server; overrides the config).
+    #[arg(long, requires = "as_server")]
+    public_url: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (every field has a default).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Dev mode: loopback http identifiers, signature bases in errors.
+    #[arg(long)]
+    dev: bool,
+    /// Listen address (default 127.0.0.1:0 in dev mode, 127.0.0.1:8080 otherwise).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The public origin (required outside dev mode).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Key file (overrides the config).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Database file (overrides the config).
+    #[arg(long)]
+    database: Option<PathBuf>,
+    /// Agent token lifetime in seconds (overrides the config).
+    #[arg(long)]
+    agent_token_lifetime: Option<u32>,
+    /// Log at debug level.
+    #[arg(long)]
+    verbose: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct MintArgs {
+    /// TOML configuration file (for the database path).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Database file (overrides the config).
+    #[arg(long)]
+    database: Option<PathBuf>,
+    /// Bind the code to this delegate identifier (re-enrollment keeps the `sub`).
+    #[arg(long)]
+    sub: Option<String>,
+    /// Lifetime in seconds (default: the config's, 600).
+    #[arg(long)]
+    lifetime: Option<u32>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::MintCode(args) => mint_code(args).await,
+            Command::Enroll(args) => enroll(args).await,
+            Command::Renew(args) => renew(args).await,
+            Command::Call(args) => call(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    runtime::init_tracing(args.verbose);
+    let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let dev = args.dev || config.dev;
+    if let Some(url) = args.public_url {
+        config.public_url = Some(url);
+    }
+    if let Some(path) = args.key_file {
+        config.key_file = path;
+    }
+    if let Some(path) = args.database {
+        config.database = path;
+    }
+    if let Some(lifetime) = args.agent_token_lifetime {
+        config.agent_token_lifetime = lifetime;
+    }
+    let default_listen: SocketAddr = if dev {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    } else {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    };
+    let listen = args.listen.or(config.listen).unwrap_or(default_listen);
+    let (listener, origin) = runtime::bind(listen, config.public_url.as_deref(), dev)
+        .await
+        .map_err(|e| e.to_string())?;
+    let key = ServerKey::load_or_create(&config.key_file).map_err(|e| e.to_string())?;
+    let store = Store::open(&config.database)
+        .await
+        .map_err(|e| StartError::Config(format!("{}: {e}", config.database.display())))
+        .map_err(|e| e.to_string())?;
+    let state =
+        AppState::new(origin.clone(), key, store, &config, dev).map_err(|e| e.to_string())?;
+    runtime::announce(&origin);
+    tracing::info!(agent = %origin, "agent server ready");
+    runtime::serve(listener, app(state))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn mint_code(args: MintArgs) -> Result<(), String> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let database = args.database.unwrap_or(config.database);
+    let store = Store::open(&database)
+        .await
+        .map_err(|e| format!("{}: {e}", database.display()))?;
+    let lifetime = args.lifetime.unwrap_or(config.enrollment_code_lifetime);
+    let code = store
+        .mint_code(args.sub.as_deref(), unix_now(), lifetime)
+        .await
+        .map_err(|e| e.to_string())?;
+    #[expect(clippy::print_stdout, reason = "the code is the command's output")]
+    {
+        println!("{}", code.as_str());
+    }
+    eprintln!(
+        "enrollment code valid for {lifetime} s{}",
+        args.sub
+            .as_deref()
+            .map(|s| format!(", for delegate {s}"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn enroll(args: EnrollArgs) -> Result<(), String> {
+    let client = args.client.client()?;
+    let state = agent::enroll(
+        &client,
+        &args.agent,
+        &args.code,
+        &args.state_dir,
+        args.client.mode(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    eprintln!(
+        "enrolled as delegate {} of {}; agent token valid for {} s; state in {}",
+        state.record.sub,
+        state.record.agent,
+        state.record.expires_at.saturating_sub(unix_now()),
+        state.dir.display()
+    );
+    Ok(())
+}
+
+async fn renew(args: RenewArgs) -> Result<(), String> {
+    let client = args.client.client()?;
+    let state = DelegateState::load(&args.state_dir).map_err(|e| e.to_string())?;
+    let renewed = agent::renew(&client, &state)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "rotated the key of delegate {}; new agent token valid for {} s",
+        renewed.record.sub,
+        renewed.record.expires_at.saturating_sub(unix_now())
+    );
+    Ok(())
+}
+
+async fn call(args: CallArgs) -> Result<(), String> {
+    let client = args.client.client()?;
+    let (principal, tokens, mode) = if args.as_server {
+        let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+        let dev = args.client.dev || config.dev;
+        let mode = if dev {
+            OriginMode::Dev
+        } else {
+            OriginMode::Production
+        };
+        let url = args
+            .public_url
+            .or(config.public_url)
+            .ok_or("--as-server needs the agent server's public URL (--public-url or public_url in the config)")?;
+        let agent = Origin::parse(&url, mode).map_err(|e| format!("public URL {url:?}: {e}"))?;
+        let key = ServerKey::load_or_create(&config.key_file).map_err(|e| e.to_string())?;
+        let principal = Principal::Server {
+            agent,
+            kid: key.kid,
+            key: Arc::new(key.key),
+        };
+        let tokens = TokenStore::in_dir(&config.state_dir).map_err(|e| e.to_string())?;
+        (principal, tokens, mode)
+    } else {
+        let dir = args
+            .state_dir
+            .ok_or("--state-dir DIR or --as-server is required")?;
+        let state = DelegateState::load(&dir).map_err(|e| e.to_string())?;
+        let tokens = TokenStore::in_dir(&dir).map_err(|e| e.to_string())?;
+        (Principal::Delegate(state), tokens, args.client.mode())
+    };
+    let method = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("{:?} is not an HTTP method", args.method))?;
+    let agent = Agent::new(client, principal, tokens, Arc::new(BrowserConsent), mode)
+        .map_err(|e| e.to_string())?
+        .with_steps(Arc::new(|line| eprintln!("* {line}")));
+    let content_type = args
+        .content_type
+        .unwrap_or_else(|| "application/json".to_owned());
+    let reply = agent
+        .call(
+            method,
+            &args.url,
+            args.data.map(Bytes::from),
+            Some(&content_type),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    #[expect(clippy::print_stdout, reason = "the answer is the command's output")]
+    {
+        println!("HTTP {}", reply.status);
+        println!("{}", reply.text());
+    }
+    if reply.status.is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the resource answered {}{}",
+            reply.status,
+            reply
+                .error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ))
+    }
+}

@@ -1,0 +1,263 @@
+//! What the agent server keeps (profile: P-AS-8, P-DEL-1): enrolled
+//! delegates and enrollment codes, in one SQLite file created on first
+//! start. Codes are stored as SHA-256 hashes (they are 256-bit random, so a
+//! plain hash is enough) and marked used, never deleted, so a code cannot be
+//! redeemed twice. Queries are plain runtime SQL that PostgreSQL also reads.
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use aauth_protocol::b64;
+use aauth_protocol::keys::{random_bytes, sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row as _, SqlitePool};
+
+/// Why the store failed. Local failures: answered as 503 by the endpoints,
+/// never with their text.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened, created or queried.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// No randomness for a code or identifier.
+    #[error("randomness: {0}")]
+    Random(String),
+}
+
+/// A one-time enrollment code: 256 random bits, base64url (P-DEL-1).
+/// `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnrollmentCode(String);
+
+impl EnrollmentCode {
+    /// The code, to hand to the delegate's operator.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EnrollmentCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnrollmentCode([redacted])")
+    }
+}
+
+/// The agent server's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+const SCHEMA: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS delegates (
+        sub TEXT PRIMARY KEY,
+        jkt TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS enrollment_codes (
+        code_hash TEXT PRIMARY KEY,
+        sub TEXT,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+    )",
+];
+
+fn hash(code: &str) -> String {
+    b64::url_encode(sha256(code.as_bytes()))
+}
+
+/// 256 random bits, base64url.
+pub fn random_id() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 32];
+    random_bytes(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(b64::url_encode(bytes))
+}
+
+fn now_i64(now: u64) -> i64 {
+    i64::try_from(now).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating on first start) the database file at `path`.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Self::init(pool).await
+    }
+
+    /// A database in memory (tests).
+    pub async fn memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        // One connection that never closes: the database lives as long as it.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Self::init(pool).await
+    }
+
+    async fn init(pool: SqlitePool) -> Result<Self, StoreError> {
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Mints a code valid for `lifetime` seconds from `now`, optionally for
+    /// a given delegate `sub` (P-DEL-1: re-enrolling a delegate whose key is
+    /// gone). Only its hash is stored.
+    pub async fn mint_code(
+        &self,
+        sub: Option<&str>,
+        now: u64,
+        lifetime: u32,
+    ) -> Result<EnrollmentCode, StoreError> {
+        let code = random_id()?;
+        sqlx::query(
+            "INSERT INTO enrollment_codes (code_hash, sub, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(hash(&code))
+        .bind(sub.map(str::to_owned))
+        .bind(now_i64(now.saturating_add(u64::from(lifetime))))
+        .execute(&self.pool)
+        .await?;
+        Ok(EnrollmentCode(code))
+    }
+
+    /// Redeems `code` and records the delegate in one transaction: `issue`
+    /// gets the delegate's `sub` (the code's, or `new_sub`) and makes the
+    /// agent token; if it fails, or the code is unknown, used or expired,
+    /// nothing changes (P-DEL-2: "A rejected enroll … never uses up a
+    /// code"). `Ok(None)`: no such usable code.
+    pub async fn enroll<T, E>(
+        &self,
+        code: &str,
+        new_sub: &str,
+        jkt: &str,
+        now: u64,
+        issue: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<Result<T, E>>, StoreError> {
+        let now = now_i64(now);
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE enrollment_codes SET used_at = $1
+             WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1
+             RETURNING sub",
+        )
+        .bind(now)
+        .bind(hash(code))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let sub: Option<String> = row.try_get("sub")?;
+        let sub = sub.unwrap_or_else(|| new_sub.to_owned());
+        let issued = match issue(&sub) {
+            Ok(issued) => issued,
+            // Dropping the transaction rolls back: the code stays unused.
+            Err(e) => return Ok(Some(Err(e))),
+        };
+        sqlx::query(
+            "INSERT INTO delegates (sub, jkt, created_at, updated_at) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (sub) DO UPDATE SET jkt = excluded.jkt, updated_at = excluded.updated_at",
+        )
+        .bind(&sub)
+        .bind(jkt)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Ok(issued)))
+    }
+
+    /// Whether `sub` is an enrolled delegate.
+    pub async fn delegate_exists(&self, sub: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM delegates WHERE sub = $1")
+            .bind(sub.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Records the delegate's new key (P-DEL-2).
+    pub async fn rotate(&self, sub: &str, jkt: &str, now: u64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE delegates SET jkt = $1, updated_at = $2 WHERE sub = $3")
+            .bind(jkt.to_owned())
+            .bind(now_i64(now))
+            .bind(sub.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_code_is_redeemed_once_and_only_before_it_expires() {
+        let store = Store::memory().await.unwrap();
+        let code = store.mint_code(None, 1000, 600).await.unwrap();
+        let issue = |sub: &str| Ok::<_, ()>(sub.to_owned());
+        assert_eq!(
+            store
+                .enroll(code.as_str(), "d1", "jkt", 1599, issue)
+                .await
+                .unwrap(),
+            Some(Ok("d1".to_owned()))
+        );
+        assert_eq!(
+            store
+                .enroll(code.as_str(), "d2", "jkt", 1599, issue)
+                .await
+                .unwrap(),
+            None
+        );
+        let late = store.mint_code(Some("fixed"), 1000, 600).await.unwrap();
+        assert_eq!(
+            store
+                .enroll(late.as_str(), "d3", "j", 1600, issue)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(store.delegate_exists("d1").await.unwrap());
+        assert!(!store.delegate_exists("d2").await.unwrap());
+        assert!(format!("{code:?}").contains("redacted"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_issue_leaves_the_code_unused() {
+        let store = Store::memory().await.unwrap();
+        let code = store.mint_code(Some("keep"), 0, 600).await.unwrap();
+        let failed = store
+            .enroll(code.as_str(), "x", "j", 1, |_| Err::<(), _>("no"))
+            .await
+            .unwrap();
+        assert_eq!(failed, Some(Err("no")));
+        let ok = store
+            .enroll(code.as_str(), "x", "j", 1, |sub| {
+                Ok::<_, ()>(sub.to_owned())
+            })
+            .await
+            .unwrap();
+        assert_eq!(ok, Some(Ok("keep".to_owned())));
+    }
+}
