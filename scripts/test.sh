@@ -18,6 +18,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "building the server binaries (the end-to-end tests start them)"
+cargo build --workspace --bins --locked
+
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 

@@ -354,9 +354,14 @@ impl Agent {
                 continue;
             }
             // E§9.7: an auth token the resource no longer accepts is
-            // refreshed first, once.
+            // refreshed first, once — also one bound to a key this delegate
+            // has since rotated away from (`key_binding_failed`): the refresh
+            // binds the current key (P-AS-6).
             if let (Identity::AuthToken { .. }, Some(held)) = (&identity, &grant)
-                && reply.error_code() == Some(ErrorCode::InvalidAuthToken)
+                && matches!(
+                    reply.error_code(),
+                    Some(ErrorCode::InvalidAuthToken | ErrorCode::KeyBindingFailed)
+                )
                 && !refreshed
                 && held.refresh_token.is_some()
             {

@@ -1,0 +1,204 @@
+//! Starting the real server binaries on loopback and stopping them again.
+//!
+//! Each party runs as its own process in dev mode on a port picked up front
+//! (so that configuration files can name each other before anything starts),
+//! announces itself with one `listening url=…` line on standard output, and
+//! writes its log to a file in the run's directory. Dropping a [`Party`]
+//! terminates the process, so a failing test or an interrupted demo leaves
+//! nothing running.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to announce itself.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a party could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The binary is not where the build puts it.
+    #[error("{0} not found; build the servers first (`cargo build --bins`), or set AAUTH_BIN_DIR")]
+    MissingBinary(PathBuf),
+    /// Spawning failed.
+    #[error("cannot start {name}: {source}")]
+    Spawn {
+        /// The binary.
+        name: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The process exited or stayed silent instead of announcing itself.
+    #[error("{name} did not announce itself within {timeout:?}; its log is {log}")]
+    NotReady {
+        /// The binary.
+        name: String,
+        /// How long we waited.
+        timeout: Duration,
+        /// Where its log is.
+        log: String,
+    },
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The directory holding the server binaries: `AAUTH_BIN_DIR`, or the
+/// target directory this executable was built into.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("AAUTH_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Test executables live in target/<profile>/deps.
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The path of binary `name`, checked to exist.
+pub fn binary(name: &str) -> Result<PathBuf, HarnessError> {
+    let path = bin_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(HarnessError::MissingBinary(path))
+    }
+}
+
+/// A free loopback port (bound and released; the servers bind it next).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
+}
+
+/// A running server process.
+#[derive(Debug)]
+pub struct Party {
+    name: String,
+    child: Option<Child>,
+    url: String,
+    log: PathBuf,
+}
+
+impl Party {
+    /// Starts `name` with `args` (stderr to `<dir>/<label>.log`) and waits for
+    /// its `listening url=` line.
+    pub fn start(
+        name: &str,
+        label: &str,
+        args: &[String],
+        dir: &Path,
+    ) -> Result<Self, HarnessError> {
+        let binary = binary(name)?;
+        let log = dir.join(format!("{label}.log"));
+        let log_file = std::fs::File::create(&log).map_err(|source| HarnessError::Io {
+            path: log.clone(),
+            source,
+        })?;
+        let mut child = Command::new(&binary)
+            .args(args)
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .map_err(|source| HarnessError::Spawn {
+                name: name.to_owned(),
+                source,
+            })?;
+        let not_ready = || HarnessError::NotReady {
+            name: name.to_owned(),
+            timeout: READY_TIMEOUT,
+            log: log.display().to_string(),
+        };
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            return Err(not_ready());
+        };
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("listening url=") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(url) => Ok(Self {
+                name: name.to_owned(),
+                child: Some(child),
+                url,
+                log,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(not_ready())
+            }
+        }
+    }
+
+    /// The URL it announced.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Stops it (SIGTERM, then SIGKILL after two seconds) and waits.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        #[cfg(unix)]
+        {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            for _ in 0..20 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The binary's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Party {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<PathBuf, HarnessError> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(|source| HarnessError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}

@@ -1,0 +1,281 @@
+//! A user at the auth server's pages, played by a program: it opens the
+//! consent URL an agent hands over, signs in through the real login form,
+//! approves or denies on the real consent form, and follows the redirect back
+//! to the agent's loopback callback — exactly what a browser would send
+//! (E§9.5, profile: P-AS-4).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aauth_agent_server::agent::ConsentHandler;
+use aauth_agent_server::agent::consent::PresentFuture;
+use url::Url;
+
+/// What the user decides on the consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Press "Approve".
+    Approve,
+    /// Press "Deny".
+    Deny,
+}
+
+/// Reports one line per step the user takes.
+pub type Narrator = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// A user with a name, a password and a decision.
+#[derive(Clone)]
+pub struct PlayedUser {
+    username: String,
+    password: String,
+    decision: Decision,
+    narrate: Narrator,
+    http: reqwest::Client,
+    cookies: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl std::fmt::Debug for PlayedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlayedUser")
+            .field("username", &self.username)
+            .field("decision", &self.decision)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page as the browser got it.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl PlayedUser {
+    /// A user who signs in as `username` and then decides `decision`.
+    pub fn new(username: &str, password: &str, decision: Decision, narrate: Narrator) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
+        Self {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            decision,
+            narrate,
+            http,
+            cookies: Arc::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        let jar = self.cookies.lock().map(|j| j.clone()).unwrap_or_default();
+        jar.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep_cookies(&self, response: &reqwest::Response) {
+        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
+            let Ok(text) = value.to_str() else { continue };
+            let pair = text.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=')
+                && let Ok(mut jar) = self.cookies.lock()
+            {
+                jar.insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+    }
+
+    async fn page(&self, request: reqwest::RequestBuilder) -> Result<Page, String> {
+        let response = request
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .send()
+            .await
+            .map_err(|e| format!("the browser could not load the page: {e}"))?;
+        self.keep_cookies(&response);
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await.unwrap_or_default();
+        Ok(Page {
+            status,
+            location,
+            body,
+        })
+    }
+
+    async fn submit(
+        &self,
+        base: &Url,
+        page: &Page,
+        extra: &[(&str, &str)],
+    ) -> Result<Page, String> {
+        let action = form_action(&page.body).ok_or("the page has no form")?;
+        let url = base
+            .join(&action)
+            .map_err(|e| format!("form action {action:?}: {e}"))?;
+        let mut fields = hidden_fields(&page.body);
+        fields.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self.page(self.http.post(url).form(&fields)).await
+    }
+
+    async fn follow(&self, base: &Url, page: &Page) -> Result<(Url, Page), String> {
+        let location = page
+            .location
+            .as_deref()
+            .ok_or_else(|| format!("expected a redirect, got {}", page.status))?;
+        let url = base
+            .join(location)
+            .map_err(|e| format!("redirect {location:?}: {e}"))?;
+        let next = self.page(self.http.get(url.clone())).await?;
+        Ok((url, next))
+    }
+
+    async fn visit(&self, start: &Url) -> Result<(), String> {
+        let say = |line: &str| (self.narrate)(line);
+        say(&format!("the user opens {}", shorten(start.as_str())));
+        let mut page = self.page(self.http.get(start.clone())).await?;
+        if page.status != 200 {
+            return Err(format!(
+                "the auth server answered {}: {}",
+                page.status, page.body
+            ));
+        }
+        if page.body.contains("/agent/auth/login") {
+            say(&format!("the login page: signing in as {}", self.username));
+            let after = self
+                .submit(
+                    start,
+                    &page,
+                    &[("username", &self.username), ("password", &self.password)],
+                )
+                .await?;
+            let (_, consent) = self.follow(start, &after).await?;
+            page = consent;
+        }
+        if !page.body.contains("/agent/auth/consent") {
+            return Err(format!(
+                "expected the consent page, got: {}",
+                text_of(&page.body)
+            ));
+        }
+        say(&format!("the consent page says: {}", text_of(&page.body)));
+        let decision = match self.decision {
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+        };
+        say(&format!("the user presses {decision:?}"));
+        let decided = self.submit(start, &page, &[("decision", decision)]).await?;
+        let location = decided
+            .location
+            .clone()
+            .ok_or_else(|| format!("expected a redirect after consent, got {}", decided.status))?;
+        say(&format!(
+            "the auth server redirects the browser to {}",
+            shorten(&location)
+        ));
+        let (_, back) = self.follow(start, &decided).await?;
+        if back.status >= 400 {
+            return Err(format!("the agent's callback answered {}", back.status));
+        }
+        Ok(())
+    }
+}
+
+impl ConsentHandler for PlayedUser {
+    fn present<'a>(&'a self, url: &'a Url) -> PresentFuture<'a> {
+        Box::pin(async move { self.visit(url).await })
+    }
+}
+
+fn shorten(text: &str) -> String {
+    if text.chars().count() > 90 {
+        let head: String = text.chars().take(87).collect();
+        format!("{head}…")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of `name="…"` in a tag's text.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+    let rest = tag.get(start..)?;
+    let end = rest.find('"')?;
+    rest.get(..end).map(unescape)
+}
+
+/// The hidden inputs of the page's form.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input")
+        .skip(1)
+        .filter_map(|chunk| {
+            let tag = chunk.split('>').next()?;
+            if !tag.contains("type=\"hidden\"") {
+                return None;
+            }
+            Some((attribute(tag, "name")?, attribute(tag, "value")?))
+        })
+        .collect()
+}
+
+/// The `action` of the page's form.
+pub fn form_action(html: &str) -> Option<String> {
+    let tag = html.split("<form").nth(1)?.split('>').next()?;
+    attribute(tag, "action")
+}
+
+/// The visible text of an HTML page, squeezed onto one line.
+pub fn text_of(html: &str) -> String {
+    let body = html.split("<body").nth(1).unwrap_or(html);
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let squeezed = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    shorten(&unescape(&squeezed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_hidden_fields_and_the_action() {
+        let html = r#"<form method="post" action="/agent/auth/login"><input type="hidden" name="request_token" value="a&amp;b"><input type="hidden" name="csrf_token" value="c"><input type="text" name="username"></form>"#;
+        assert_eq!(form_action(html).as_deref(), Some("/agent/auth/login"));
+        assert_eq!(
+            hidden_fields(html),
+            vec![
+                ("request_token".to_owned(), "a&b".to_owned()),
+                ("csrf_token".to_owned(), "c".to_owned())
+            ]
+        );
+    }
+}

@@ -1,0 +1,349 @@
+//! The three parties of the demo, configured to know each other, running as
+//! real processes on loopback in dev mode.
+//!
+//! Ports are picked first so that every configuration file can name the
+//! other parties: the auth server's policy names the agent and the resource,
+//! the resource names its auth server. Everything lives in one temporary
+//! directory (configurations, databases, keys, logs), removed when the world
+//! is dropped unless [`Options::keep`] is set.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use aauth_agent_server::agent::{
+    self, Agent, ConsentHandler, DelegateState, Principal, TokenStore,
+};
+use aauth_http::client::SigningClient;
+use aauth_http::runtime::ServerKey;
+use aauth_protocol::ids::{Origin, OriginMode};
+
+use crate::harness::{HarnessError, Party, binary, free_port, write_file};
+
+/// Alice's password hash: argon2id of `alice-password` (the auth server's
+/// example configuration uses the same demo account).
+pub const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$sIg5k3pY4jcdZRoWdPz71A$ZElMNoek3hKlX00ooH+GL3yJ0+QIKRN7lxAadMlJH8s";
+/// Alice's user name.
+pub const ALICE: &str = "alice";
+/// Alice's password.
+pub const ALICE_PASSWORD: &str = "alice-password";
+
+/// What can be tuned per run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Auth token lifetime, seconds (short, to show refresh).
+    pub auth_token_lifetime: u32,
+    /// The resource's rate limits per window: unsigned, pseudonymous,
+    /// identified, authorized.
+    pub rate_limits: [u32; 4],
+    /// The rate window, seconds.
+    pub rate_window: u64,
+    /// Keep the run's directory after the world is dropped.
+    pub keep: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            auth_token_lifetime: 600,
+            rate_limits: [5, 10, 100, 1000],
+            rate_window: 60,
+            keep: false,
+        }
+    }
+}
+
+/// Why the world could not be built or used.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    /// A process could not be started.
+    #[error(transparent)]
+    Harness(#[from] HarnessError),
+    /// An agent-side operation failed.
+    #[error(transparent)]
+    Agent(#[from] agent::AgentError),
+    /// Something else went wrong.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The three running parties.
+#[derive(Debug)]
+pub struct World {
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    /// The agent server.
+    pub agent_server: Party,
+    /// The auth server.
+    pub auth_server: Party,
+    /// The resource.
+    pub resource: Party,
+    auth_port: u16,
+    auth_config: PathBuf,
+    agent_config: PathBuf,
+}
+
+fn client() -> Result<SigningClient, WorldError> {
+    SigningClient::new().map_err(|e| WorldError::Other(e.to_string()))
+}
+
+fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+impl World {
+    /// Writes the configurations and starts the agent server, the auth
+    /// server and the resource.
+    pub fn start(options: &Options) -> Result<Self, WorldError> {
+        let dir = tempfile::Builder::new()
+            .prefix("aauth-world-")
+            .tempdir()
+            .map_err(|e| WorldError::Other(format!("temporary directory: {e}")))?;
+        let root = dir.path().to_owned();
+        let (agent_port, auth_port, resource_port) = (free_port(), free_port(), free_port());
+        let (agent_url, auth_url, resource_url) =
+            (url(agent_port), url(auth_port), url(resource_port));
+
+        let agent_config = write_file(
+            &root,
+            "agent-server.toml",
+            r#"name = "Demo travel agent"
+key_file = "agent-server/key.json"
+database = "agent-server/agent-server.db"
+state_dir = "agent-server/state"
+redirect_uris = ["http://127.0.0.1/callback"]
+"#,
+        )?;
+        let auth_config = write_file(
+            &root,
+            "auth-server.toml",
+            &format!(
+                r#"database = "auth-server.db"
+scopes_supported = ["openid", "profile", "email", "data.read", "data.write"]
+auth_token_lifetime = {lifetime}
+
+[[users]]
+username = "{ALICE}"
+password_hash = "{ALICE_HASH}"
+sub = "user-alice"
+name = "Alice Example"
+email = "alice@example.com"
+email_verified = true
+
+# The agent server may read notes on its own (E§3.4); writing needs Alice.
+[[autonomous]]
+agent = "{agent_url}"
+resource = "{resource_url}"
+scopes = ["data.read"]
+"#,
+                lifetime = options.auth_token_lifetime,
+            ),
+        )?;
+        let [unsigned, pseudonymous, identified, authorized] = options.rate_limits;
+        let resource_config = write_file(
+            &root,
+            "resource.toml",
+            &format!(
+                r#"auth_server = "{auth_url}"
+key_file = "resource-key.json"
+
+[rate_limit]
+window = {window}
+unsigned = {unsigned}
+pseudonymous = {pseudonymous}
+identified = {identified}
+authorized = {authorized}
+"#,
+                window = options.rate_window,
+            ),
+        )?;
+
+        let serve = |config: &Path, port: u16| -> Vec<String> {
+            vec![
+                "serve".into(),
+                "--dev".into(),
+                "--config".into(),
+                config.display().to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+            ]
+        };
+        let agent_server = Party::start(
+            "aauth-agent-server",
+            "agent-server",
+            &serve(&agent_config, agent_port),
+            &root,
+        )?;
+        let auth_server = Party::start(
+            "aauth-auth-server",
+            "auth-server",
+            &serve(&auth_config, auth_port),
+            &root,
+        )?;
+        let resource = Party::start(
+            "aauth-resource",
+            "resource",
+            &serve(&resource_config, resource_port),
+            &root,
+        )?;
+        for (party, expected) in [
+            (&agent_server, &agent_url),
+            (&auth_server, &auth_url),
+            (&resource, &resource_url),
+        ] {
+            if party.url() != expected {
+                return Err(WorldError::Other(format!(
+                    "{} announced {} instead of {expected}",
+                    party.name(),
+                    party.url()
+                )));
+            }
+        }
+        let dir = if options.keep {
+            let _ = dir.keep();
+            None
+        } else {
+            Some(dir)
+        };
+        Ok(Self {
+            dir,
+            root,
+            agent_server,
+            auth_server,
+            resource,
+            auth_port,
+            auth_config,
+            agent_config,
+        })
+    }
+
+    /// The run's directory (configurations, databases, keys, logs).
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// Keeps the run's directory after the world is dropped (for its logs).
+    pub fn keep(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.keep();
+        }
+    }
+
+    /// Whether the directory is removed when the world is dropped.
+    pub fn is_temporary(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// Stops the auth server and starts it again on the same port with the
+    /// same database (P-AS-8: state survives a restart).
+    pub fn restart_auth_server(&mut self) -> Result<(), WorldError> {
+        self.auth_server.stop();
+        let args = vec![
+            "serve".into(),
+            "--dev".into(),
+            "--config".into(),
+            self.auth_config.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", self.auth_port),
+        ];
+        self.auth_server = Party::start("aauth-auth-server", "auth-server-2", &args, &self.root)?;
+        Ok(())
+    }
+
+    /// Runs `aauth-agent-server mint-code` (the operator's command, P-DEL-1)
+    /// and returns the code it printed.
+    pub fn mint_code(&self, sub: Option<&str>) -> Result<String, WorldError> {
+        let mut command = Command::new(binary("aauth-agent-server")?);
+        command
+            .current_dir(&self.root)
+            .args(["mint-code", "--config"])
+            .arg(&self.agent_config);
+        if let Some(sub) = sub {
+            command.args(["--sub", sub]);
+        }
+        let output = command
+            .output()
+            .map_err(|e| WorldError::Other(format!("mint-code: {e}")))?;
+        if !output.status.success() {
+            return Err(WorldError::Other(format!(
+                "mint-code failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let code = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if code.is_empty() {
+            return Err(WorldError::Other("mint-code printed nothing".into()));
+        }
+        Ok(code)
+    }
+
+    /// The agent server's own signing key, as it created it on disk.
+    pub fn agent_server_key(&self) -> Result<ServerKey, WorldError> {
+        ServerKey::load_or_create(&self.root.join("agent-server/key.json"))
+            .map_err(|e| WorldError::Other(e.to_string()))
+    }
+
+    /// The agent server's identifier.
+    pub fn agent_origin(&self) -> Result<Origin, WorldError> {
+        Origin::parse(self.agent_server.url(), OriginMode::Dev)
+            .map_err(|e| WorldError::Other(e.to_string()))
+    }
+
+    /// An agent acting as the agent server itself (`jwks_uri`, E§3.2).
+    pub fn server_agent(&self, consent: Arc<dyn ConsentHandler>) -> Result<Agent, WorldError> {
+        let key = self.agent_server_key()?;
+        let principal = Principal::Server {
+            agent: self.agent_origin()?,
+            kid: key.kid,
+            key: Arc::new(key.key),
+        };
+        Ok(Agent::new(
+            client()?,
+            principal,
+            TokenStore::memory(),
+            consent,
+            OriginMode::Dev,
+        )?)
+    }
+
+    /// Enrolls a new delegate with a freshly minted code, keeping its state
+    /// in `name` under the run's directory (P-DEL-1, P-DEL-3).
+    pub async fn enroll_delegate(&self, name: &str) -> Result<DelegateState, WorldError> {
+        let code = self.mint_code(None)?;
+        self.enroll_delegate_with(&code, name).await
+    }
+
+    /// Enrolls a new delegate with `code`, keeping its state in `name`.
+    pub async fn enroll_delegate_with(
+        &self,
+        code: &str,
+        name: &str,
+    ) -> Result<DelegateState, WorldError> {
+        let dir = self.root.join(name);
+        Ok(agent::enroll(
+            &client()?,
+            self.agent_server.url(),
+            code,
+            &dir,
+            OriginMode::Dev,
+        )
+        .await?)
+    }
+
+    /// An agent acting as `delegate`, keeping its tokens in the delegate's
+    /// state directory.
+    pub fn delegate_agent(
+        &self,
+        delegate: DelegateState,
+        consent: Arc<dyn ConsentHandler>,
+    ) -> Result<Agent, WorldError> {
+        let tokens = TokenStore::in_dir(&delegate.dir)?;
+        Ok(Agent::new(
+            client()?,
+            Principal::Delegate(delegate),
+            tokens,
+            consent,
+            OriginMode::Dev,
+        )?)
+    }
+}

@@ -1,0 +1,45 @@
+//! The demo's walk, as a test: every level works against the real binaries.
+
+use std::sync::{Arc, Mutex};
+
+use aauth_e2e::demo;
+use aauth_e2e::world::World;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_walk_succeeds_at_every_level() {
+    let mut world = World::start(&demo::options()).expect("the three servers start");
+    let transcript = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = transcript.clone();
+    let outcomes = demo::run(
+        &world,
+        Arc::new(move |line: &str| {
+            sink.lock().unwrap().push(line.to_owned());
+        }),
+    )
+    .await;
+    let failed = match &outcomes {
+        Ok(outcomes) => outcomes.iter().filter(|o| !o.ok).map(|o| o.title).collect(),
+        Err(_) => vec!["(the walk stopped)"],
+    };
+    if !failed.is_empty() {
+        world.keep();
+        panic!(
+            "steps failed: {failed:?} ({outcomes:?})\nlogs in {}\n{}",
+            world.dir().display(),
+            transcript.lock().unwrap().join("\n")
+        );
+    }
+    let titles: Vec<_> = outcomes.unwrap().iter().map(|o| o.title).collect();
+    assert_eq!(
+        titles,
+        [
+            "unsigned",
+            "pseudonymous",
+            "identified",
+            "autonomous",
+            "consent",
+            "refresh",
+            "rotation"
+        ]
+    );
+}
