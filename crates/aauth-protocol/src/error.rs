@@ -56,11 +56,14 @@ pub enum ErrorCode {
     UnsupportedRequestType,
     /// RFC 6749 §4.1.2.1: the user denied consent.
     AccessDenied,
+    /// RFC 6749 §4.1.2.1: the server itself failed (its database, its
+    /// randomness); never a consequence of what the caller sent.
+    ServerError,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::InvalidSignature,
         Self::ReplayedNonce,
         Self::InsufficientAuthLevel,
@@ -77,6 +80,7 @@ impl ErrorCode {
         Self::InvalidScope,
         Self::UnsupportedRequestType,
         Self::AccessDenied,
+        Self::ServerError,
     ];
 
     /// The code's wire spelling.
@@ -98,6 +102,7 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::UnsupportedRequestType => "unsupported_request_type",
             Self::AccessDenied => "access_denied",
+            Self::ServerError => "server_error",
         }
     }
 
@@ -177,6 +182,11 @@ pub enum Condition {
     ExchangeNeedsInteraction,
     /// The user denied consent (sent on the redirect, not as a JSON body).
     ConsentDenied,
+    /// The server failed on its own (storage, randomness, signing): logged
+    /// with its detail, answered without it. Not in P-ERR-1's table, which
+    /// lists what callers cause; P-ERR-2's "no input yields a 500" holds
+    /// because no input reaches this row.
+    ServerFault,
 }
 
 /// How a [`Condition`] appears on the wire.
@@ -225,6 +235,7 @@ impl Condition {
             Self::RequestTypeUnsupported => (400, E::UnsupportedRequestType, C::None),
             Self::ExchangeNeedsInteraction => (400, E::InteractionRequired, C::None),
             Self::ConsentDenied => (303, E::AccessDenied, C::None),
+            Self::ServerFault => (500, E::ServerError, C::None),
         };
         Wire {
             status,
@@ -271,7 +282,7 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
         }
-        assert_eq!(ErrorCode::from_wire("server_error"), None);
+        assert_eq!(ErrorCode::from_wire("temporarily_unavailable"), None);
     }
 
     /// profile: P-ERR-1 — one assertion per row of the table.
@@ -344,6 +355,7 @@ mod tests {
                 C::None,
             ),
             (K::ConsentDenied, 303, E::AccessDenied, C::None),
+            (K::ServerFault, 500, E::ServerError, C::None),
         ];
         for (condition, status, code, challenge) in rows {
             assert_eq!(

@@ -195,16 +195,15 @@ impl KeyDirectory for AppState {
     }
 }
 
-/// A local failure (database, randomness, signing), logged and answered
-/// 503 without its text: no P-ERR-1 row fits a server fault, and no input
-/// may produce a 500.
+/// A local failure (database, randomness, signing), logged with its detail
+/// and answered 500 `server_error` without it; no input reaches this.
 fn server_fault(error: &dyn std::fmt::Display) -> Response {
     tracing::error!(%error, "agent server failure");
-    let mut response = ErrorResponse::invalid_request("temporarily unavailable, try again")
-        .with_retry_after(1)
-        .into_response();
-    *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
-    response
+    ErrorResponse::new(
+        Condition::ServerFault,
+        "the agent server could not complete the request; see its log",
+    )
+    .into_response()
 }
 
 /// The metadata document (E§8.1, P-MD-2), checked at start-up.

@@ -21,7 +21,7 @@ use aauth_protocol::tokens::resource_token::{self, ResourceTokenContext};
 use aauth_protocol::tokens::{self, KeyLookupError, TokenType};
 use aauth_protocol::verify::KeyOwner;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::http::{HeaderValue, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -61,13 +61,11 @@ fn internal(error: impl std::fmt::Display) -> Failure {
 }
 
 fn internal_response() -> Response {
-    let body = json!({
-        "error": "server_error",
-        "error_description": "the auth server could not complete the request; see its log",
-    });
-    let mut response = (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
-    no_store(&mut response);
-    response
+    ErrorResponse::new(
+        Condition::ServerFault,
+        "the auth server could not complete the request; see its log",
+    )
+    .into_response()
 }
 
 fn no_store(response: &mut Response) {

@@ -41,10 +41,7 @@ fn no_store(status: StatusCode, value: serde_json::Value) -> Response {
 /// A failure of the server itself (key or randomness), never caused by input.
 fn internal_error(what: &str) -> Response {
     tracing::error!(what, "internal error");
-    no_store(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        json!({"error": "server_error", "error_description": what}),
-    )
+    ErrorResponse::new(Condition::ServerFault, what).into_response()
 }
 
 async fn body_of(
