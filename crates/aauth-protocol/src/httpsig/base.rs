@@ -98,6 +98,12 @@ impl SignatureInput {
             }
             components.push(component);
         }
+        // P-SIG-2: `@signature-params` is the parameters "in the order
+        // received"; RFC 8941 keeps only the last of a repeated one, so a
+        // repeat would change the bytes: refuse it.
+        if parameters_on_the_wire(field_value) != list.params.len() {
+            return Err(HttpSigError::DuplicateParameter);
+        }
         let mut input = Self {
             label,
             list: list.clone(),
@@ -311,6 +317,39 @@ impl SignatureValue {
     }
 }
 
+/// How many parameters follow the inner list of the single member of
+/// `field_value` as written: the `;` after its closing `)` that are outside
+/// quoted strings. Only called on a value that parsed as one inner list.
+fn parameters_on_the_wire(field_value: &str) -> usize {
+    let mut depth = 0usize;
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut after_list = false;
+    let mut count = 0;
+    for c in field_value.chars() {
+        if quoted {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            '(' => depth = depth.saturating_add(1),
+            ')' => {
+                depth = depth.saturating_sub(1);
+                after_list = depth == 0;
+            }
+            ';' if after_list && depth == 0 => count += 1,
+            _ => {}
+        }
+    }
+    count
+}
+
 /// Whether the single member `label=:…:` of `field_value` carries exactly
 /// the padded standard base64 of `bytes` (its parameters, if any, follow).
 fn is_canonical(field_value: &str, label: &Label, bytes: &[u8]) -> bool {
@@ -522,6 +561,23 @@ mod tests {
             SignatureInput::parse(&input.to_field_value().unwrap()).unwrap(),
             input
         );
+    }
+
+    #[test]
+    fn repeated_signature_parameters_are_refused() {
+        // profile: P-SIG-2 — RFC 8941 would keep the last `created`, and the
+        // rebuilt @signature-params would no longer be the bytes received.
+        let repeated = r#"sig=("@method");created=5;keyid="a;b";created=7"#;
+        assert_eq!(
+            SignatureInput::parse(repeated).unwrap_err(),
+            HttpSigError::DuplicateParameter
+        );
+        let quoted = r#"sig=("@method" "x";y);created=5;keyid="a;b\";c""#;
+        assert!(!matches!(
+            SignatureInput::parse(quoted),
+            Err(HttpSigError::DuplicateParameter)
+        ));
+        assert_eq!(parameters_on_the_wire(quoted), 2);
     }
 
     #[test]

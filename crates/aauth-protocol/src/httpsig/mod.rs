@@ -104,6 +104,10 @@ pub enum HttpSigError {
     /// RFC 9421 §2.5: a component identifier occurs twice.
     #[error("covered component {0} is listed more than once")]
     DuplicateComponent(String),
+    /// A signature parameter occurs twice: RFC 8941 would keep the last,
+    /// and `@signature-params` could no longer be rebuilt as received.
+    #[error("Signature-Input repeats a signature parameter")]
+    DuplicateParameter,
     /// More than [`MAX_COMPONENTS`] covered components.
     #[error("signature covers more than {max} components")]
     TooManyComponents {
@@ -222,6 +226,7 @@ impl HttpSigError {
             | Self::BadComponent(_)
             | Self::UnsupportedComponent(_)
             | Self::DuplicateComponent(_)
+            | Self::DuplicateParameter
             | Self::TooManyComponents { .. }
             | Self::MissingComponents { .. }
             | Self::QueryWithoutQuestionMark
