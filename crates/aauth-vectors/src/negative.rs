@@ -542,6 +542,7 @@ pub(crate) fn generate(world: &World) -> Result<VectorFile<NegativeCase>> {
 
     // --- alg and encodings (P-SIG-2, P-SIG-4, P-SIG-7) -----------------------
     g.req("alg-key-mismatch", "SK0§3.4 / P-SIG-2: alg=ecdsa-p256-sha256 with an Ed25519 key", g.custom(&get(), &format!(r#"sig=("@method" "@authority" "@path" "signature-key");created={NOW};alg="ecdsa-p256-sha256""#))?, sig)?;
+    g.req("signature-parameter-repeated", "P-SIG-2: a repeated signature parameter is refused: RFC 8941 keeps the last, so @signature-params could not be rebuilt as received", sg.clone().with("Signature-Input", &format!(r#"sig=("@method" "@authority" "@path" "signature-key");created={};created={NOW}"#, NOW - 5)), sig)?;
     g.req("alg-unsupported", "P-SIG-4: only ed25519 and ecdsa-p256-sha256", g.custom(&get(), &format!(r#"sig=("@method" "@authority" "@path" "signature-key");created={NOW};alg="rsa-pss-sha512""#))?, sig)?;
     g.req("signature-unpadded-strict", "P-SIG-7: lenient_base64 off: standard base64 without its padding is refused, although RFC 8941 §4.2.7 lets parsers accept it (accepted in requests.json with the switch on)", sg.clone().with("Signature", &format!("sig=:{}:", b64::std_encode(value.bytes()).trim_end_matches('='))), sig)?;
     g.req("signature-base64url-strict", "P-SIG-7: lenient_base64 off: an unpadded base64url Signature is refused (accepted in requests.json with it on)", sg.clone().with("Signature", &format!("sig=:{}:", b64::url_encode(value.bytes()))), sig)?;
