@@ -9,7 +9,9 @@ use aauth_protocol::error::{Condition, ErrorBody};
 use aauth_protocol::httpsig::{HeaderSource, Request};
 use aauth_protocol::ids::Thumbprint;
 use aauth_protocol::keys::sha256;
-use aauth_protocol::verify::{self, TokenCache, ValidatedToken, VerifiedRequest, VerifierConfig};
+use aauth_protocol::verify::{
+    self, ExpiredTokenHolder, TokenCache, ValidatedToken, VerifiedRequest, VerifierConfig,
+};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -140,6 +142,9 @@ pub struct Rejected {
     pub required_components: Option<Vec<String>>,
     /// The signature base, in dev mode only (P-ERR-3).
     pub signature_base: Option<String>,
+    /// Set when the only fault was an expired auth token, so a resource can
+    /// add a fresh resource token to its challenge (P-ERR-1).
+    pub expired_token_holder: Option<Box<ExpiredTokenHolder>>,
 }
 
 impl Rejected {
@@ -281,6 +286,7 @@ impl RequestVerifier {
                     .required_components()
                     .map(<[String]>::to_vec),
                 signature_base: rejection.signature_base.filter(|_| self.dev),
+                expired_token_holder: rejection.expired_token_holder,
             })?;
         // E§10.5: "Check that the nonce has not been used previously within
         // the replay window", scoped by (authority, key, nonce). The authority
@@ -296,6 +302,7 @@ impl RequestVerifier {
                     description: "this Nonce was already used with this key (E§10.5)".to_owned(),
                     required_components: None,
                     signature_base: None,
+                    expired_token_holder: None,
                 });
             }
         }

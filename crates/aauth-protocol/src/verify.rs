@@ -325,6 +325,17 @@ impl VerifyError {
     }
 }
 
+/// The agent and key behind a request whose only fault is an expired auth
+/// token: the token is genuine (signature, trusted issuer, audience and every
+/// other claim check out) and the request is signed with its `cnf.jwk`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredTokenHolder {
+    /// The token's `agent`.
+    pub agent: Origin,
+    /// The key that signed the request (`agent_jkt` of a new resource token).
+    pub key: PublicKey,
+}
+
 /// A refusal with the signature base computed before it failed, if any, for
 /// the dev-mode diagnostics of P-ERR-3.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -334,6 +345,10 @@ pub struct Rejection {
     pub error: VerifyError,
     /// The signature base the verifier computed, when it got that far.
     pub signature_base: Option<String>,
+    /// Set when the only fault was an expired auth token: P-ERR-1 answers
+    /// `invalid_auth_token` "+ fresh resource token when the signature
+    /// verified with a trusted key", and this is whom to mint it for.
+    pub expired_token_holder: Option<Box<ExpiredTokenHolder>>,
 }
 
 impl From<VerifyError> for Rejection {
@@ -341,6 +356,7 @@ impl From<VerifyError> for Rejection {
         Self {
             error,
             signature_base: None,
+            expired_token_holder: None,
         }
     }
 }
@@ -502,12 +518,28 @@ where
     let with_base = |error: VerifyError| Rejection {
         error,
         signature_base: Some(prepared.signature_base().to_owned()),
+        expired_token_holder: None,
     };
 
     // E§10.7: "Extract the scheme parameter … Follow the scheme-specific
     // verification procedure".
     let scheme = field.key.scheme();
-    let resolved = resolve_key(field.key, config, directory, cache, now).map_err(with_base)?;
+    let resolved = match resolve_key(&field.key, config, directory, cache, now) {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            let holder = match (&error, &field.key) {
+                (
+                    VerifyError::AuthToken(AuthTokenError::Expired { .. }),
+                    SignatureKey::Jwt { jwt },
+                ) => expired_token_holder(jwt, &prepared, config, directory, now),
+                _ => None,
+            };
+            return Err(Rejection {
+                expired_token_holder: holder,
+                ..with_base(error)
+            });
+        }
+    };
 
     // The HTTP signature itself, with the key the scheme yielded.
     let verifying_key = VerifyingKey::new(&resolved.key)
@@ -536,8 +568,32 @@ where
     })
 }
 
+/// For an auth token that failed only its expiry: validates it again with
+/// unbounded leeway (every other E§7.7 step still applies) and checks that
+/// the request is signed with its `cnf.jwk`. Runs on the failure path only.
+fn expired_token_holder<D: KeyDirectory + ?Sized>(
+    jwt: &str,
+    prepared: &httpsig::Prepared,
+    config: &VerifierConfig,
+    directory: &D,
+    now: u64,
+) -> Option<Box<ExpiredTokenHolder>> {
+    let now_secs = i64::try_from(now).unwrap_or(i64::MAX);
+    let mut ctx = AuthTokenContext::new(now_secs, &config.trusted_auth_servers, &config.identifier);
+    ctx.origin_mode = config.origin_mode;
+    ctx.leeway_secs = u32::MAX;
+    let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::AuthServer, iss, kid);
+    let token = auth_token::validate(jwt, &ctx, &keys).ok()?;
+    let key = VerifyingKey::new(token.cnf_key()).ok()?;
+    prepared.verify(&key).ok()?;
+    Some(Box::new(ExpiredTokenHolder {
+        agent: token.agent()?.clone(),
+        key: token.cnf_key().clone(),
+    }))
+}
+
 fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
-    key: SignatureKey,
+    key: &SignatureKey,
     config: &VerifierConfig,
     directory: &D,
     cache: &C,
@@ -547,7 +603,7 @@ fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
     match key {
         // E§10.7 hwk: "Reconstruct the public key from the parameters".
         SignatureKey::Hwk(key) => Ok(Resolved {
-            key,
+            key: key.clone(),
             level: Level::Pseudonymous,
             agent: None,
             delegate: None,
@@ -562,12 +618,12 @@ fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
         } => {
             // profile: P-SK-3 — only aauth-agent establishes agent identity.
             if well_known != AAUTH_AGENT_WELL_KNOWN {
-                return Err(VerifyError::UnsupportedWellKnown(echo(&well_known)));
+                return Err(VerifyError::UnsupportedWellKnown(echo(well_known)));
             }
             let agent =
-                Origin::parse(&id, config.origin_mode).map_err(VerifyError::AgentIdentifier)?;
+                Origin::parse(id, config.origin_mode).map_err(VerifyError::AgentIdentifier)?;
             let key = directory
-                .key(KeyOwner::Agent, &agent, &kid)
+                .key(KeyOwner::Agent, &agent, kid)
                 .map_err(VerifyError::AgentKey)?;
             Ok(Resolved {
                 key,
@@ -584,7 +640,7 @@ fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
             // A token validated before is only checked for expiry again
             // (E§5.7 step 8, E§7.7 step 8: "current time MUST be less than
             // expiration", with the leeway of P-TOK-5).
-            if let Some(token) = cache.get(&jwt)
+            if let Some(token) = cache.get(jwt)
                 && now_secs
                     < token
                         .exp()
@@ -592,12 +648,11 @@ fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
             {
                 return Ok(Resolved::from(token));
             }
-            let peek = crate::tokens::peek(&jwt, config.origin_mode).map_err(|error| {
-                VerifyError::Jwt {
-                    declared: crate::tokens::declared_type(&jwt),
+            let peek =
+                crate::tokens::peek(jwt, config.origin_mode).map_err(|error| VerifyError::Jwt {
+                    declared: crate::tokens::declared_type(jwt),
                     error,
-                }
-            })?;
+                })?;
             let token = match peek.typ {
                 TokenType::Agent => {
                     let mut ctx = AgentTokenContext::new(now_secs, &config.identifier);
@@ -605,8 +660,7 @@ fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
                     ctx.leeway_secs = config.token_leeway_secs;
                     let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::Agent, iss, kid);
                     ValidatedToken::Agent(Arc::new(
-                        agent_token::validate(&jwt, &ctx, &keys)
-                            .map_err(VerifyError::AgentToken)?,
+                        agent_token::validate(jwt, &ctx, &keys).map_err(VerifyError::AgentToken)?,
                     ))
                 }
                 TokenType::Auth => {
@@ -620,12 +674,12 @@ fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
                     let keys =
                         |iss: &Origin, kid: &Kid| directory.key(KeyOwner::AuthServer, iss, kid);
                     ValidatedToken::Auth(Arc::new(
-                        auth_token::validate(&jwt, &ctx, &keys).map_err(VerifyError::AuthToken)?,
+                        auth_token::validate(jwt, &ctx, &keys).map_err(VerifyError::AuthToken)?,
                     ))
                 }
                 TokenType::Resource => return Err(VerifyError::ResourceTokenAsKey),
             };
-            cache.insert(&jwt, &token);
+            cache.insert(jwt, &token);
             Ok(Resolved::from(token))
         }
         // profile: P-SK-5.
@@ -1144,6 +1198,46 @@ mod tests {
             .strip_prefix("sig=jwt;jwt=\"")
             .and_then(|v| v.strip_suffix('"'))
             .unwrap()
+    }
+
+    #[test]
+    fn an_expired_but_genuine_auth_token_names_its_holder() {
+        // profile: P-ERR-1 — invalid_auth_token "+ fresh resource token when
+        // the signature verified with a trusted key".
+        let w = world();
+        let token = auth_token(&w, w.delegate.public_key());
+        let field = SignatureKeyField::jwt(Label::sig(), token);
+        let headers = signed_get(&w.delegate, &field);
+        let later = NOW + 601;
+        let mut config = w.config.clone();
+        config.http.max_skew = 3600;
+        let request = Request {
+            method: "GET",
+            authority: "resource.example",
+            target: "/data?x=1",
+            headers: &headers,
+            body: None,
+        };
+        let rejection = verify_request(&request, &config, &w.directory, later).unwrap_err();
+        assert_eq!(code(&rejection), ErrorCode::InvalidAuthToken);
+        assert_eq!(
+            rejection.expired_token_holder.as_deref(),
+            Some(&ExpiredTokenHolder {
+                agent: origin("https://agent.example"),
+                key: w.delegate.public_key().clone(),
+            })
+        );
+
+        // Signed by another key: no holder, nothing to mint for.
+        let other = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let forged = signed_get(&other, &field);
+        let request = Request {
+            headers: &forged,
+            ..request
+        };
+        let rejection = verify_request(&request, &config, &w.directory, later).unwrap_err();
+        assert_eq!(code(&rejection), ErrorCode::InvalidAuthToken);
+        assert!(rejection.expired_token_holder.is_none());
     }
 
     #[test]

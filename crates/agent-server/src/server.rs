@@ -142,6 +142,7 @@ impl AppState {
                         .required_components()
                         .map(<[String]>::to_vec),
                     signature_base: rejection.signature_base.filter(|_| inner.dev),
+                    expired_token_holder: None,
                 })
             },
         )?;
@@ -156,6 +157,7 @@ impl AppState {
                     description: "this Nonce was already used with this key (E§10.5)".to_owned(),
                     required_components: None,
                     signature_base: None,
+                    expired_token_holder: None,
                 }));
             }
         }

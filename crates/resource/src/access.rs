@@ -9,7 +9,8 @@
 use aauth_http::server::{ErrorResponse, Rejected, unix_now};
 use aauth_protocol::challenge::{AgentAuth, Level};
 use aauth_protocol::error::{ChallengeKind, Condition};
-use aauth_protocol::ids::Scope;
+use aauth_protocol::ids::{Origin, Scope};
+use aauth_protocol::jwk::PublicKey;
 use aauth_protocol::tokens::resource_token::ResourceTokenBuilder;
 use aauth_protocol::verify::VerifiedRequest;
 use axum::http::{HeaderMap, Method, request::Parts};
@@ -60,13 +61,22 @@ fn needs_nonce(state: &AppState, method: &Method) -> bool {
 }
 
 /// The error for a failed verification, with the challenge P-ERR-1's last
-/// column names. No resource token: the signature did not verify (P-ERR-4).
-pub fn rejection(rejected: Rejected, endpoint: Level) -> ErrorResponse {
+/// column names. A resource token only for an auth token that was genuine
+/// but expired, on a request its key signed ("when the signature verified
+/// with a trusted key"); never otherwise (P-ERR-4).
+pub fn rejection(state: &AppState, rejected: Rejected, requirement: Requirement) -> ErrorResponse {
     let challenge = match rejected.condition.wire().challenge {
         ChallengeKind::None | ChallengeKind::UserInteraction => None,
-        ChallengeKind::LevelRequired | ChallengeKind::NextLevel => Some(AgentAuth::new(endpoint)),
+        ChallengeKind::LevelRequired | ChallengeKind::NextLevel => {
+            Some(AgentAuth::new(requirement.level()))
+        }
         // An invalid auth token: ask for a (valid) auth token.
-        ChallengeKind::AuthToken => Some(AgentAuth::new(Level::Authorized)),
+        ChallengeKind::AuthToken => Some(match (&rejected.expired_token_holder, requirement) {
+            (Some(holder), Requirement::Authorized { scope }) => {
+                auth_token_challenge_for(state, &holder.agent, &holder.key, scope)
+            }
+            _ => AgentAuth::new(Level::Authorized),
+        }),
         ChallengeKind::Identity => Some(AgentAuth::identity()),
     };
     let error = rejected.into_error();
@@ -77,18 +87,18 @@ pub fn rejection(rejected: Rejected, endpoint: Level) -> ErrorResponse {
 }
 
 /// Verifies the request's signature; a failure is answered for an endpoint
-/// needing `endpoint`.
+/// needing `requirement`.
 pub async fn verify(
     state: &AppState,
     parts: &Parts,
     body: &[u8],
-    endpoint: Level,
+    requirement: Requirement,
 ) -> Result<VerifiedRequest, ErrorResponse> {
     state
         .verifier()
         .verify(parts, body, needs_nonce(state, &parts.method))
         .await
-        .map_err(|rejected| rejection(rejected, endpoint))
+        .map_err(|rejected| rejection(state, rejected, requirement))
 }
 
 /// Verifies the request and checks it meets `requirement`.
@@ -98,7 +108,7 @@ pub async fn require(
     body: &[u8],
     requirement: Requirement,
 ) -> Result<VerifiedRequest, ErrorResponse> {
-    let verified = verify(state, parts, body, requirement.level()).await?;
+    let verified = verify(state, parts, body, requirement).await?;
     check(state, &verified, requirement)?;
     Ok(verified)
 }
@@ -160,22 +170,31 @@ pub fn mint_resource_token(
     let Some(agent) = verified.agent() else {
         return Ok(None);
     };
+    mint_for(state, agent, verified.key(), scope).map(Some)
+}
+
+/// Mints a resource token for `scope`, for `agent` signing with `key`.
+fn mint_for(
+    state: &AppState,
+    agent: &Origin,
+    key: &PublicKey,
+    scope: Scope,
+) -> Result<String, String> {
     let settings = state.settings();
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     let claims = ResourceTokenBuilder::new(
         settings.identifier.clone(),
         settings.auth_server.clone(),
         agent.clone(),
-        verified.key(),
+        key,
         scope,
     )
     .lifetime_secs(settings.resource_token_lifetime)
     .build(now)
     .map_err(|e| e.to_string())?;
-    let key = state.key();
+    let server_key = state.key();
     claims
-        .sign(&key.key, &key.kid)
-        .map(Some)
+        .sign(&server_key.key, &server_key.kid)
         .map_err(|e| e.to_string())
 }
 
@@ -187,6 +206,20 @@ pub fn auth_token_challenge(
     verified: &VerifiedRequest,
     scope: &str,
 ) -> AgentAuth {
+    match verified.agent() {
+        Some(agent) => auth_token_challenge_for(state, agent, verified.key(), scope),
+        None => AgentAuth::new(Level::Authorized),
+    }
+}
+
+/// `httpsig;auth-token;resource_token="…";auth_server="…"` for `agent`
+/// signing with `key`; the bare challenge if minting fails (logged).
+fn auth_token_challenge_for(
+    state: &AppState,
+    agent: &Origin,
+    key: &PublicKey,
+    scope: &str,
+) -> AgentAuth {
     let bare = AgentAuth::new(Level::Authorized);
     let scope = match Scope::parse(scope) {
         Ok(scope) => scope,
@@ -195,13 +228,13 @@ pub fn auth_token_challenge(
             return bare;
         }
     };
-    match mint_resource_token(state, verified, scope) {
-        Ok(Some(token)) => AgentAuth::auth_token(&token, &state.settings().auth_server)
-            .unwrap_or_else(|error| {
+    match mint_for(state, agent, key, scope) {
+        Ok(token) => {
+            AgentAuth::auth_token(&token, &state.settings().auth_server).unwrap_or_else(|error| {
                 tracing::error!(%error, "cannot put the resource token in Agent-Auth");
                 bare
-            }),
-        Ok(None) => bare,
+            })
+        }
         Err(error) => {
             tracing::error!(%error, "cannot mint a resource token");
             bare

@@ -128,7 +128,7 @@ async fn public_inner(state: &AppState, request: Request) -> Result<Response, Re
             json!({"message": "public data", "level": "unsigned"}),
         ));
     }
-    let verified = access::verify(state, &parts, &body, Level::Pseudonymous)
+    let verified = access::verify(state, &parts, &body, access::Requirement::Signed)
         .await
         .map_err(IntoResponse::into_response)?;
     let agent = verified

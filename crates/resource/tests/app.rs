@@ -370,7 +370,7 @@ async fn data_without_the_scope_is_403_with_a_resource_token_for_it() {
 }
 
 #[tokio::test]
-async fn invalid_auth_tokens_are_invalid_auth_token_without_a_resource_token() {
+async fn invalid_auth_tokens_get_a_resource_token_only_when_genuine_but_expired() {
     // P-ERR-1 row "auth token invalid"; P-ERR-4; P-TOK-5; P-TOK-6.
     let w = world().await;
     let mut other_aud = AuthToken::new(&w, "data.read");
@@ -382,7 +382,6 @@ async fn invalid_auth_tokens_are_invalid_auth_token_without_a_resource_token() {
     untrusted.issuer = &w.rogue;
     for (name, token) in [
         ("another aud", other_aud.mint(&w)),
-        ("expired", expired.mint(&w)),
         ("untrusted issuer", untrusted.mint(&w)),
     ] {
         let a = send(&w, &Call::get("/data"), &Who::Jwt(&w.delegate, token)).await;
@@ -392,6 +391,33 @@ async fn invalid_auth_tokens_are_invalid_auth_token_without_a_resource_token() {
         assert_eq!(challenge.level(), Level::Authorized, "{name}");
         assert_eq!(challenge.resource_token(), None, "{name}");
     }
+
+    // P-ERR-1: "+ fresh resource token when the signature verified with a
+    // trusted key" — a genuine token past its exp, used by its own key.
+    let token = expired.mint(&w);
+    let a = send(
+        &w,
+        &Call::get("/data"),
+        &Who::Jwt(&w.delegate, token.clone()),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.error(), "invalid_auth_token", "{:?}", a.json);
+    let challenge = a.challenge().unwrap();
+    assert_eq!(challenge.level(), Level::Authorized);
+    assert!(
+        challenge.resource_token().is_some(),
+        "a fresh resource token"
+    );
+    assert!(challenge.auth_server().is_some());
+
+    // The same expired token used by another key: nothing is minted.
+    let thief =
+        aauth_protocol::keys::SigningKey::generate(aauth_protocol::keys::Algorithm::Ed25519)
+            .unwrap();
+    let a = send(&w, &Call::get("/data"), &Who::Jwt(&thief, token)).await;
+    assert_eq!(a.error(), "invalid_auth_token", "{:?}", a.json);
+    assert_eq!(a.challenge().unwrap().resource_token(), None);
 }
 
 #[tokio::test]
