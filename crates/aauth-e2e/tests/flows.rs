@@ -14,15 +14,6 @@ use common::*;
 use http::Method;
 use serde_json::Value;
 
-async fn whoami(world: &aauth_e2e::world::World, identity: &Identity) -> Value {
-    let reply = client()
-        .send(identity, Outgoing::get(at(world.resource.url(), "/whoami")))
-        .await
-        .unwrap();
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    reply.json().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_agent_server_signing_as_itself_is_identified_at_whoami() {
     let world = world();

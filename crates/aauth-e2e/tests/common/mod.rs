@@ -421,3 +421,13 @@ impl Steps {
 pub fn ok<T>(result: Result<T, AgentError>) -> T {
     result.unwrap_or_else(|e| panic!("agent: {e}"))
 }
+
+/// `GET /whoami` signed as `identity`: the JSON of a 200.
+pub async fn whoami(world: &World, identity: &Identity) -> Value {
+    let reply = client()
+        .send(identity, Outgoing::get(at(world.resource.url(), "/whoami")))
+        .await
+        .expect("an answer");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json().unwrap()
+}
