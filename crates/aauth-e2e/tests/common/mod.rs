@@ -431,3 +431,51 @@ pub async fn whoami(world: &World, identity: &Identity) -> Value {
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.json().unwrap()
 }
+
+/// An auth token Alice approved for `identity` at the resource, with
+/// `scope`: `(auth_token, refresh_token)`.
+pub async fn user_grant(world: &World, identity: &Identity, scope: &str) -> (String, String) {
+    let token = resource_token(world, identity, scope).await;
+    let (code, redirect_uri) = approved_code(world, identity, &[("resource_token", &token)]).await;
+    let reply = token_request(
+        world,
+        identity,
+        &[
+            ("request_type", "code"),
+            ("code", &code),
+            ("redirect_uri", &redirect_uri),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body: Value = reply.json().expect("JSON");
+    (
+        body["auth_token"].as_str().expect("auth_token").to_owned(),
+        body["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned(),
+    )
+}
+
+/// A well-formed renewal of `delegate` to a fresh key (P-DEL-2), unsigned.
+pub fn renewal(world: &World) -> Outgoing {
+    let new_key = SigningKey::generate(Algorithm::Ed25519).expect("a key");
+    let nonce = httpsig::Nonce::generate().expect("a nonce");
+    let proof =
+        aauth_protocol::jose::sign_key_proof(&new_key, nonce.as_str().as_bytes()).expect("a proof");
+    let jwk = new_key.public_key().to_json_value().to_string();
+    Outgoing::post_form(
+        at(world.agent_server.url(), "/delegate/renew"),
+        &[("new_jwk", &jwk), ("new_key_proof", &proof)],
+    )
+    .nonce(nonce)
+}
+
+/// An enrollment request with `code` (P-DEL-1), unsigned.
+pub fn enrollment(world: &World, code: &str) -> Outgoing {
+    Outgoing::post_form(
+        at(world.agent_server.url(), "/delegate/enroll"),
+        &[("code", code)],
+    )
+}
