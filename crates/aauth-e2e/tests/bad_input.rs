@@ -882,3 +882,270 @@ async fn a_refused_auth_token_key_binding_is_key_binding_failed() {
     assert_challenge(&reply, Level::Authorized);
     assert_no_resource_token(&reply);
 }
+
+// ---------------------------------------------------------------------------
+// Garbage: no input makes any server answer 5xx (P-ERR-2).
+
+/// `len` random bytes that are legal in a header value but not ASCII text
+/// (obs-text and visible characters, never CR, LF or NUL).
+fn noise(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    aauth_protocol::keys::random_bytes(&mut bytes).unwrap();
+    bytes
+        .into_iter()
+        .map(|b| if b >= 0x80 { b } else { 0x21 + b % 94 })
+        .collect()
+}
+
+/// Sends `request` as raw bytes to `base`'s socket and returns the status
+/// of the answer; `None` when the server closed the connection without one
+/// or is still waiting for the rest of a request after 2 s.
+async fn raw(base: &str, request: &[u8]) -> Option<u16> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let url = Url::parse(base).unwrap();
+    let address = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The server may answer and close before reading everything. No
+    // half-close: a server may take it as the client leaving.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while answer.len() < 12 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(buffer.get(..n)?),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.strip_prefix("HTTP/1.1 ")?.get(..3)?;
+    status.parse().ok()
+}
+
+/// A request for an error message, shortened, bytes escaped.
+fn show(request: &[u8]) -> String {
+    let head: Vec<u8> = request.iter().copied().take(300).collect();
+    head.escape_ascii().to_string()
+}
+
+/// A request line, headers (name, raw value) and body, as bytes.
+fn request(method: &str, target: &[u8], headers: &[(&str, Vec<u8>)], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// Garbage requests for `path` at a server whose own URL is `base`.
+fn garbage(base: &str, path: &str) -> Vec<Vec<u8>> {
+    let p = path.as_bytes();
+    let form = b"application/x-www-form-urlencoded".to_vec();
+    let sig = |key: &str| {
+        vec![
+            ("Signature-Key", key.as_bytes().to_vec()),
+            (
+                "Signature-Input",
+                br#"sig=("@method" "@authority" "@path" "signature-key");created=1"#.to_vec(),
+            ),
+            ("Signature", b"sig=:AAAA:".to_vec()),
+        ]
+    };
+    let mut out = Vec::new();
+    for method in ["GET", "POST"] {
+        // Noise in every header the servers read.
+        out.push(request(
+            method,
+            p,
+            &[
+                ("Signature-Key", noise(200)),
+                ("Signature-Input", noise(200)),
+                ("Signature", noise(200)),
+                ("Nonce", noise(40)),
+                ("Content-Digest", noise(80)),
+                ("Content-Type", noise(30)),
+                ("Cookie", noise(100)),
+                ("Agent-Auth", noise(50)),
+            ],
+            &noise(100),
+        ));
+        // Well-formed fields that say impossible things.
+        for key in [
+            r#"sig=jwt;jwt="a.b.c""#.to_owned(),
+            r#"sig=jwt;jwt="eyJhbGciOiJub25lIn0.e30.""#.to_owned(),
+            r#"sig=jwks_uri;id="http://127.0.0.1:1";well-known="aauth-agent";kid="k""#.to_owned(),
+            format!(r#"sig=jwks_uri;id="{base}";well-known="aauth-agent";kid="k""#),
+            format!(r#"sig=jwks_uri;id="{base}";well-known="../../etc";kid="k""#),
+            r#"sig=(scheme=hwk kty="OKP" crv="Ed25519" x="AAAA""#.to_owned(),
+            r#"sig=x509;x5u="http://127.0.0.1:1/cert""#.to_owned(),
+            r#"sig=hwk;kty="EC";crv="P-256";x="AA";y="AA""#.to_owned(),
+            r#"sig=hwk;kty="OKP";crv="Ed25519";x="", other=hwk"#.to_owned(),
+            format!("sig={}", "(".repeat(5000)),
+        ] {
+            out.push(request(method, p, &sig(&key), b""));
+        }
+        let mut inputs = vec![
+            br#"sig=("@method" "@query-param";name="a" "@status");created=99999999999999999"#
+                .to_vec(),
+            br#"sig=("@method");created=-1;expires=0;alg="none""#.to_vec(),
+            format!("sig=({});created=1", "\"@path\" ".repeat(2000)).into_bytes(),
+            b"a=(), b=(), sig=()".to_vec(),
+        ];
+        inputs.push(noise(10));
+        for input in inputs {
+            out.push(request(
+                method,
+                p,
+                &[
+                    (
+                        "Signature-Key",
+                        br#"sig=hwk;kty="OKP";crv="Ed25519";x="11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo""#
+                            .to_vec(),
+                    ),
+                    ("Signature-Input", input),
+                    ("Signature", b"sig=:AAAA:, sig=:BBBB:".to_vec()),
+                ],
+                b"",
+            ));
+        }
+        // A huge header, and very many.
+        out.push(request(
+            method,
+            p,
+            &[("X-Big", vec![b'a'; 256 * 1024])],
+            b"",
+        ));
+        let many: Vec<(&str, Vec<u8>)> = (0..2000).map(|_| ("X-Many", b"1".to_vec())).collect();
+        out.push(request(method, p, &many, b""));
+    }
+    // Non-UTF-8 target and query.
+    let mut target = p.to_vec();
+    target.extend_from_slice(b"?\xff\xfe=%FF%C0%80&request_token=%FF&redirect_uri=%C0");
+    out.push(request("GET", &target, &[], b""));
+    out.push(request("GET", b"/\xff\xfe/..%2F..%2F", &[], b""));
+    // Forms that are not UTF-8, or not forms.
+    for body in [
+        &b"\xff\xfe=%FF&code=%C0%80&request_type=%FF"[..],
+        b"=&&==&%&%%%&request_type",
+        b"csrf_token=&decision=approve&request_token=&redirect_uri=http%3A%2F%2Fevil",
+    ] {
+        out.push(request("POST", p, &[("Content-Type", form.clone())], body));
+    }
+    // A body shorter than announced, then a broken chunked body.
+    let mut short = request("POST", p, &[("Content-Length", b"100000000".to_vec())], b"");
+    short.extend_from_slice(b"code=x");
+    out.push(short);
+    out.push(request(
+        "POST",
+        p,
+        &[("Transfer-Encoding", b"chunked".to_vec())],
+        b"",
+    ));
+    if let Some(last) = out.last_mut() {
+        last.extend_from_slice(b"zz\r\nnot hex\r\n0\r\n");
+    }
+    // Not HTTP at all.
+    out.push(noise(4096));
+    out
+}
+
+/// Sends every garbage request to every path of `base` and expects no 5xx;
+/// the server still answers afterwards.
+async fn no_5xx(base: &str, paths: &[&str], alive: &str) {
+    let mut wrong = Vec::new();
+    let mut statuses = std::collections::BTreeMap::<Option<u16>, usize>::new();
+    for path in paths {
+        for request in garbage(base, path) {
+            let status = raw(base, &request).await;
+            *statuses.entry(status).or_default() += 1;
+            if let Some(status) = status
+                && status >= 500
+            {
+                wrong.push(format!("{status} for {}", show(&request)));
+            }
+        }
+    }
+    eprintln!("{base}: statuses {statuses:?}");
+    // Most garbage is answered, not dropped: the assertions above saw it.
+    let answered: usize = statuses
+        .iter()
+        .filter(|(s, _)| s.is_some())
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        answered * 2 > statuses.values().sum::<usize>(),
+        "{statuses:?}"
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} answered 5xx:\n{}",
+        base,
+        wrong.join("\n")
+    );
+    let alive = plain().get(at(base, alive)).send().await.unwrap();
+    assert_eq!(alive.status(), 200, "the server still answers");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_never_gets_a_5xx_from_the_resource() {
+    let world = world();
+    no_5xx(
+        world.resource.url(),
+        &[
+            "/public",
+            "/whoami",
+            "/data",
+            "/resource/token",
+            "/.well-known/aauth-resource",
+            "/nowhere",
+        ],
+        "/.well-known/aauth-resource",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_never_gets_a_5xx_from_the_auth_server() {
+    let world = world();
+    no_5xx(
+        world.auth_server.url(),
+        &[
+            "/agent/token",
+            "/agent/auth",
+            "/agent/auth/login",
+            "/agent/auth/consent",
+            "/.well-known/aauth-issuer",
+            "/nowhere",
+        ],
+        "/.well-known/aauth-issuer",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_never_gets_a_5xx_from_the_agent_server() {
+    let world = world();
+    no_5xx(
+        world.agent_server.url(),
+        &[
+            "/delegate/enroll",
+            "/delegate/renew",
+            "/.well-known/aauth-agent",
+            "/nowhere",
+        ],
+        "/.well-known/aauth-agent",
+    )
+    .await;
+}
