@@ -1149,3 +1149,165 @@ async fn garbage_never_gets_a_5xx_from_the_agent_server() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_auth_token_is_invalid_auth_token_with_a_fresh_resource_token() {
+    // P-TOK-5: `now < exp`, no leeway; P-ERR-1: "`auth-token` (+ fresh
+    // resource token when the signature verified with a trusted key)".
+    let world = start(&aauth_e2e::world::Options {
+        auth_token_lifetime: 1,
+        ..Default::default()
+    });
+    let (auth_token, _) = direct_grant(&world).await;
+    let exp = claims(&auth_token)["exp"].as_u64().unwrap();
+    while unix_now() < exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let identity = Identity::AuthToken {
+        auth_token,
+        key: server_identity(&world).key().clone(),
+    };
+    let reply = client()
+        .send(&identity, Outgoing::get(at(world.resource.url(), "/data")))
+        .await
+        .unwrap();
+    assert_error(&reply, 401, "invalid_auth_token");
+    assert_challenge(&reply, Level::Authorized);
+    let challenge = reply.agent_auth().unwrap();
+    assert!(
+        challenge.resource_token().is_some() && challenge.auth_server().is_some(),
+        "{}",
+        challenge.to_header_value()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_token_used_by_another_agent_or_unknown_is_invalid_grant() {
+    // profile: P-AS-6 — bound to the agent and delegate.
+    let world = world();
+    let (_, refresh_token) = direct_grant(&world).await;
+    let delegate = delegate_identity(&enroll(&world, "d1").await);
+    for (identity, token) in [
+        (&delegate, refresh_token.as_str()),
+        (&delegate, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        (&delegate, "not even base64url!"),
+    ] {
+        let reply = token_request(
+            &world,
+            identity,
+            &[("request_type", "refresh"), ("refresh_token", token)],
+        )
+        .await;
+        assert_error(&reply, 400, "invalid_grant");
+        assert_no_challenge(&reply);
+    }
+    // The rightful agent still can.
+    let reply = token_request(
+        &world,
+        &server_identity(&world),
+        &[
+            ("request_type", "refresh"),
+            ("refresh_token", &refresh_token),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sso_token_for_the_agent_is_not_an_auth_token_for_the_resource() {
+    // E§7.7: `aud` must be the resource.
+    let world = world();
+    let identity = server_identity(&world);
+    let (code, redirect_uri) = approved_code(&world, &identity, &[("scope", "openid")]).await;
+    let reply = token_request(
+        &world,
+        &identity,
+        &[
+            ("request_type", "code"),
+            ("code", &code),
+            ("redirect_uri", &redirect_uri),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body: Value = reply.json().unwrap();
+    let authorized = Identity::AuthToken {
+        auth_token: body["auth_token"].as_str().unwrap().to_owned(),
+        key: identity.key().clone(),
+    };
+    let reply = client()
+        .send(
+            &authorized,
+            Outgoing::get(at(world.resource.url(), "/whoami")),
+        )
+        .await
+        .unwrap();
+    assert_error(&reply, 401, "invalid_auth_token");
+    assert_challenge(&reply, Level::Authorized);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auth_request_needing_consent_without_a_redirect_uri_is_invalid_request() {
+    // profile: P-AS-2 — "redirect_uri optional unless consent is needed".
+    let world = world();
+    let identity = server_identity(&world);
+    let token = resource_token(&world, &identity, "data.write").await;
+    let reply = token_request(
+        &world,
+        &identity,
+        &[("request_type", "auth"), ("resource_token", &token)],
+    )
+    .await;
+    assert_error(&reply, 400, "invalid_request");
+    assert_no_challenge(&reply);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answered_or_unknown_request_token_gets_an_error_page() {
+    let world = world();
+    let identity = server_identity(&world);
+    let token = resource_token(&world, &identity, "data.write").await;
+    let listener = aauth_agent_server::agent::CallbackListener::bind()
+        .await
+        .unwrap();
+    let redirect_uri = listener.redirect_uri().to_string();
+    let reply = token_request(
+        &world,
+        &identity,
+        &[
+            ("request_type", "auth"),
+            ("resource_token", &token),
+            ("redirect_uri", &redirect_uri),
+        ],
+    )
+    .await;
+    let body: Value = reply.json().unwrap();
+    let request_token = body["request_token"].as_str().unwrap().to_owned();
+    let page = |request_token: &str| {
+        let mut url = at(world.auth_server.url(), "/agent/auth");
+        url.query_pairs_mut()
+            .append_pair("request_token", request_token)
+            .append_pair("redirect_uri", &redirect_uri)
+            .append_pair("state", "s");
+        url
+    };
+    use aauth_agent_server::agent::ConsentHandler as _;
+    alice(aauth_e2e::user::Decision::Approve)
+        .present(&page(&request_token))
+        .await
+        .unwrap();
+    let _ = listener
+        .wait(std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    for stale in [
+        request_token.as_str(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "",
+    ] {
+        let response = plain().get(page(stale)).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{stale:?}");
+        assert!(response.headers().get(header::LOCATION).is_none());
+    }
+}

@@ -75,6 +75,10 @@ async fn denied_consent_gives_the_agent_access_denied_and_the_resource_no_token(
         matches!(error, aauth_agent_server::agent::AgentError::AccessDenied),
         "{error}"
     );
+    assert!(
+        error.to_string().contains("access_denied"),
+        "a clear message: {error}"
+    );
     assert!(agent.tokens().all().is_empty(), "no grant was stored");
     let lines = steps.lines();
     assert!(
