@@ -1,0 +1,202 @@
+//! Every flow against the real binaries, beyond the demo's happy path:
+//! identification at `/whoami`, a denied consent, SSO (the agent is the
+//! audience), and reuse of a stored auth token.
+
+mod common;
+
+use std::sync::Arc;
+
+use aauth_e2e::user::Decision;
+use aauth_http::client::{Identity, Outgoing};
+use aauth_protocol::challenge::Level;
+use bytes::Bytes;
+use common::*;
+use http::Method;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_server_signing_as_itself_is_identified_at_whoami() {
+    let world = world();
+    let me = whoami(&world, &server_identity(&world)).await;
+    assert_eq!(me["level"], "identified");
+    assert_eq!(me["scheme"], "jwks_uri");
+    assert_eq!(me["agent"], world.agent_server.url());
+    assert_eq!(me["delegate"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delegate_at_whoami_shows_its_sub() {
+    let world = world();
+    let delegate = enroll(&world, "d1").await;
+    let me = whoami(&world, &delegate_identity(&delegate)).await;
+    assert_eq!(me["level"], "identified");
+    assert_eq!(me["scheme"], "jwt");
+    assert_eq!(me["agent"], world.agent_server.url());
+    assert_eq!(me["delegate"], delegate.record.sub.as_str());
+    assert_eq!(
+        me["key_thumbprint"],
+        delegate.key.public_key().thumbprint().as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pseudonymous_caller_at_whoami_is_asked_for_an_identity() {
+    let world = world();
+    let reply = client()
+        .send(
+            &Identity::Hwk(new_key()),
+            Outgoing::get(at(world.resource.url(), "/whoami")),
+        )
+        .await
+        .unwrap();
+    assert_error(&reply, 401, "insufficient_auth_level");
+    assert_challenge(&reply, Level::Identified);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn denied_consent_gives_the_agent_access_denied_and_the_resource_no_token() {
+    let world = world();
+    let delegate = enroll(&world, "d1").await;
+    let steps = Steps::default();
+    let agent = world
+        .delegate_agent(delegate, Arc::new(alice(Decision::Deny)))
+        .unwrap()
+        .with_steps(steps.hook());
+    let error = agent
+        .call(
+            Method::POST,
+            at(world.resource.url(), "/data").as_str(),
+            Some(Bytes::from_static(br#"{"text":"nope"}"#)),
+            Some("application/json"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, aauth_agent_server::agent::AgentError::AccessDenied),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("access_denied"),
+        "a clear message: {error}"
+    );
+    assert!(agent.tokens().all().is_empty(), "no grant was stored");
+    let lines = steps.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("auth token (authorized)")),
+        "the resource never saw an auth token: {lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn denied_consent_redirects_with_access_denied_and_no_code() {
+    let world = world();
+    let identity = server_identity(&world);
+    let token = resource_token(&world, &identity, "data.write").await;
+    let (query, _) = consent_round_trip(
+        &world,
+        &identity,
+        &[("resource_token", &token)],
+        Decision::Deny,
+    )
+    .await;
+    assert_eq!(
+        query.get("error").map(String::as_str),
+        Some("access_denied")
+    );
+    assert!(!query.contains_key("code"), "{query:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sso_without_a_resource_token_gives_an_auth_token_for_the_agent_with_sub() {
+    let world = world();
+    let identity = server_identity(&world);
+    let (code, redirect_uri) =
+        approved_code(&world, &identity, &[("scope", "openid profile email")]).await;
+    let reply = token_request(
+        &world,
+        &identity,
+        &[
+            ("request_type", "code"),
+            ("code", &code),
+            ("redirect_uri", &redirect_uri),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body: Value = reply.json().unwrap();
+    let token = claims(body["auth_token"].as_str().unwrap());
+    assert_eq!(token["aud"], world.agent_server.url(), "{token}");
+    assert_eq!(token["iss"], world.auth_server.url());
+    assert_eq!(token["sub"], "user-alice");
+    assert_eq!(token["email"], "alice@example.com");
+    assert_eq!(token["name"], "Alice Example");
+    // P-TOK-4: `agent` is omitted when `aud` is the agent itself.
+    assert_eq!(token.get("agent"), None, "{token}");
+    // E§7.4: identity scopes are not access scopes.
+    assert_eq!(token.get("scope"), None, "{token}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_call_reuses_the_stored_auth_token_without_a_new_grant() {
+    let world = world();
+    let delegate = enroll(&world, "d1").await;
+    let consent = Counting::new(Decision::Approve);
+    let steps = Steps::default();
+    let agent = world
+        .delegate_agent(delegate, Arc::new(consent.clone()))
+        .unwrap()
+        .with_steps(steps.hook());
+    let url = at(world.resource.url(), "/data");
+    let first = agent
+        .call(
+            Method::POST,
+            url.as_str(),
+            Some(Bytes::from_static(br#"{"text":"one"}"#)),
+            Some("application/json"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.status, 201, "{}", first.text());
+    assert_eq!(consent.count(), 1);
+    let grants = agent.tokens().all();
+    assert_eq!(grants.len(), 1);
+
+    steps.clear();
+    let second = agent
+        .call(
+            Method::POST,
+            url.as_str(),
+            Some(Bytes::from_static(br#"{"text":"two"}"#)),
+            Some("application/json"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.status, 201, "{}", second.text());
+    assert_eq!(consent.count(), 1, "the user was not asked again");
+    assert_eq!(agent.tokens().all(), grants, "no new grant");
+    let lines = steps.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("using the stored auth token")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("request_type=")),
+        "no token request: {lines:#?}"
+    );
+    // Exactly one request went out: the authorized one.
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" signed ")).count(),
+        1,
+        "{lines:#?}"
+    );
+
+    let list = agent
+        .call(Method::GET, url.as_str(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(list.status, 200, "{}", list.text());
+    let body: Value = list.json().unwrap();
+    assert_eq!(body["notes"].as_array().map(Vec::len), Some(2), "{body}");
+}
