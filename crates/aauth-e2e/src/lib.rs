@@ -4,5 +4,6 @@
 
 pub mod demo;
 pub mod harness;
+pub mod load;
 pub mod user;
 pub mod world;

@@ -1,0 +1,454 @@
+//! `aauth-load`: a load benchmark of the resource. Starts the three parties
+//! on loopback, obtains an auth token for `GET /data` as the agent server
+//! (the auth server's autonomous policy, E§3.4), then loads the resource's
+//! unauthenticated `GET /public` and its authorized `GET /data` in turn and
+//! prints requests/s, latency, the resource's CPU per request against one
+//! raw Ed25519 verification timed in the same run, its memory over the
+//! authorized phase, and the auth server metadata/JWKS fetches under load.
+//!
+//! Usage: `aauth-load [--duration SECS] [--public-duration SECS]
+//! [--workers N] [--warmup SECS] [--keep]`. Exits non-zero when any
+//! request failed or the run could not be made.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aauth_e2e::harness::{Party, free_port};
+use aauth_e2e::load::proxy::{self, CountingProxy, Counts};
+use aauth_e2e::load::{self, Phase, PhaseResult, RawVerify, Watched, procfs};
+use aauth_e2e::user::{Decision, PlayedUser};
+use aauth_e2e::world::{ALICE, ALICE_PASSWORD, Options, World};
+use aauth_http::client::{Identity, Outgoing, SigningClient};
+use http::Method;
+use url::Url;
+
+/// The CPU target: an authorized request costs the resource at most this
+/// many raw Ed25519 verifications more than an unauthenticated one.
+const CPU_TARGET: f64 = 1.5;
+/// The memory target: RSS grows less than this between second 10 and the end.
+const RSS_TARGET: f64 = 0.10;
+/// When the first memory sample is taken, seconds into the authorized phase.
+const RSS_FROM: u64 = 10;
+
+#[derive(Debug, Clone)]
+struct Args {
+    duration: u64,
+    public_duration: u64,
+    workers: usize,
+    warmup: u64,
+    keep: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        duration: 60,
+        public_duration: 0,
+        workers: 32,
+        warmup: 3,
+        keep: false,
+    };
+    let mut public_duration = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .filter(|&v: &u64| v > 0)
+                .ok_or_else(|| format!("{name} needs a positive number"))
+        };
+        match arg.as_str() {
+            "--duration" => args.duration = value("--duration")?,
+            "--public-duration" => public_duration = Some(value("--public-duration")?),
+            "--workers" => {
+                args.workers = usize::try_from(value("--workers")?).map_err(|e| e.to_string())?;
+            }
+            "--warmup" => args.warmup = value("--warmup")?,
+            "--keep" => args.keep = true,
+            "-h" | "--help" => {
+                return Err(
+                    "usage: aauth-load [--duration SECS (authorized phase, default 60)] \
+                     [--public-duration SECS (default min(duration, 30))] [--workers N (32)] \
+                     [--warmup SECS (3)] [--keep]"
+                        .into(),
+                );
+            }
+            other => return Err(format!("unknown argument {other}; try --help")),
+        }
+    }
+    args.public_duration = public_duration.unwrap_or(args.duration.min(30));
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("aauth-load: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Restarts the auth server behind a counting proxy on its own port: the
+/// proxy takes the port (and so the issuer), the server moves inside.
+async fn interpose_proxy(world: &mut World) -> Result<CountingProxy, String> {
+    let issuer = Url::parse(world.auth_server.url()).map_err(|e| e.to_string())?;
+    let port = issuer.port().ok_or("the auth server URL has no port")?;
+    world.auth_server.stop();
+    let inner = free_port();
+    let proxy = CountingProxy::start(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        format!("http://127.0.0.1:{inner}"),
+    )
+    .await
+    .map_err(|e| format!("proxy on port {port}: {e}"))?;
+    let args: Vec<String> = vec![
+        "serve".into(),
+        "--dev".into(),
+        "--config".into(),
+        world.dir().join("auth-server.toml").display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{inner}"),
+        "--public-url".into(),
+        issuer.as_str().trim_end_matches('/').to_owned(),
+    ];
+    let dir = world.dir().to_owned();
+    let party = tokio::task::spawn_blocking(move || {
+        Party::start("aauth-auth-server", "auth-server-behind-proxy", &args, &dir)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    world.auth_server = party;
+    Ok(proxy)
+}
+
+/// An auth token for `GET /data`, obtained as the agent server itself.
+async fn authorized_identity(world: &World, data: &Url) -> Result<Identity, String> {
+    let quiet = Arc::new(|_: &str| {});
+    let agent = world
+        .server_agent(Arc::new(PlayedUser::new(
+            ALICE,
+            ALICE_PASSWORD,
+            Decision::Approve,
+            quiet,
+        )))
+        .map_err(|e| e.to_string())?;
+    let reply = agent
+        .call(Method::GET, data.as_str(), None, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !reply.status.is_success() {
+        return Err(format!("GET /data as the agent server: {}", reply.status));
+    }
+    let grant = agent
+        .tokens()
+        .all()
+        .into_iter()
+        .next()
+        .ok_or("the agent holds no auth token after GET /data")?;
+    let key = world.agent_server_key().map_err(|e| e.to_string())?;
+    Ok(Identity::AuthToken {
+        auth_token: grant.auth_token,
+        key: Arc::new(key.key),
+    })
+}
+
+fn pid_of(world: &World, binary: &str, config: &str) -> Result<u32, String> {
+    procfs::find_pid(binary, &world.dir().join(config))
+        .ok_or_else(|| format!("cannot find the {binary} process"))
+}
+
+async fn run(args: &Args) -> Result<bool, String> {
+    let options = Options {
+        auth_token_lifetime: 3600,
+        rate_limits: [1_000_000_000; 4],
+        rate_window: 60,
+        keep: args.keep,
+    };
+    let mut world = tokio::task::spawn_blocking(move || World::start(&options))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let proxy = interpose_proxy(&mut world).await?;
+    let ticks = procfs::clock_ticks();
+    let resource_pid = pid_of(&world, "aauth-resource", "resource.toml")?;
+    let auth_pid = pid_of(&world, "aauth-auth-server", "auth-server.toml")?;
+    let agent_pid = pid_of(&world, "aauth-agent-server", "agent-server.toml")?;
+    let watched = Watched {
+        pid: resource_pid,
+        ticks,
+    };
+    let resource = world.resource.url().to_owned();
+    let url = |path: &str| Url::parse(&format!("{resource}{path}")).map_err(|e| e.to_string());
+    let (public, data) = (url("/public")?, url("/data")?);
+
+    let identity = authorized_identity(&world, &data).await?;
+    let signed = SigningClient::new()
+        .map_err(|e| e.to_string())?
+        .sign(&identity, Outgoing::get(data.clone()))
+        .map_err(|e| e.to_string())?;
+    let header_len = |name: &str| signed.headers.get(name).map_or(0, |v| v.len());
+    // The signature base covers @method, @authority, @path, Signature-Key
+    // (with the whole auth token) and the parameters: about this long.
+    let base_len = header_len("signature-key") + header_len("signature-input") + 40;
+    let auth_token_len = match &identity {
+        Identity::AuthToken { auth_token, .. } => auth_token.len(),
+        _ => 0,
+    };
+
+    let http = load::http_client(args.workers)?;
+    let phase = |name, url: &Url, identity: Option<&Identity>, secs| Phase {
+        name,
+        url: url.clone(),
+        identity: identity.cloned(),
+        workers: args.workers,
+        duration: Duration::from_secs(secs),
+    };
+    eprintln!(
+        "resource {resource} (pid {resource_pid}); warming up {} s per endpoint…",
+        args.warmup
+    );
+    let mut ok = true;
+    for warm in [
+        phase("warm-up /public", &public, None, args.warmup),
+        phase("warm-up /data", &data, Some(&identity), args.warmup),
+    ] {
+        let result = load::run_phase(&warm, &http, watched, false).await?;
+        ok &= report_failures(&result);
+    }
+
+    let before_public = proxy.counts();
+    eprintln!(
+        "unauthenticated GET /public for {} s…",
+        args.public_duration
+    );
+    let unauth = load::run_phase(
+        &phase(
+            "GET /public (unsigned)",
+            &public,
+            None,
+            args.public_duration,
+        ),
+        &http,
+        watched,
+        false,
+    )
+    .await?;
+    let before_data = proxy.counts();
+    let auth_cpu_before = procfs::cpu_seconds(auth_pid, ticks).unwrap_or(0.0);
+    let agent_cpu_before = procfs::cpu_seconds(agent_pid, ticks).unwrap_or(0.0);
+    eprintln!("authorized GET /data for {} s…", args.duration);
+    let authz = load::run_phase(
+        &phase(
+            "GET /data (auth token)",
+            &data,
+            Some(&identity),
+            args.duration,
+        ),
+        &http,
+        watched,
+        true,
+    )
+    .await?;
+    let after = proxy.counts();
+    let others_cpu = (
+        procfs::cpu_seconds(auth_pid, ticks).unwrap_or(0.0) - auth_cpu_before,
+        procfs::cpu_seconds(agent_pid, ticks).unwrap_or(0.0) - agent_cpu_before,
+    );
+    eprintln!("timing one raw Ed25519 verification…");
+    let raw = tokio::task::spawn_blocking(move || load::raw_verify(base_len, 41, 2000))
+        .await
+        .map_err(|e| e.to_string())??;
+
+    ok &= report_failures(&unauth);
+    ok &= report_failures(&authz);
+    let fetches = Fetches {
+        before_load: proxy::discovery_fetches(&Counts::new(), &before_public),
+        during_public: proxy::discovery_fetches(&before_public, &before_data),
+        during_data: proxy::discovery_fetches(&before_data, &after),
+        all: after,
+    };
+    print_report(
+        args,
+        &[&unauth, &authz],
+        &raw,
+        &fetches,
+        others_cpu,
+        auth_token_len,
+    );
+    if args.keep {
+        world.keep();
+        eprintln!("run directory kept: {}", world.dir().display());
+    }
+    Ok(ok)
+}
+
+struct Fetches {
+    before_load: Counts,
+    during_public: Counts,
+    during_data: Counts,
+    all: Counts,
+}
+
+fn report_failures(result: &PhaseResult) -> bool {
+    let failed = result.non_2xx.saturating_add(result.errors);
+    if failed > 0 {
+        eprintln!(
+            "{}: {failed} requests failed ({} non-2xx, {} without answer); first: {}",
+            result.name,
+            result.non_2xx,
+            result.errors,
+            result.first_failure.as_deref().unwrap_or("?")
+        );
+    }
+    failed == 0
+}
+
+fn describe(counts: &Counts) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(path, n)| format!("{path} ×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[expect(clippy::print_stdout, reason = "the report is the program's output")]
+fn print_report(
+    args: &Args,
+    phases: &[&PhaseResult],
+    raw: &RawVerify,
+    fetches: &Fetches,
+    (auth_cpu, agent_cpu): (f64, f64),
+    auth_token_len: usize,
+) {
+    println!();
+    println!(
+        "{} workers over keep-alive connections; every signed request signed afresh (created = now, no Nonce).",
+        args.workers
+    );
+    println!();
+    println!(
+        "| phase | s | requests | req/s | p50 (µs) | p99 (µs) | non-2xx | no answer | resource CPU (s) | resource CPU/request (µs) | generator CPU (s) | of which signing (s) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for p in phases {
+        println!(
+            "| {} | {:.1} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.1} | {:.2} | {:.2} |",
+            p.name,
+            p.elapsed,
+            p.requests,
+            p.rps(),
+            p.latency_us(0.50),
+            p.latency_us(0.99),
+            p.non_2xx,
+            p.errors,
+            p.server_cpu,
+            p.server_cpu_us_per_request(),
+            p.generator_cpu,
+            p.signing,
+        );
+    }
+    let (Some(unauth), Some(authz)) = (phases.first(), phases.get(1)) else {
+        return;
+    };
+    let difference = authz.server_cpu_us_per_request() - unauth.server_cpu_us_per_request();
+    let ratio = difference / raw.parsed_us;
+    let ratio_unparsed = difference / raw.unparsed_us;
+    println!();
+    println!("| measure | value | target | verdict |");
+    println!("|---|---:|---|---|");
+    println!(
+        "| raw Ed25519 verify, `VerifyingKey::verify` ({} B message, median of 41 × 2000) | {:.2} µs | | |",
+        raw.message_len, raw.parsed_us
+    );
+    println!(
+        "| raw Ed25519 verify, `PublicKey::verify` (parses the key) | {:.2} µs | | |",
+        raw.unparsed_us
+    );
+    println!("| resource CPU per request, authorized − unauthenticated | {difference:.1} µs | | |");
+    println!(
+        "| … ÷ raw verify (`VerifyingKey`) | {ratio:.2} × | ≤ {CPU_TARGET} × | {} |",
+        verdict(ratio <= CPU_TARGET)
+    );
+    println!(
+        "| … ÷ raw verify (`PublicKey`) | {ratio_unparsed:.2} × | ≤ {CPU_TARGET} × | {} |",
+        verdict(ratio_unparsed <= CPU_TARGET)
+    );
+    let rss_from = authz.rss_at(RSS_FROM);
+    let rss_end = authz.rss_last();
+    match (rss_from, rss_end) {
+        (Some(from), Some((second, end))) if second > RSS_FROM => {
+            #[expect(clippy::cast_precision_loss, reason = "KiB of one process")]
+            let growth = (end as f64 - from as f64) / from as f64;
+            println!(
+                "| resource RSS at second {RSS_FROM} → second {second} | {from} → {end} KiB ({:+.1} %) | < +{:.0} % | {} |",
+                growth * 100.0,
+                RSS_TARGET * 100.0,
+                verdict(growth < RSS_TARGET)
+            );
+        }
+        _ => println!(
+            "| resource RSS | phase shorter than {RSS_FROM} s: not judged | < +{:.0} % | — |",
+            RSS_TARGET * 100.0
+        ),
+    }
+    println!(
+        "| auth server metadata/JWKS fetches during the authorized phase | {} | none | {} |",
+        describe(&fetches.during_data),
+        verdict(fetches.during_data.is_empty())
+    );
+    println!(
+        "| … during the unauthenticated phase | {} | none | {} |",
+        describe(&fetches.during_public),
+        verdict(fetches.during_public.is_empty())
+    );
+    println!(
+        "| … before the load (token issuance, first authorized request, warm-up) | {} | | |",
+        describe(&fetches.before_load)
+    );
+    println!(
+        "| auth server / agent server CPU during the authorized phase | {auth_cpu:.2} s / {agent_cpu:.2} s | | |"
+    );
+    let failures: u64 = phases
+        .iter()
+        .map(|p| p.non_2xx.saturating_add(p.errors))
+        .sum();
+    println!(
+        "| failed requests (non-2xx or no answer) | {failures} | 0 | {} |",
+        verdict(failures == 0)
+    );
+    println!();
+    let samples: Vec<String> = authz
+        .rss
+        .iter()
+        .filter(|(s, _)| s % 10 == 0 || *s == 1)
+        .map(|(s, k)| format!("{s} s: {k}"))
+        .collect();
+    println!(
+        "resource RSS (KiB) during the authorized phase: {}",
+        samples.join(", ")
+    );
+    println!(
+        "auth token: {auth_token_len} bytes; every request to the auth server through the proxy: {}",
+        describe(&fetches.all)
+    );
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
