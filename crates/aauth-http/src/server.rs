@@ -10,7 +10,8 @@ use aauth_protocol::httpsig::{HeaderSource, Request};
 use aauth_protocol::ids::Thumbprint;
 use aauth_protocol::keys::sha256;
 use aauth_protocol::verify::{
-    self, ExpiredTokenHolder, TokenCache, ValidatedToken, VerifiedRequest, VerifierConfig,
+    self, ExpiredTokenHolder, KeyDirectory, TokenCache, ValidatedToken, VerifiedRequest,
+    VerifierConfig,
 };
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
@@ -248,46 +249,48 @@ impl RequestVerifier {
         self.dev
     }
 
-    /// Verifies the request in `parts` with its `body`. `require_nonce`
-    /// makes a missing `Nonce` an error (P-SIG-6); a present one is always
-    /// checked against the replay cache.
+    /// Verifies the request in `parts` with its `body`, fetching the keys it
+    /// needs through discovery first. `require_nonce` makes a missing `Nonce`
+    /// an error (P-SIG-6); a present one is always checked against the
+    /// replay cache.
     pub async fn verify(
         &self,
         parts: &Parts,
         body: &[u8],
         require_nonce: bool,
     ) -> Result<VerifiedRequest, Rejected> {
-        let config = if require_nonce {
-            &self.with_nonce
-        } else {
-            &self.config
-        };
         let headers = Headers(&parts.headers);
-        let target = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-        let request = Request {
-            method: parts.method.as_str(),
-            authority: &config.authority,
-            target,
-            headers: &headers,
-            body: Some(body),
-        };
-        let need = verify::key_need(&request, config);
+        let request = self.request(parts, &headers, body, require_nonce);
+        let need = verify::key_need(&request, self.config_for(require_nonce));
         let directory = self.discovery.prefetch(&need).await;
+        self.verify_with(parts, body, require_nonce, &directory)
+    }
+
+    /// [`RequestVerifier::verify`] with keys from `directory` instead of
+    /// discovery: for a server that only ever checks keys of its own (the
+    /// agent server checking the agent tokens it issued).
+    pub fn verify_with<D: KeyDirectory + ?Sized>(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        require_nonce: bool,
+        directory: &D,
+    ) -> Result<VerifiedRequest, Rejected> {
+        let config = self.config_for(require_nonce);
+        let headers = Headers(&parts.headers);
+        let request = self.request(parts, &headers, body, require_nonce);
         let verified =
-            verify::verify_request_cached(&request, config, &directory, &self.tokens, unix_now())
+            verify::verify_request_cached(&request, config, directory, &self.tokens, unix_now())
                 .map_err(|rejection| Rejected {
-                condition: rejection.error.condition(),
-                description: rejection.error.to_string(),
-                required_components: rejection
-                    .error
-                    .required_components()
-                    .map(<[String]>::to_vec),
-                signature_base: rejection.signature_base.filter(|_| self.dev),
-                expired_token_holder: rejection.expired_token_holder,
-            })?;
+                    condition: rejection.error.condition(),
+                    description: rejection.error.to_string(),
+                    required_components: rejection
+                        .error
+                        .required_components()
+                        .map(<[String]>::to_vec),
+                    signature_base: rejection.signature_base.filter(|_| self.dev),
+                    expired_token_holder: rejection.expired_token_holder,
+                })?;
         // E§10.5: "Check that the nonce has not been used previously within
         // the replay window", scoped by (authority, key, nonce). The authority
         // is this server's own, so the key and the nonce name an entry.
@@ -307,6 +310,35 @@ impl RequestVerifier {
             }
         }
         Ok(verified)
+    }
+
+    fn config_for(&self, require_nonce: bool) -> &VerifierConfig {
+        if require_nonce {
+            &self.with_nonce
+        } else {
+            &self.config
+        }
+    }
+
+    /// The request as the protocol crate sees it, with this server's
+    /// configured authority (P-SIG-5).
+    fn request<'a>(
+        &'a self,
+        parts: &'a Parts,
+        headers: &'a Headers<'a>,
+        body: &'a [u8],
+        require_nonce: bool,
+    ) -> Request<'a, Headers<'a>> {
+        Request {
+            method: parts.method.as_str(),
+            authority: &self.config_for(require_nonce).authority,
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path(), |pq| pq.as_str()),
+            headers,
+            body: Some(body),
+        }
     }
 }
 

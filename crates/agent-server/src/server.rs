@@ -12,23 +12,23 @@
 //! fetch: this server only ever accepts its own tokens.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use aauth_http::discovery::Discovery;
+use aauth_http::fetch::Fetcher;
 use aauth_http::runtime::{ServerKey, StartError};
 use aauth_http::server::{
-    ErrorResponse, Headers, MAX_FORM_BYTES, Rejected, parse_form, read_body, unix_now,
+    ErrorResponse, MAX_FORM_BYTES, RequestVerifier, parse_form, read_body, unix_now,
 };
 use aauth_protocol::challenge::{AgentAuth, Level};
 use aauth_protocol::error::Condition;
-use aauth_protocol::httpsig::Request as SigRequest;
-use aauth_protocol::ids::{Kid, Origin, OriginMode, Thumbprint};
+use aauth_protocol::ids::{Kid, Origin, OriginMode};
 use aauth_protocol::jose;
 use aauth_protocol::jwk::PublicKey;
 use aauth_protocol::metadata::{AgentMetadata, HttpsUrl, RedirectUri};
 use aauth_protocol::signature_key::Scheme;
 use aauth_protocol::tokens::KeyLookupError;
 use aauth_protocol::tokens::agent_token::AgentTokenBuilder;
-use aauth_protocol::verify::{self, KeyDirectory, KeyOwner, VerifiedRequest, VerifierConfig};
+use aauth_protocol::verify::{KeyDirectory, KeyOwner, VerifiedRequest, VerifierConfig};
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -56,10 +56,8 @@ struct Inner {
     store: Store,
     metadata: Value,
     jwks: Value,
-    config: VerifierConfig,
-    nonces: moka::sync::Cache<(Thumbprint, String), ()>,
+    verifier: RequestVerifier,
     agent_token_lifetime: u32,
-    dev: bool,
 }
 
 impl AppState {
@@ -82,21 +80,18 @@ impl AppState {
         let mut verifier = VerifierConfig::new(origin.clone());
         verifier.origin_mode = mode;
         verifier.http.max_skew = config.max_clock_skew;
-        verifier.http.require_nonce = true;
-        let window = config.max_clock_skew.saturating_mul(2).saturating_add(1);
+        // This server checks only its own keys (the agent tokens it issued),
+        // through `verify_with`; discovery is never asked for anything.
+        let fetcher = Fetcher::new(mode).map_err(|e| StartError::Config(e.to_string()))?;
+        let verifier = RequestVerifier::new(verifier, Discovery::new(fetcher, mode), dev);
         Ok(Self(Arc::new(Inner {
             origin,
             key,
             store,
             metadata,
             jwks,
-            config: verifier,
-            nonces: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(Duration::from_secs(window))
-                .build(),
+            verifier,
             agent_token_lifetime: config.agent_token_lifetime,
-            dev,
         })))
     }
 
@@ -118,50 +113,10 @@ impl AppState {
         body: &[u8],
         challenge: AgentAuth,
     ) -> Result<VerifiedRequest, ErrorResponse> {
-        let inner = &self.0;
-        let headers = Headers(&parts.headers);
-        let target = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-        let request = SigRequest {
-            method: parts.method.as_str(),
-            authority: &inner.config.authority,
-            target,
-            headers: &headers,
-            body: Some(body),
-        };
-        let reject = |rejected: Rejected| rejected.into_error().with_challenge(challenge.clone());
-        let verified = verify::verify_request(&request, &inner.config, self, unix_now()).map_err(
-            |rejection| {
-                reject(Rejected {
-                    condition: rejection.error.condition(),
-                    description: rejection.error.to_string(),
-                    required_components: rejection
-                        .error
-                        .required_components()
-                        .map(<[String]>::to_vec),
-                    signature_base: rejection.signature_base.filter(|_| inner.dev),
-                    expired_token_holder: None,
-                })
-            },
-        )?;
-        if let Some(nonce) = verified.nonce() {
-            let entry = inner
-                .nonces
-                .entry((verified.thumbprint().clone(), nonce.as_str().to_owned()))
-                .or_insert(());
-            if !entry.is_fresh() {
-                return Err(reject(Rejected {
-                    condition: Condition::NonceReplayed,
-                    description: "this Nonce was already used with this key (E§10.5)".to_owned(),
-                    required_components: None,
-                    signature_base: None,
-                    expired_token_holder: None,
-                }));
-            }
-        }
-        Ok(verified)
+        self.0
+            .verifier
+            .verify_with(parts, body, true, self)
+            .map_err(|rejected| rejected.into_error().with_challenge(challenge))
     }
 
     /// An agent token for delegate `sub` binding `key` (E§5.3, P-TOK-2).
