@@ -116,9 +116,33 @@ pub fn announce(origin: &Origin) {
     let _ = stdout.flush();
 }
 
+/// Longest a request may take to arrive and be answered; a client that
+/// announces a body and never sends it cannot hold a connection longer.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Adds the request time limit: past [`REQUEST_TIMEOUT`] the answer is 408
+/// `invalid_request`, as JSON like every other error.
+pub fn with_time_limit(router: axum::Router) -> axum::Router {
+    use axum::response::IntoResponse as _;
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::error_handling::HandleErrorLayer::new(
+                |_: tower::BoxError| async {
+                    crate::server::ErrorResponse::new(
+                        aauth_protocol::error::Condition::RequestTimeout,
+                        "the request did not arrive in full within 30 s",
+                    )
+                    .into_response()
+                },
+            ))
+            .layer(tower::timeout::TimeoutLayer::new(REQUEST_TIMEOUT)),
+    )
+}
+
 /// Serves `router` until SIGINT or SIGTERM, then finishes open requests.
+/// Every request is bounded by [`REQUEST_TIMEOUT`].
 pub async fn serve(listener: TcpListener, router: axum::Router) -> std::io::Result<()> {
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let app = with_time_limit(router).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
@@ -263,6 +287,32 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_past_the_time_limit_is_408_invalid_request() {
+        use tower::ServiceExt as _;
+        let slow = axum::Router::new().route(
+            "/",
+            axum::routing::get(|| async {
+                tokio::time::sleep(REQUEST_TIMEOUT * 2).await;
+                "late"
+            }),
+        );
+        let response = with_time_limit(slow)
+            .oneshot(http::Request::new(axum::body::Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::REQUEST_TIMEOUT);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert!(
+            std::str::from_utf8(&body)
+                .unwrap()
+                .contains("\"invalid_request\""),
+            "{body:?}"
+        );
     }
 
     #[tokio::test]

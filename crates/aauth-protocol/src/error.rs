@@ -168,6 +168,8 @@ pub enum Condition {
     MalformedRequest,
     /// Body over the endpoint's limit.
     BodyTooLarge,
+    /// The request did not arrive in full within the server's time limit.
+    RequestTimeout,
     /// Auth server: bad resource token (incl. `agent`/`agent_jkt` mismatch).
     ResourceTokenInvalid,
     /// Auth server: bad, used or foreign code; bad refresh or upstream token; depth exceeded.
@@ -228,6 +230,7 @@ impl Condition {
             Self::InteractionRequired => (401, E::InteractionRequired, C::UserInteraction),
             Self::MalformedRequest => (400, E::InvalidRequest, C::None),
             Self::BodyTooLarge => (413, E::InvalidRequest, C::None),
+            Self::RequestTimeout => (408, E::InvalidRequest, C::None),
             Self::ResourceTokenInvalid => (400, E::InvalidResourceToken, C::None),
             Self::GrantInvalid => (400, E::InvalidGrant, C::None),
             Self::IssuerUntrusted => (400, E::UntrustedIssuer, C::None),
@@ -333,6 +336,7 @@ mod tests {
             ),
             (K::MalformedRequest, 400, E::InvalidRequest, C::None),
             (K::BodyTooLarge, 413, E::InvalidRequest, C::None),
+            (K::RequestTimeout, 408, E::InvalidRequest, C::None),
             (
                 K::ResourceTokenInvalid,
                 400,
