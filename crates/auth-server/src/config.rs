@@ -1,6 +1,6 @@
 //! The auth server's configuration file (TOML, profile: P-AS-2a): its public
-//! URL, the database file, users, the autonomous-access policy, and every
-//! lifetime in seconds (P-AS-3, P-AS-5, P-AS-6, P-TOK-5). The file is the
+//! URL, the database file, users, the autonomous-access policy, the trusted
+//! upstream issuers and exchange rules (P-AS-7), and every lifetime in seconds (P-AS-3, P-AS-5, P-AS-6, P-TOK-5). The file is the
 //! source of truth for users and policy; SQLite keeps what is created at run
 //! time. Every field has a default, so a dev server needs no file at all.
 
@@ -34,6 +34,12 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// Agents that may act without a user (P-AS-2a).
     pub autonomous: Vec<AutonomousConfig>,
+    /// Auth servers whose tokens may be exchanged here (P-AS-7, P-TOK-6).
+    pub trusted_issuers: Vec<String>,
+    /// Exchange rules (P-AS-7): what a caller may receive for an upstream token.
+    pub exchange: Vec<ExchangeConfig>,
+    /// Deepest `act` chain an exchanged token may carry (P-AS-7: 5).
+    pub max_exchange_depth: usize,
     /// `scopes_supported` in the metadata (E§8.2); identity scopes by default.
     pub scopes_supported: Vec<String>,
     /// Auth token lifetime, seconds (P-TOK-4: 600).
@@ -60,6 +66,9 @@ impl Default for Config {
             database: PathBuf::from("aauth-auth-server.db"),
             users: Vec::new(),
             autonomous: Vec::new(),
+            trusted_issuers: Vec::new(),
+            exchange: Vec::new(),
+            max_exchange_depth: 5,
             scopes_supported: IDENTITY_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
             auth_token_lifetime: 600,
             request_token_lifetime: 600,
@@ -103,6 +112,25 @@ pub struct AutonomousConfig {
     pub scopes: Vec<String>,
 }
 
+/// An `[[exchange]]` rule (P-AS-7): `caller`, presenting an auth token from
+/// `upstream_issuer`, may receive downstream tokens for any subset of
+/// `scopes` without a user; `consent_scopes` are those that would need the
+/// user's consent, which an exchange never asks for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeConfig {
+    /// The auth server that issued the upstream token; must be in `trusted_issuers`.
+    pub upstream_issuer: String,
+    /// The calling resource (signing as itself, P-MD-4).
+    pub caller: String,
+    /// The downstream scopes granted by exchange.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The downstream scopes that would need the user (400 `interaction_required`).
+    #[serde(default)]
+    pub consent_scopes: Vec<String>,
+}
+
 /// A user, ready for login checks and token claims.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -138,11 +166,38 @@ pub struct AutonomousRule {
     pub scopes: Scope,
 }
 
+/// A parsed exchange rule (P-AS-7).
+#[derive(Debug, Clone)]
+pub struct ExchangeRule {
+    /// The upstream auth server.
+    pub upstream_issuer: Origin,
+    /// The calling resource.
+    pub caller: Origin,
+    /// Scopes granted by exchange.
+    pub scopes: Vec<String>,
+    /// Scopes that would need the user.
+    pub consent_scopes: Vec<String>,
+}
+
+/// What the exchange rules say about a request (P-AS-7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeDecision {
+    /// Every requested scope is granted by exchange.
+    Grant,
+    /// Some requested scope would need the user's consent: 400
+    /// `interaction_required`, the resource falls back to P-UI.
+    NeedsConsent,
+    /// No rule, or a scope outside the rule: 400 `invalid_scope`.
+    NotAllowed,
+}
+
 /// The policy and users, checked once at start.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     users: HashMap<String, User>,
     autonomous: Vec<AutonomousRule>,
+    trusted_issuers: Vec<Origin>,
+    exchange: Vec<ExchangeRule>,
 }
 
 impl Policy {
@@ -160,6 +215,37 @@ impl Policy {
         self.autonomous.iter().any(|rule| {
             &rule.agent == agent && &rule.resource == resource && rule.scopes.includes(scope)
         })
+    }
+
+    /// The auth servers whose tokens may be exchanged (P-AS-7, P-TOK-6).
+    pub fn trusted_issuers(&self) -> &[Origin] {
+        &self.trusted_issuers
+    }
+
+    /// P-AS-7: the exchange rule for (`upstream_issuer`, `caller`) decides;
+    /// without one, nothing is allowed.
+    pub fn exchange(
+        &self,
+        upstream_issuer: &Origin,
+        caller: &Origin,
+        scope: &Scope,
+    ) -> ExchangeDecision {
+        let Some(rule) = self
+            .exchange
+            .iter()
+            .find(|rule| &rule.upstream_issuer == upstream_issuer && &rule.caller == caller)
+        else {
+            return ExchangeDecision::NotAllowed;
+        };
+        let granted = |s: &str| rule.scopes.iter().any(|g| g == s);
+        let consent = |s: &str| rule.consent_scopes.iter().any(|c| c == s);
+        if scope.tokens().all(granted) {
+            ExchangeDecision::Grant
+        } else if scope.tokens().all(|s| granted(s) || consent(s)) {
+            ExchangeDecision::NeedsConsent
+        } else {
+            ExchangeDecision::NotAllowed
+        }
     }
 }
 
@@ -250,8 +336,69 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
-        Ok(Policy { users, autonomous })
+        let trusted_issuers = self
+            .trusted_issuers
+            .iter()
+            .map(|text| {
+                Origin::parse(text, mode)
+                    .map_err(|e| ConfigError::Invalid(format!("trusted_issuers {text:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let mut exchange: Vec<ExchangeRule> = Vec::with_capacity(self.exchange.len());
+        for rule in &self.exchange {
+            let parsed = exchange_rule(rule, mode)?;
+            // A rule for an issuer that is not trusted could never apply.
+            if !trusted_issuers.contains(&parsed.upstream_issuer) {
+                return Err(ConfigError::Invalid(format!(
+                    "exchange upstream_issuer {} is not in trusted_issuers",
+                    parsed.upstream_issuer
+                )));
+            }
+            if exchange
+                .iter()
+                .any(|r| r.upstream_issuer == parsed.upstream_issuer && r.caller == parsed.caller)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "exchange rule for upstream_issuer {} and caller {} is listed twice",
+                    parsed.upstream_issuer, parsed.caller
+                )));
+            }
+            exchange.push(parsed);
+        }
+        Ok(Policy {
+            users,
+            autonomous,
+            trusted_issuers,
+            exchange,
+        })
     }
+}
+
+/// Checks one `[[exchange]]` entry under `mode`.
+fn exchange_rule(rule: &ExchangeConfig, mode: OriginMode) -> Result<ExchangeRule, ConfigError> {
+    let origin = |what: &str, text: &str| {
+        Origin::parse(text, mode)
+            .map_err(|e| ConfigError::Invalid(format!("exchange {what} {text:?}: {e}")))
+    };
+    // Each entry is one scope token (a space would smuggle in two).
+    let scopes = |what: &str, list: &[String]| {
+        list.iter()
+            .map(|token| match Scope::parse(token) {
+                Ok(scope) if scope.tokens().count() == 1 => Ok(token.clone()),
+                Ok(_) => Err(format!("{token:?} is more than one scope token")),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                ConfigError::Invalid(format!("exchange {what} for caller {}: {e}", rule.caller))
+            })
+    };
+    Ok(ExchangeRule {
+        upstream_issuer: origin("upstream_issuer", &rule.upstream_issuer)?,
+        caller: origin("caller", &rule.caller)?,
+        scopes: scopes("scopes", &rule.scopes)?,
+        consent_scopes: scopes("consent_scopes", &rule.consent_scopes)?,
+    })
 }
 
 #[cfg(test)]
@@ -268,6 +415,43 @@ mod tests {
         assert_eq!(config.code_lifetime, 60);
     }
 
+    /// The example with its commented exchange configuration switched on.
+    fn example_with_exchange() -> String {
+        let keys = [
+            "trusted_issuers",
+            "[[exchange]]",
+            "upstream_issuer",
+            "caller",
+            "scopes",
+            "consent_scopes",
+        ];
+        EXAMPLE
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if keys.iter().any(|k| rest.starts_with(k)) => rest,
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_commented_exchange_example_parses_and_checks() {
+        // profile: P-AS-7
+        let text = example_with_exchange();
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(config.exchange.len(), 1);
+        let policy = config.policy(OriginMode::Production).unwrap();
+        let auth1 = Origin::parse("https://auth1.example", OriginMode::Production).unwrap();
+        let resource1 = Origin::parse("https://resource1.example", OriginMode::Production).unwrap();
+        assert_eq!(policy.trusted_issuers(), std::slice::from_ref(&auth1));
+        let scope = Scope::parse("data.read").unwrap();
+        assert_eq!(
+            policy.exchange(&auth1, &resource1, &scope),
+            ExchangeDecision::Grant
+        );
+    }
+
     #[test]
     fn defaults_follow_the_profile() {
         // profile: P-AS-3 (600 s), P-AS-5 (60 s), P-AS-6 (30 days), P-TOK-4 (600 s).
@@ -277,6 +461,87 @@ mod tests {
         assert_eq!(config.refresh_token_lifetime, 2_592_000);
         assert_eq!(config.auth_token_lifetime, 600);
         assert_eq!(config.database, PathBuf::from("aauth-auth-server.db"));
+        // profile: P-AS-7 — depth limit 5; nothing trusted or exchanged by default.
+        assert_eq!(config.max_exchange_depth, 5);
+        assert!(config.trusted_issuers.is_empty() && config.exchange.is_empty());
+    }
+
+    const EXCHANGE: &str = "trusted_issuers = [\"https://auth1.example\"]\n\
+        [[exchange]]\nupstream_issuer = \"https://auth1.example\"\n\
+        caller = \"https://resource1.example\"\nscopes = [\"a\", \"b\"]\n\
+        consent_scopes = [\"c\"]\n";
+
+    #[test]
+    fn exchange_rules_grant_ask_for_consent_or_refuse() {
+        // profile: P-AS-7 — within `scopes` → grant; any consent scope (and
+        // none outside both) → interaction_required; else invalid_scope.
+        let policy = Config::parse(EXCHANGE)
+            .unwrap()
+            .policy(OriginMode::Production)
+            .unwrap();
+        let o = |s: &str| Origin::parse(s, OriginMode::Production).unwrap();
+        let (auth1, resource1) = (o("https://auth1.example"), o("https://resource1.example"));
+        let decide = |iss: &Origin, caller: &Origin, scope: &str| {
+            policy.exchange(iss, caller, &Scope::parse(scope).unwrap())
+        };
+        use ExchangeDecision::{Grant, NeedsConsent, NotAllowed};
+        assert_eq!(decide(&auth1, &resource1, "a b"), Grant);
+        assert_eq!(decide(&auth1, &resource1, "b"), Grant);
+        assert_eq!(decide(&auth1, &resource1, "a c"), NeedsConsent);
+        assert_eq!(decide(&auth1, &resource1, "c"), NeedsConsent);
+        assert_eq!(decide(&auth1, &resource1, "c d"), NotAllowed);
+        assert_eq!(decide(&auth1, &resource1, "d"), NotAllowed);
+        assert_eq!(
+            decide(&o("https://auth2.example"), &resource1, "a"),
+            NotAllowed
+        );
+        assert_eq!(
+            decide(&auth1, &o("https://resource2.example"), "a"),
+            NotAllowed
+        );
+    }
+
+    #[test]
+    fn exchange_rules_must_name_a_trusted_issuer_once() {
+        // profile: P-AS-7, P-TOK-6 — a rule for an untrusted issuer could
+        // never apply: refused at start, as is a duplicate rule.
+        let untrusted = EXCHANGE.replace(
+            "trusted_issuers = [\"https://auth1.example\"]",
+            "trusted_issuers = []",
+        );
+        let error = Config::parse(&untrusted)
+            .unwrap()
+            .policy(OriginMode::Production)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("not in trusted_issuers"),
+            "{error}"
+        );
+        let rule = EXCHANGE.split_once("[[exchange]]").unwrap().1;
+        let twice = format!("{EXCHANGE}[[exchange]]{rule}");
+        let error = Config::parse(&twice)
+            .unwrap()
+            .policy(OriginMode::Production)
+            .unwrap_err();
+        assert!(error.to_string().contains("listed twice"), "{error}");
+        let bad_issuer = "trusted_issuers = [\"http://auth1.example\"]\n";
+        assert!(
+            Config::parse(bad_issuer)
+                .unwrap()
+                .policy(OriginMode::Production)
+                .is_err()
+        );
+        let bad_scope = EXCHANGE.replace("\"c\"", "\"c d\"");
+        assert!(
+            Config::parse(&bad_scope)
+                .unwrap()
+                .policy(OriginMode::Production)
+                .is_err()
+        );
+        assert!(
+            Config::parse("[[exchange]]\nupstream_issuer = \"x\"\ncaller = \"y\"\ncolour = 1\n")
+                .is_err()
+        );
     }
 
     #[test]

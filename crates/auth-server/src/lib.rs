@@ -1,18 +1,22 @@
 //! # aauth-auth-server
 //!
-//! An AAuth auth server (E§9.3–9.7, profile: P-AS-1..6, P-AS-8): it
+//! An AAuth auth server (E§9.3–9.7, E§9.10, profile: P-AS-1..8): it
 //! publishes its metadata and keys, answers signed token requests from
-//! identified agents, and runs the browser login and consent pages.
+//! identified agents and exchanges from resources calling downstream, and
+//! runs the browser login and consent pages.
 //!
 //! ```text
 //! GET  /.well-known/aauth-issuer   metadata (E§8.2)                 [`app`]
 //! GET  /.well-known/jwks.json      its signing keys (from SQLite)
-//! POST /agent/token                request_type=auth|code|refresh   [`token`]
+//! POST /agent/token                request_type=auth|code|refresh|exchange [`token`]
 //!        auth ─ resource_token (E§6.5) or scope (agent as resource, E§3.5)
 //!             ─ policy (P-AS-2a) ─▶ auth_token + refresh_token (direct grant)
 //!                                └▶ request_token (consent needed, P-AS-3)
 //!        code ─ single use, 60 s, same agent + delegate (P-AS-5) ─▶ tokens
 //!        refresh ─ same agent + delegate, any current key (P-AS-6) ─▶ auth_token
+//!        exchange ─ a resource signing as itself + upstream_token (P-AS-7):
+//!             trusted iss ─ upstream token (aud = caller) ─ resource token
+//!             ─ exchange rules ─ act depth ─▶ auth_token with `act` (no refresh)
 //! GET  /agent/auth                 login / consent page (E§9.5)     [`consent`]
 //! POST /agent/auth/login           username + password + CSRF
 //! POST /agent/auth/consent         approve ─▶ 303 redirect_uri?code=…&state=…
@@ -240,7 +244,12 @@ fn metadata(issuer: &Origin, config: &Config) -> Result<serde_json::Value, Start
         agent_token_endpoint: url(TOKEN_PATH)?,
         agent_auth_endpoint: url(AUTH_PATH)?,
         agent_signing_algs_supported: vec![Algorithm::Ed25519, Algorithm::EcdsaP256Sha256],
-        request_types_supported: vec![RequestType::Auth, RequestType::Code, RequestType::Refresh],
+        request_types_supported: vec![
+            RequestType::Auth,
+            RequestType::Code,
+            RequestType::Refresh,
+            RequestType::Exchange,
+        ],
         scopes_supported: Some(config.scopes_supported.clone()),
     };
     serde_json::to_value(&document).map_err(|e| start_error("metadata")(e.to_string()))

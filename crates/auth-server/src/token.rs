@@ -1,12 +1,16 @@
-//! The agent token endpoint (E§9.3–9.7, profile: P-AS-1, P-AS-2, P-AS-3,
-//! P-AS-5, P-AS-6): a signed, form-encoded POST from an identified agent.
+//! The agent token endpoint (E§9.3–9.7, E§9.10, profile: P-AS-1, P-AS-2,
+//! P-AS-3, P-AS-5, P-AS-6, P-AS-7): a signed, form-encoded POST from an
+//! identified agent — or, for `exchange`, from a resource signing as itself.
 //!
 //! ```text
 //! body ≤ 64 KiB ─▶ signature (Nonce required) ─▶ caller identified?
-//!   ─▶ form ─▶ request_type ─┬ auth    ─▶ resource token / scope ─▶ policy
-//!                            ├ code    ─▶ take code ─▶ grant
-//!                            ├ refresh ─▶ grant ─▶ new auth token
-//!                            └ other   ─▶ unsupported_request_type
+//!   ─▶ form ─▶ request_type ─┬ auth     ─▶ resource token / scope ─▶ policy
+//!                            ├ code     ─▶ take code ─▶ grant
+//!                            ├ refresh  ─▶ grant ─▶ new auth token
+//!                            ├ exchange ─▶ upstream iss trusted? (before any fetch)
+//!                            │            ─▶ upstream token ─▶ resource token
+//!                            │            ─▶ exchange rules ─▶ act depth ─▶ new auth token
+//!                            └ other    ─▶ unsupported_request_type
 //! ```
 
 use aauth_http::server::{ErrorResponse, MAX_FORM_BYTES, parse_form, read_body, unix_now};
@@ -15,8 +19,10 @@ use aauth_protocol::error::Condition;
 use aauth_protocol::ids::{Kid, Origin, Scope};
 use aauth_protocol::jwk::PublicKey;
 use aauth_protocol::metadata::RedirectUri;
-use aauth_protocol::signature_key::{self, SignatureKey};
-use aauth_protocol::tokens::auth_token::AuthTokenBuilder;
+use aauth_protocol::signature_key::{self, Scheme, SignatureKey};
+use aauth_protocol::tokens::auth_token::{
+    self, Act, AuthTokenBuilder, AuthTokenContext, AuthTokenError, Consumer, VerifiedAuthToken,
+};
 use aauth_protocol::tokens::resource_token::{self, ResourceTokenContext};
 use aauth_protocol::tokens::{self, KeyLookupError, TokenType};
 use aauth_protocol::verify::KeyOwner;
@@ -27,7 +33,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::config::{User, is_identity_scope};
+use crate::config::{ExchangeDecision, User, is_identity_scope};
 use crate::secret::Secret;
 use crate::store::{Grant, PendingRequest};
 
@@ -41,6 +47,7 @@ struct TokenForm {
     redirect_uri: Option<String>,
     code: Option<String>,
     refresh_token: Option<String>,
+    upstream_token: Option<String>,
 }
 
 /// The identified caller of this request (P-AS-1).
@@ -52,6 +59,8 @@ pub struct Caller {
     pub delegate: Option<String>,
     /// The key that signed this request: the new token's `cnf.jwk`.
     pub key: PublicKey,
+    /// How the caller signed: `jwks_uri` (as itself) or `jwt` (agent token).
+    pub scheme: Scheme,
 }
 
 /// A failure that is ours, not the caller's: logged, answered with 500.
@@ -90,7 +99,7 @@ fn db(error: crate::store::StoreError) -> Failure {
     internal(error)
 }
 
-fn invalid_grant(description: &str) -> Failure {
+fn invalid_grant(description: impl Into<String>) -> Failure {
     Failure::Caller(ErrorResponse::new(Condition::GrantInvalid, description))
 }
 
@@ -122,10 +131,11 @@ async fn handle(state: &AppState, request: Request) -> Result<Value, Failure> {
         Some("auth") => auth_request(state, &caller, form).await,
         Some("code") => code_request(state, &caller, form).await,
         Some("refresh") => refresh_request(state, &caller, form).await,
+        Some("exchange") => exchange_request(state, &caller, form).await,
         Some(other) => Err(ErrorResponse::new(
             Condition::RequestTypeUnsupported,
             format!(
-                "request_type {:?} is not supported here; supported: auth, code, refresh",
+                "request_type {:?} is not supported here; supported: auth, code, refresh, exchange",
                 other.chars().take(64).collect::<String>()
             ),
         )
@@ -190,6 +200,7 @@ async fn authenticate(
                 agent: agent.clone(),
                 delegate: verified.delegate().map(str::to_owned),
                 key: verified.key().clone(),
+                scheme: verified.scheme(),
             }),
             None => Err(not_identified("the request does not identify an agent")),
         },
@@ -415,6 +426,184 @@ async fn refresh_request(
         "auth_token": auth_token,
         "expires_in": state.config().auth_token_lifetime,
     }))
+}
+
+/// `request_type=exchange` (E§9.10 as fixed by profile: P-AS-7): a
+/// resource that received `upstream_token` from its caller obtains a token
+/// for a downstream resource, bound to its own key, with the chain in `act`.
+async fn exchange_request(
+    state: &AppState,
+    caller: &Caller,
+    form: TokenForm,
+) -> Result<Value, Failure> {
+    // P-AS-1: "For `exchange` the caller is a resource signing as itself
+    // with `jwks_uri` (`well-known="aauth-agent"`)."
+    if caller.scheme != Scheme::JwksUri || caller.delegate.is_some() {
+        return Err(ErrorResponse::invalid_request(
+            "exchange is for a resource signing as itself (jwks_uri, well-known=\"aauth-agent\"), \
+             not for an agent token (profile P-AS-1, P-AS-7)",
+        )
+        .into());
+    }
+    // E§9.10: the downstream scope is the resource token's; nothing else names one.
+    if form.scope.is_some() || form.auth_request_url.is_some() {
+        return Err(ErrorResponse::invalid_request(
+            "request_type=exchange takes its scope from the resource token; \
+             scope and auth_request_url are not accepted (E§9.10)",
+        )
+        .into());
+    }
+    let Some(resource_token) = form.resource_token else {
+        return Err(ErrorResponse::invalid_request("resource_token is required (E§9.10)").into());
+    };
+    // profile: P-AS-7 — the upstream token travels in the form, not in
+    // `Signature-Key`, so the caller signs with its own key.
+    let Some(upstream_token) = form.upstream_token else {
+        return Err(ErrorResponse::invalid_request(
+            "upstream_token is required: the auth token this caller received (profile P-AS-7)",
+        )
+        .into());
+    };
+
+    // P-AS-7 (1)–(2): trusted issuer before any fetch, then the token itself.
+    let upstream = validate_upstream_token(state, caller, &upstream_token).await?;
+    // P-AS-7 (3), E§9.10 step 2: the downstream resource token, as for `auth`.
+    let (resource, scope) = validate_resource_token(state, caller, &resource_token).await?;
+
+    // P-AS-7 (4): E§9.10 step 5 "Authorize the exchange", deny by default.
+    match state
+        .policy()
+        .exchange(upstream.issuer(), &caller.agent, &scope)
+    {
+        ExchangeDecision::Grant => {}
+        // P-AS-7: "Exchange never asks the user: if policy would need
+        // consent, 400 `interaction_required`".
+        ExchangeDecision::NeedsConsent => {
+            return Err(ErrorResponse::new(
+                Condition::ExchangeNeedsInteraction,
+                format!(
+                    "scope \"{scope}\" needs the user's consent, which an exchange never asks for; \
+                     send the user through the interaction flow instead (profile P-AS-7, P-UI-1)"
+                ),
+            )
+            .into());
+        }
+        ExchangeDecision::NotAllowed => {
+            return Err(ErrorResponse::new(
+                Condition::ScopeNotAllowed,
+                format!(
+                    "no exchange rule lets {} receive scope \"{scope}\" for tokens from {} (profile P-AS-7)",
+                    caller.agent,
+                    upstream.issuer()
+                ),
+            )
+            .into());
+        }
+    }
+
+    // P-AS-7: "`act` = { `agent`: upstream `agent`, `agent_delegate`:
+    // upstream `agent_delegate` (if any), `act`: upstream `act` (if any) }".
+    let claims = upstream.claims();
+    let Some(upstream_agent) = upstream.agent() else {
+        return Err(invalid_grant(
+            "upstream_token: auth token has no \"agent\" claim",
+        ));
+    };
+    let act = Act {
+        agent: upstream_agent.as_str().to_owned(),
+        agent_delegate: claims.agent_delegate.clone(),
+        // profile: P-AS-7 — `sub` is copied, so E§9.10's `act.sub` ("if
+        // different") never applies.
+        sub: None,
+        act: claims.act.clone().map(Box::new),
+    };
+    // P-AS-7: "Depth = number of nested `act` levels in the new token; more
+    // than 5 (configurable) → 400 `invalid_grant`".
+    let depth = act.depth();
+    let max_depth = state.config().max_exchange_depth;
+    if depth > max_depth {
+        return Err(invalid_grant(format!(
+            "the delegation chain would be {depth} act levels deep; at most {max_depth} are allowed (profile P-AS-7)"
+        )));
+    }
+
+    let now = now_secs();
+    // E§9.10 "Auth token claims": `iss` this server, `aud` the downstream
+    // resource, `agent` the calling resource; step 6: "Issue an auth token
+    // with the `cnf` claim matching" the caller's key (P-AS-7).
+    let mut builder = AuthTokenBuilder::new(
+        state.issuer().clone(),
+        resource,
+        caller.agent.clone(),
+        caller.key.clone(),
+    )
+    .act(act);
+    // E§7.4: scope "excludes identity scopes like openid, profile, email".
+    let access: Vec<&str> = scope.tokens().filter(|s| !is_identity_scope(s)).collect();
+    if !access.is_empty() {
+        builder = builder.scope(Scope::from_tokens(access).map_err(internal)?);
+    }
+    // E§9.10: "The `sub` claim MUST be maintained through the chain".
+    if let Some(sub) = &claims.sub {
+        builder = builder.subject(sub.clone());
+    }
+    let key = state.key();
+    let auth_token = builder
+        .lifetime_secs(state.config().auth_token_lifetime)
+        .build(now)
+        .map_err(internal)?
+        .sign(&key.key, &key.kid)
+        .map_err(internal)?;
+    // E§9.10: "Exchange requests do not return refresh tokens".
+    Ok(json!({
+        "auth_token": auth_token,
+        "expires_in": state.config().auth_token_lifetime,
+    }))
+}
+
+/// The upstream auth token of an exchange (E§7.7 with this server as the
+/// recipient, profile: P-AS-7, P-TOK-6): its `iss` must be trusted before
+/// anything is fetched (else `untrusted_issuer`); any other failure —
+/// signature, `exp`, `aud` ≠ caller, … — is `invalid_grant`.
+async fn validate_upstream_token(
+    state: &AppState,
+    caller: &Caller,
+    token: &str,
+) -> Result<VerifiedAuthToken, ErrorResponse> {
+    let mode = state.mode();
+    let trusted = state.policy().trusted_issuers();
+    // profile: P-TOK-6 — "the auth server checks an upstream token's `iss`
+    // against `trusted_issuers` *before* fetching any key": only a trusted
+    // issuer's keys are fetched; `validate` refuses the rest at step 9.
+    let fetched = match tokens::peek(token, mode) {
+        Ok(peek) if peek.typ == TokenType::Auth && trusted.contains(&peek.iss) => {
+            let key = state
+                .discovery()
+                .key(KeyOwner::AuthServer, &peek.iss, &peek.kid)
+                .await;
+            Some((peek.iss, peek.kid, key))
+        }
+        _ => None,
+    };
+    let keys = |iss: &Origin, kid: &Kid| match &fetched {
+        Some((at, k, result)) if at == iss && k == kid => result.clone(),
+        _ => Err(KeyLookupError::Unavailable(format!(
+            "no keys were fetched for {iss}"
+        ))),
+    };
+    // E§9.10 step 3: "Verify the `aud` claim matches the requesting resource".
+    let mut ctx = AuthTokenContext::new(now_secs(), trusted, &caller.agent);
+    ctx.consumer = Consumer::Resource;
+    ctx.origin_mode = mode;
+    ctx.leeway_secs = state.config().token_leeway;
+    auth_token::validate(token, &ctx, &keys).map_err(|error| {
+        // P-ERR-1: "AS: untrusted upstream issuer" / "bad upstream token".
+        let condition = match error {
+            AuthTokenError::UntrustedIssuer(_) => Condition::IssuerUntrusted,
+            _ => Condition::GrantInvalid,
+        };
+        ErrorResponse::new(condition, format!("upstream_token: {error}"))
+    })
 }
 
 fn stored_grant(state: &AppState, resource: &str, scope: &str) -> Result<(Origin, Scope), Failure> {

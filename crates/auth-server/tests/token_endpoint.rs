@@ -28,7 +28,7 @@ async fn metadata_and_jwks_describe_the_server() {
     );
     assert_eq!(
         doc["request_types_supported"],
-        serde_json::json!(["auth", "code", "refresh"])
+        serde_json::json!(["auth", "code", "refresh", "exchange"])
     );
     assert!(
         doc["scopes_supported"]
@@ -223,11 +223,11 @@ async fn bad_resource_tokens_are_invalid_resource_token() {
 }
 
 #[tokio::test]
-async fn request_types_other_than_auth_code_refresh_are_unsupported() {
+async fn request_types_other_than_auth_code_refresh_exchange_are_unsupported() {
     // profile: P-ERR-1 — unknown request_type → unsupported_request_type.
     let w = World::new().await;
     let d = w.delegate("delegate-1");
-    for kind in ["exchange", "password", ""] {
+    for kind in ["password", "Exchange", ""] {
         let reply = w.call(&d, &[("request_type", kind)]).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
         assert_eq!(reply.error(), "unsupported_request_type", "{kind:?}");

@@ -54,7 +54,7 @@ pub fn ed25519() -> SigningKey {
 }
 
 /// Serves `/.well-known/{well_known}` with `metadata` and `/jwks.json` with `key`.
-async fn peer(
+pub async fn peer(
     well_known: &str,
     metadata: impl Fn(&Origin) -> Value,
     key: &SigningKey,
