@@ -57,6 +57,19 @@
 //! lost on restart.** They belong to the auth token's user (`sub`) or, for an
 //! autonomous agent (no `sub`), to the agent.
 //!
+//! ## Acting downstream (E§3.9, P-AS-7, P-MD-4)
+//!
+//! The resource is also an agent: `/.well-known/aauth-agent` names its own
+//! identifier and the same `jwks_uri`, so it can sign as itself. With a
+//! `downstream` URL configured (`--downstream URL`), `GET /chain` calls it
+//! signed as itself; on its `Agent-Auth` challenge it exchanges the
+//! caller's auth token at the auth server the challenge names
+//! (`request_type=exchange`, [`downstream`]), retries once with the new
+//! token, and nests the downstream's JSON in its own answer. An auth
+//! server's `interaction_required` becomes 401 `interaction_required`
+//! (resource-initiated user interaction, P-UI, is not implemented); any
+//! other downstream failure is 500 `server_error` naming the downstream.
+//!
 //! ## Rate tiers
 //!
 //! Only `GET /public` is rate limited, with a fixed window per level
