@@ -192,9 +192,8 @@ fn mint_for(
     .lifetime_secs(settings.resource_token_lifetime)
     .build(now)
     .map_err(|e| e.to_string())?;
-    let server_key = state.key();
     claims
-        .sign(&server_key.key, &server_key.kid)
+        .sign(state.key(), state.kid())
         .map_err(|e| e.to_string())
 }
 

@@ -13,10 +13,12 @@
 //! max_skew = 60                             # seconds around `created` (P-SIG-2)
 //! token_leeway = 0                          # seconds after `exp` (P-TOK-5)
 //! lenient_base64 = false                    # P-SIG-7
+//! downstream = "https://next.example/chain" # GET /chain calls it (E§3.9); default: none
 //!
 //! [scopes]                                  # E§8.3, in this order
 //! "data.read" = "Read your notes"
 //! "data.write" = "Create and change your notes"
+//! "chain.read" = "See the chain of services acting for you"
 //!
 //! [rate_limit]                              # E§4.5, a fixed window per level
 //! window = 60
@@ -31,13 +33,16 @@ use std::path::{Path, PathBuf};
 
 use aauth_http::runtime::StartError;
 use aauth_protocol::ids::{Origin, OriginMode, Scope};
-use aauth_protocol::metadata::ScopeDescriptions;
+use aauth_protocol::metadata::{HttpsUrl, ScopeDescriptions};
 use serde::Deserialize;
+use url::Url;
 
 /// The scope `GET /data` needs.
 pub const READ_SCOPE: &str = "data.read";
 /// The scope `POST /data` needs.
 pub const WRITE_SCOPE: &str = "data.write";
+/// The scope `GET /chain` needs.
+pub const CHAIN_SCOPE: &str = "chain.read";
 
 /// Default key file name, inside the state directory.
 pub const DEFAULT_KEY_FILE: &str = "aauth-resource-key.json";
@@ -70,6 +75,9 @@ pub struct Config {
     pub lenient_base64: bool,
     /// The progressive rate tiers of `GET /public` (E§4.5).
     pub rate_limit: RateLimits,
+    /// The URL `GET /chain` calls, acting as an agent (E§3.9, P-MD-4); its
+    /// scope need is learnt from its challenge.
+    pub downstream: Option<String>,
 }
 
 impl Default for Config {
@@ -87,6 +95,7 @@ impl Default for Config {
             token_leeway: 0,
             lenient_base64: false,
             rate_limit: RateLimits::default(),
+            downstream: None,
         }
     }
 }
@@ -97,6 +106,10 @@ fn default_scopes() -> ScopeDescriptions {
         (
             WRITE_SCOPE.to_owned(),
             "Create and change your notes".to_owned(),
+        ),
+        (
+            CHAIN_SCOPE.to_owned(),
+            "See the chain of services acting for you".to_owned(),
         ),
     ])
 }
@@ -182,13 +195,18 @@ impl Config {
                 }
             }
         }
-        for needed in [READ_SCOPE, WRITE_SCOPE] {
+        for needed in [READ_SCOPE, WRITE_SCOPE, CHAIN_SCOPE] {
             if self.scopes.get(needed).is_none() {
                 return Err(StartError::Config(format!(
-                    "scopes must include {needed:?}: the notes API uses it"
+                    "scopes must include {needed:?}: an endpoint needs it"
                 )));
             }
         }
+        let downstream = self
+            .downstream
+            .as_deref()
+            .map(|text| downstream_url(text, &public, mode))
+            .transpose()?;
         let rate = self.rate_limit;
         if rate.window == 0 {
             return Err(StartError::Config(
@@ -212,8 +230,23 @@ impl Config {
             token_leeway: self.token_leeway,
             lenient_base64: self.lenient_base64,
             rate_limit: rate,
+            downstream,
         })
     }
+}
+
+/// The downstream URL: absolute, on an acceptable origin (P-MD-1: `https`,
+/// or loopback `http` in dev mode), and not this resource itself (a call to
+/// itself would only recurse until the auth server's depth limit).
+fn downstream_url(text: &str, public: &Origin, mode: OriginMode) -> Result<Url, StartError> {
+    let bad = |reason: String| StartError::Config(format!("downstream {text:?}: {reason}"));
+    let checked = HttpsUrl::parse(text, mode).map_err(|e| bad(e.to_string()))?;
+    let url = Url::parse(checked.as_str()).map_err(|e| bad(e.to_string()))?;
+    let origin = url.origin().ascii_serialization();
+    if Origin::parse(&origin, mode).is_ok_and(|o| &o == public) {
+        return Err(bad("it is this resource itself".to_owned()));
+    }
+    Ok(url)
 }
 
 /// The checked configuration a running resource uses.
@@ -242,6 +275,8 @@ pub struct Settings {
     pub lenient_base64: bool,
     /// E§4.5.
     pub rate_limit: RateLimits,
+    /// The URL `GET /chain` calls (E§3.9), if any.
+    pub downstream: Option<Url>,
 }
 
 #[cfg(test)]
@@ -267,7 +302,8 @@ mod tests {
             scopes,
             [
                 ("data.read", "Read your notes"),
-                ("data.write", "Create and change your notes")
+                ("data.write", "Create and change your notes"),
+                ("chain.read", "See the chain of services acting for you"),
             ]
         );
         assert_eq!(
@@ -302,6 +338,36 @@ mod tests {
         );
         config.scopes = ScopeDescriptions::new([("data.read".into(), "R".into())]);
         assert!(config.resolve(dev("http://127.0.0.1:7000"), true).is_err());
+    }
+
+    #[test]
+    fn a_downstream_is_an_acceptable_url_other_than_this_resource() {
+        // profile: P-MD-1 (the downstream's origin), P-MD-4
+        let base = "auth_server = \"http://127.0.0.1:7001\"\n";
+        let resolve = |downstream: &str, dev_mode: bool| {
+            Config::from_toml(&format!("{base}downstream = \"{downstream}\""))
+                .unwrap()
+                .resolve(dev("http://127.0.0.1:7000"), dev_mode)
+        };
+        let settings = resolve("http://127.0.0.1:7002/chain", true).unwrap();
+        assert_eq!(
+            settings.downstream.unwrap().as_str(),
+            "http://127.0.0.1:7002/chain"
+        );
+        assert!(
+            resolve("http://127.0.0.1:7000/chain", true).is_err(),
+            "itself"
+        );
+        assert!(
+            resolve("http://example.com/chain", true).is_err(),
+            "not loopback"
+        );
+        assert!(resolve("/chain", true).is_err(), "relative");
+        let none = Config::from_toml(base)
+            .unwrap()
+            .resolve(dev("http://127.0.0.1:7000"), true)
+            .unwrap();
+        assert!(none.downstream.is_none());
     }
 
     #[test]

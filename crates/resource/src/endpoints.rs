@@ -7,6 +7,7 @@ use aauth_http::server::{ErrorResponse, MAX_FORM_BYTES, parse_form, read_body, u
 use aauth_protocol::challenge::{AgentAuth, Level};
 use aauth_protocol::error::{Condition, ErrorBody, ErrorCode};
 use aauth_protocol::ids::Scope;
+use aauth_protocol::signature_key::{self, SignatureKey};
 use aauth_protocol::verify::VerifiedRequest;
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
@@ -18,7 +19,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::access::{self, Requirement, level_name};
-use crate::config::{READ_SCOPE, WRITE_SCOPE};
+use crate::config::{CHAIN_SCOPE, READ_SCOPE, WRITE_SCOPE};
 use crate::notes::Owner;
 use crate::rate::{Decision, Tier};
 
@@ -58,6 +59,12 @@ async fn body_of(
 /// `GET /.well-known/aauth-resource` (E§8.3).
 pub async fn metadata(State(state): State<AppState>) -> Response {
     Json(state.metadata()).into_response()
+}
+
+/// `GET /.well-known/aauth-agent`: this resource as an agent, with the
+/// same key set (E§8.1, profile: P-MD-4).
+pub async fn agent_metadata(State(state): State<AppState>) -> Response {
+    Json(state.agent_metadata()).into_response()
 }
 
 /// `GET /.well-known/jwks.json`.
@@ -289,6 +296,73 @@ pub async fn data_get(State(state): State<AppState>, request: Request) -> Respon
             no_store(StatusCode::OK, json!({"owner": owner, "notes": notes}))
         }
         Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /chain` (E§3.9): who is acting for whom, as this resource sees it,
+/// and the downstream's own answer when one is configured, so the last hop
+/// can tell the whole chain from `caller` and the nested `act`.
+pub async fn chain(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let (parts, body) = body_of(&state, request, usize::MAX).await?;
+        let verified = access::require(
+            &state,
+            &parts,
+            &body,
+            Requirement::Authorized { scope: CHAIN_SCOPE },
+        )
+        .await?;
+        let downstream = match state.downstream() {
+            None => serde_json::Value::Null,
+            Some(downstream) => {
+                let upstream = presented_token(&parts.headers).ok_or_else(|| {
+                    tracing::error!("a verified authorized request without a jwt Signature-Key");
+                    ErrorResponse::new(Condition::ServerFault, "cannot read the auth token")
+                })?;
+                downstream.call(&upstream).await.map_err(|error| {
+                    tracing::warn!(%error, "the downstream call failed");
+                    ErrorResponse::new(error.condition(), error.to_string())
+                })?
+            }
+        };
+        Ok::<_, ErrorResponse>(chain_json(&state, &verified, downstream))
+    }
+    .await;
+    match result {
+        Ok(value) => no_store(StatusCode::OK, value),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn chain_json(
+    state: &AppState,
+    verified: &VerifiedRequest,
+    downstream: serde_json::Value,
+) -> serde_json::Value {
+    let claims = verified.auth_token().map(|t| t.claims());
+    json!({
+        "resource": state.settings().identifier.as_str(),
+        "caller": verified.agent().map(|a| a.as_str()),
+        "delegate": verified.delegate(),
+        "sub": claims.and_then(|c| c.sub.as_deref()),
+        "act": claims.and_then(|c| c.act.as_ref()),
+        "downstream": downstream,
+    })
+}
+
+/// The auth token the request was signed with, as presented: the `jwt` of
+/// its `Signature-Key` (SK0§2.6). Read again after verification, which has
+/// already accepted this very header.
+fn presented_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all("signature-key")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .collect();
+    match signature_key::parse(&lines.join(", ")).ok()?.key {
+        SignatureKey::Jwt { jwt } => Some(jwt),
+        SignatureKey::Hwk(_) | SignatureKey::JwksUri { .. } | SignatureKey::X509 { .. } => None,
     }
 }
 

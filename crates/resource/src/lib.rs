@@ -26,12 +26,14 @@
 //! | endpoint | needs | answer |
 //! |---|---|---|
 //! | `GET /.well-known/aauth-resource` | — | metadata (E§8.3) |
+//! | `GET /.well-known/aauth-agent` | — | itself as an agent (E§8.1, P-MD-4) |
 //! | `GET /.well-known/jwks.json` | — | the resource's key set |
 //! | `GET /public` | — | 200, or 429 per level (E§4.5) |
 //! | `GET /whoami` | identified | who signed the request |
 //! | `POST /resource/token` | identified, form `scope` | a resource token (E§9.2.5) |
 //! | `GET /data` | auth token with `data.read` | the owner's notes |
 //! | `POST /data` | auth token with `data.write` | stores a note |
+//! | `GET /chain` | auth token with `chain.read` | who acts for whom, and the downstream's answer |
 //!
 //! ## Running it
 //!
@@ -41,7 +43,7 @@
 //!     [--key-file FILE] [--require-nonce BOOL] [--lenient-base64]
 //!     [--resource-token-lifetime SECS] [--rate-window SECS]
 //!     [--rate-unsigned N] [--rate-pseudonymous N] [--rate-identified N]
-//!     [--rate-authorized N] [-v]
+//!     [--rate-authorized N] [--downstream URL] [-v]
 //! ```
 //!
 //! It prints one line, `listening url=…`, on standard output once it
@@ -55,6 +57,19 @@
 //! lost on restart.** They belong to the auth token's user (`sub`) or, for an
 //! autonomous agent (no `sub`), to the agent.
 //!
+//! ## Acting downstream (E§3.9, P-AS-7, P-MD-4)
+//!
+//! The resource is also an agent: `/.well-known/aauth-agent` names its own
+//! identifier and the same `jwks_uri`, so it can sign as itself. With a
+//! `downstream` URL configured (`--downstream URL`), `GET /chain` calls it
+//! signed as itself; on its `Agent-Auth` challenge it exchanges the
+//! caller's auth token at the auth server the challenge names
+//! (`request_type=exchange`, [`downstream`]), retries once with the new
+//! token, and nests the downstream's JSON in its own answer. An auth
+//! server's `interaction_required` becomes 401 `interaction_required`
+//! (resource-initiated user interaction, P-UI, is not implemented); any
+//! other downstream failure is 500 `server_error` naming the downstream.
+//!
 //! ## Rate tiers
 //!
 //! Only `GET /public` is rate limited, with a fixed window per level
@@ -65,6 +80,7 @@
 
 pub mod access;
 pub mod config;
+pub mod downstream;
 pub mod endpoints;
 pub mod notes;
 pub mod rate;
@@ -76,14 +92,16 @@ use aauth_http::fetch::Fetcher;
 use aauth_http::runtime::{ServerKey, StartError};
 use aauth_http::server::RequestVerifier;
 use aauth_protocol::httpsig::VerifyPolicy;
-use aauth_protocol::ids::OriginMode;
-use aauth_protocol::metadata::{HttpsUrl, ResourceMetadata};
+use aauth_protocol::ids::{Kid, OriginMode};
+use aauth_protocol::keys::SigningKey;
+use aauth_protocol::metadata::{AgentMetadata, HttpsUrl, ResourceMetadata};
 use aauth_protocol::verify::VerifierConfig;
 use axum::Router;
 use axum::routing::get;
 
 pub use config::{Config, RateLimits, Settings};
 
+use crate::downstream::Downstream;
 use crate::notes::Notes;
 use crate::rate::RateLimiter;
 
@@ -99,12 +117,15 @@ pub struct AppState(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     settings: Settings,
-    key: ServerKey,
+    kid: Kid,
+    key: Arc<SigningKey>,
     verifier: RequestVerifier,
     limiter: RateLimiter,
     notes: Notes,
     metadata: ResourceMetadata,
+    agent_metadata: AgentMetadata,
     jwks: serde_json::Value,
+    downstream: Option<Downstream>,
 }
 
 impl AppState {
@@ -128,7 +149,7 @@ impl AppState {
             lenient_base64: settings.lenient_base64,
             additional_components: Vec::new(),
         };
-        let verifier = RequestVerifier::new(verifier_config, discovery, settings.dev);
+        let verifier = RequestVerifier::new(verifier_config, discovery.clone(), settings.dev);
 
         let url = |path: &str| {
             HttpsUrl::from_origin(&settings.identifier, path)
@@ -148,15 +169,46 @@ impl AppState {
             scope_descriptions: Some(settings.scopes.clone()),
             additional_signature_components: None,
         };
+        // profile: P-MD-4 — "publishes /.well-known/aauth-agent on the same
+        // origin with the same jwks_uri (one key set for both roles)".
+        let agent_metadata = AgentMetadata {
+            agent: settings.identifier.clone(),
+            jwks_uri: metadata.jwks_uri.clone(),
+            redirect_uris: None,
+            name: None,
+            logo_uri: None,
+            policy_uri: None,
+            tos_uri: None,
+            homepage: None,
+        };
         let jwks = key.jwks();
+        let ServerKey { kid, key } = key;
+        let key = Arc::new(key);
+        let downstream = settings
+            .downstream
+            .clone()
+            .map(|url| {
+                Downstream::new(
+                    url,
+                    settings.identifier.clone(),
+                    kid.clone(),
+                    key.clone(),
+                    discovery,
+                )
+            })
+            .transpose()
+            .map_err(|e| StartError::Config(format!("downstream client: {e}")))?;
         Ok(Self(Arc::new(Inner {
             limiter: RateLimiter::new(settings.rate_limit),
             settings,
+            kid,
             key,
             verifier,
             notes: Notes::new(),
             metadata,
+            agent_metadata,
             jwks,
+            downstream,
         })))
     }
 
@@ -170,8 +222,21 @@ impl AppState {
         &self.0.metadata
     }
 
-    pub(crate) fn key(&self) -> &ServerKey {
+    /// This resource as an agent (P-MD-4): `/.well-known/aauth-agent`.
+    pub fn agent_metadata(&self) -> &AgentMetadata {
+        &self.0.agent_metadata
+    }
+
+    pub(crate) fn key(&self) -> &SigningKey {
         &self.0.key
+    }
+
+    pub(crate) fn kid(&self) -> &Kid {
+        &self.0.kid
+    }
+
+    pub(crate) fn downstream(&self) -> Option<&Downstream> {
+        self.0.downstream.as_ref()
     }
 
     pub(crate) fn verifier(&self) -> &RequestVerifier {
@@ -196,11 +261,13 @@ pub fn app(state: AppState) -> Router {
     use endpoints as e;
     Router::new()
         .route("/.well-known/aauth-resource", get(e::metadata))
+        .route("/.well-known/aauth-agent", get(e::agent_metadata))
         .route(JWKS_PATH, get(e::jwks))
         .route("/public", get(e::public))
         .route("/whoami", get(e::whoami))
         .route(RESOURCE_TOKEN_PATH, axum::routing::post(e::resource_token))
         .route("/data", get(e::data_get).post(e::data_post))
+        .route("/chain", get(e::chain))
         .fallback(e::not_found)
         .method_not_allowed_fallback(e::method_not_allowed)
         .with_state(state)

@@ -70,6 +70,10 @@ struct Serve {
     /// Authorized requests per window and agent.
     #[arg(long, value_name = "N")]
     rate_authorized: Option<u32>,
+    /// The next resource `GET /chain` calls as an agent, e.g.
+    /// http://127.0.0.1:PORT/chain (E§3.9).
+    #[arg(long, value_name = "URL")]
+    downstream: Option<String>,
     /// Debug logging (RUST_LOG refines it).
     #[arg(long, short)]
     verbose: bool,
@@ -89,6 +93,7 @@ impl Serve {
         };
         set(&mut config.public_url, &self.public_url);
         set(&mut config.auth_server, &self.auth_server);
+        set(&mut config.downstream, &self.downstream);
         if self.listen.is_some() {
             config.listen = self.listen;
         }
@@ -130,6 +135,7 @@ impl Serve {
             resource = %settings.identifier,
             auth_server = %settings.auth_server,
             kid = %key.kid,
+            downstream = settings.downstream.as_ref().map(|u| u.as_str()),
             "aauth-resource starting"
         );
         let state = AppState::new(settings, key)?;

@@ -33,7 +33,7 @@ async fn metadata_names_the_resource_its_keys_token_endpoint_and_scopes() {
     );
     assert_eq!(
         md.json["supported_scopes"],
-        serde_json::json!(["data.read", "data.write"])
+        serde_json::json!(["data.read", "data.write", "chain.read"])
     );
     assert_eq!(
         md.json["scope_descriptions"]["data.read"],
@@ -45,6 +45,29 @@ async fn metadata_names_the_resource_its_keys_token_endpoint_and_scopes() {
     let x = jwks.json["keys"][0]["x"].as_str().unwrap();
     let expected = serde_json::to_value(&w.resource_key).unwrap();
     assert_eq!(x, expected["x"]);
+}
+
+#[tokio::test]
+async fn the_resource_publishes_itself_as_an_agent_with_the_same_key_set() {
+    // profile: P-MD-4
+    let w = world().await;
+    let md = send(&w, &Call::get("/.well-known/aauth-agent"), &Who::Unsigned).await;
+    assert_eq!(md.status, StatusCode::OK);
+    assert_eq!(
+        md.json,
+        serde_json::json!({
+            "agent": RESOURCE,
+            "jwks_uri": format!("{RESOURCE}/.well-known/jwks.json"),
+        })
+    );
+    // It parses as agent metadata of this origin (E§8.1).
+    let bytes = serde_json::to_vec(&md.json).unwrap();
+    aauth_protocol::metadata::AgentMetadata::from_json(
+        &bytes,
+        &dev(RESOURCE),
+        aauth_protocol::ids::OriginMode::Dev,
+    )
+    .unwrap();
 }
 
 #[tokio::test]
@@ -698,4 +721,64 @@ async fn hostile_signature_headers_are_401_never_500() {
             assert!(a.challenge().is_some(), "{target} {name}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The chain (E§3.9)
+
+#[tokio::test]
+async fn chain_without_a_downstream_shows_the_caller_user_and_act() {
+    // E§9.10: the act claim shows the delegation chain; no downstream → null.
+    let w = world().await;
+    let mut token = AuthToken::new(&w, "chain.read");
+    token.act = Some(aauth_protocol::tokens::auth_token::Act {
+        agent: "http://127.0.0.1:7100".to_owned(),
+        agent_delegate: Some("phone".to_owned()),
+        sub: None,
+        act: None,
+    });
+    let a = send(
+        &w,
+        &Call::get("/chain"),
+        &Who::Jwt(&w.delegate, token.mint(&w)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.json);
+    assert_eq!(
+        a.json,
+        serde_json::json!({
+            "resource": RESOURCE,
+            "caller": w.agent.origin.as_str(),
+            "delegate": "delegate-1",
+            "sub": "alice",
+            "act": {"agent": "http://127.0.0.1:7100", "agent_delegate": "phone"},
+            "downstream": null,
+        })
+    );
+
+    let mut plain = AuthToken::new(&w, "chain.read");
+    plain.sub = None;
+    let a = send(
+        &w,
+        &Call::get("/chain"),
+        &Who::Jwt(&w.delegate, plain.mint(&w)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.json);
+    assert_eq!(a.json["act"], serde_json::Value::Null);
+    assert_eq!(a.json["sub"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn chain_needs_chain_read() {
+    let w = world().await;
+    let a = send(&w, &Call::get("/chain"), &Who::AgentServer).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let rt = challenged_resource_token(&w, &a, &w.agent.origin, w.agent.key.public_key());
+    assert_eq!(rt.scope().to_string(), "chain.read");
+
+    let read = AuthToken::new(&w, "data.read").mint(&w);
+    let a = send(&w, &Call::get("/chain"), &Who::Jwt(&w.delegate, read)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.error(), "insufficient_scope");
 }

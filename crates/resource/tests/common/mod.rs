@@ -21,7 +21,7 @@ use aauth_protocol::jwk::{Jwks, JwksKey, PublicKey};
 use aauth_protocol::keys::{Algorithm, SigningKey};
 use aauth_protocol::signature_key::{AAUTH_AGENT_WELL_KNOWN, SignatureKeyField, Syntax};
 use aauth_protocol::tokens::agent_token::AgentTokenBuilder;
-use aauth_protocol::tokens::auth_token::AuthTokenBuilder;
+use aauth_protocol::tokens::auth_token::{Act, AuthTokenBuilder};
 use aauth_protocol::tokens::resource_token::{self, ResourceTokenContext, VerifiedResourceToken};
 use aauth_resource::{AppState, Config, app};
 use axum::body::Body;
@@ -292,6 +292,8 @@ pub struct AuthToken<'a> {
     pub sub: Option<&'a str>,
     pub issued: i64,
     pub lifetime: u32,
+    /// The actor chain of an exchanged token (E§9.10).
+    pub act: Option<Act>,
 }
 
 impl<'a> AuthToken<'a> {
@@ -303,6 +305,7 @@ impl<'a> AuthToken<'a> {
             sub: Some("alice"),
             issued: now(),
             lifetime: 600,
+            act: None,
         }
     }
 
@@ -321,6 +324,9 @@ impl<'a> AuthToken<'a> {
         }
         if let Some(sub) = self.sub {
             builder = builder.subject(sub);
+        }
+        if let Some(act) = &self.act {
+            builder = builder.act(act.clone());
         }
         builder
             .build(self.issued)
