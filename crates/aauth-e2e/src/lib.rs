@@ -2,6 +2,7 @@
 //! `aauth-auth-server` binaries, started on loopback in dev mode.
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod demo;
 pub mod harness;
 pub mod load;
