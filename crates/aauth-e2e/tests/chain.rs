@@ -1,5 +1,9 @@
 //! Multi-hop with the real binaries: agent → R1 → R2 → R3 across two auth
 //! servers, each resource exchanging the token it received (P-AS-7).
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure must stop the test loudly"
+)]
 
 use std::sync::Arc;
 
