@@ -298,3 +298,71 @@ pub async fn run(world: &World, say: Narrator) -> Result<Vec<Outcome>, WorldErro
 
     Ok(walk.outcomes)
 }
+
+/// The multi-hop step: the agent calls R1, which calls R2, which calls R3,
+/// each resource exchanging the auth token it received (E§3.9, P-AS-7).
+pub async fn run_chain(chain: &crate::chain::Chain, say: Narrator) -> Result<Outcome, WorldError> {
+    let mut walk = Walk {
+        say: say.clone(),
+        outcomes: Vec::new(),
+    };
+    walk.heading(
+        8,
+        "Multi-hop (E§3.9, P-AS-7): agent → R1 → R2 → R3, across two auth servers",
+    );
+    walk.line(&format!(
+        "R1 {} (auth server AS1 {}) calls R2 {}, which calls R3 {} (both behind AS2 {})",
+        chain.r1.url(),
+        chain.as1.url(),
+        chain.r2.url(),
+        chain.r3.url(),
+        chain.as2.url()
+    ));
+    let steps: Narrator = {
+        let say = say.clone();
+        Arc::new(move |line: &str| say(&format!("   · {line}")))
+    };
+    let user = PlayedUser::new(ALICE, ALICE_PASSWORD, Decision::Approve, steps.clone());
+    let agent = chain.server_agent(Arc::new(user))?.with_steps(steps);
+    let reply = agent
+        .call(
+            Method::GET,
+            &format!("{}/chain", chain.r1.url()),
+            None,
+            None,
+        )
+        .await?;
+    let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+    let text = |value: Option<&serde_json::Value>| {
+        value
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let mut hop = Some(&json);
+    let mut depth = 0;
+    while let Some(this) = hop.filter(|h| h.is_object()) {
+        walk.line(&format!(
+            "{} was called by {} (act: {})",
+            text(this.get("resource")),
+            text(this.get("caller")),
+            this.get("act").unwrap_or(&serde_json::Value::Null)
+        ));
+        hop = this.get("downstream");
+        depth += 1;
+    }
+    let first_agent = json
+        .pointer("/downstream/downstream/act/act/agent")
+        .and_then(serde_json::Value::as_str);
+    let ok =
+        reply.status.as_u16() == 200 && depth == 3 && first_agent == Some(chain.agent_server.url());
+    walk.record(
+        "multi-hop",
+        ok,
+        format!(
+            "GET R1/chain → {}; R3 sees the whole chain in act, nested twice",
+            describe(&reply)
+        ),
+    );
+    Ok(walk.outcomes.remove(0))
+}

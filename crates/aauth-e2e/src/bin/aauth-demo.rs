@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use aauth_e2e::chain::{Chain, ChainOptions};
 use aauth_e2e::demo;
 use aauth_e2e::world::World;
 
@@ -37,7 +38,17 @@ async fn main() -> ExitCode {
         world.dir().display()
     );
 
-    let outcomes = demo::run(&world, Arc::new(say)).await;
+    let mut outcomes = demo::run(&world, Arc::new(say)).await;
+    // The multi-hop scenario runs in its own six processes.
+    if let Ok(list) = outcomes.as_mut() {
+        match Chain::start(&ChainOptions::default()) {
+            Ok(chain) => match demo::run_chain(&chain, Arc::new(say)).await {
+                Ok(outcome) => list.push(outcome),
+                Err(error) => outcomes = Err(error),
+            },
+            Err(error) => outcomes = Err(error),
+        }
+    }
     println!();
     let code = match outcomes {
         Ok(outcomes) => {
