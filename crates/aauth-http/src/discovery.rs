@@ -55,7 +55,7 @@ impl Document {
 }
 
 #[derive(Debug, Clone)]
-struct Entry {
+pub(crate) struct Entry {
     document: Document,
     max_age: Duration,
 }
@@ -122,6 +122,12 @@ impl Discovery {
                 .time_to_live(KID_REFETCH_INTERVAL)
                 .build(),
         }
+    }
+
+    /// The document cache, for tests that need to expire it.
+    #[cfg(test)]
+    pub(crate) fn documents_for_tests(&self) -> &moka::future::Cache<String, Entry> {
+        &self.documents
     }
 
     /// The identifier mode discovery enforces.

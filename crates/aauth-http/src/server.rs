@@ -261,7 +261,13 @@ impl RequestVerifier {
     ) -> Result<VerifiedRequest, Rejected> {
         let headers = Headers(&parts.headers);
         let request = self.request(parts, &headers, body, require_nonce);
-        let need = verify::key_need(&request, self.config_for(require_nonce));
+        // A token validated before needs no keys: skip discovery entirely, so
+        // that under load nothing is looked up or refetched for it.
+        let need = if self.presents_cached_token(&parts.headers) {
+            verify::KeyNeed::None
+        } else {
+            verify::key_need(&request, self.config_for(require_nonce))
+        };
         let directory = self.discovery.prefetch(&need).await;
         self.verify_with(parts, body, require_nonce, &directory)
     }
@@ -310,6 +316,23 @@ impl RequestVerifier {
             }
         }
         Ok(verified)
+    }
+
+    /// Whether `Signature-Key` carries a token this verifier has validated
+    /// and that has not expired (the verifier checks `exp` again anyway).
+    fn presents_cached_token(&self, headers: &HeaderMap) -> bool {
+        let Some(field) = headers
+            .get("signature-key")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| aauth_protocol::signature_key::parse(v).ok())
+        else {
+            return false;
+        };
+        let aauth_protocol::signature_key::SignatureKey::Jwt { jwt } = &field.key else {
+            return false;
+        };
+        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+        self.tokens.get(jwt).is_some_and(|token| now < token.exp())
     }
 
     fn config_for(&self, require_nonce: bool) -> &VerifierConfig {
@@ -426,5 +449,115 @@ mod tests {
                 .len(),
             10
         );
+    }
+}
+
+#[cfg(test)]
+mod token_cache_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aauth_protocol::httpsig::{self, SignOptions};
+    use aauth_protocol::ids::{Kid, Label, Origin, OriginMode, Scope};
+    use aauth_protocol::jwk::{Jwks, JwksKey};
+    use aauth_protocol::keys::{Algorithm, SigningKey};
+    use aauth_protocol::signature_key::{SignatureKeyField, Syntax};
+    use aauth_protocol::tokens::auth_token::AuthTokenBuilder;
+    use axum::routing::get;
+
+    use super::*;
+    use crate::fetch::Fetcher;
+
+    /// An auth server on loopback that counts how often its documents are read.
+    async fn auth_server(key: &SigningKey) -> (Origin, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let origin = Origin::parse(&format!("http://127.0.0.1:{port}"), OriginMode::Dev).unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let metadata = serde_json::json!({
+            "issuer": origin.as_str(),
+            "jwks_uri": format!("{origin}/jwks.json"),
+            "agent_token_endpoint": format!("{origin}/agent/token"),
+            "agent_auth_endpoint": format!("{origin}/agent/auth"),
+        });
+        let jwks = Jwks::new(vec![JwksKey {
+            kid: Kid::new("as".into()).unwrap(),
+            key: key.public_key().clone(),
+        }])
+        .to_json_value();
+        let (h1, h2) = (hits.clone(), hits.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/aauth-issuer",
+                get(move || {
+                    h1.fetch_add(1, Ordering::SeqCst);
+                    let m = metadata.clone();
+                    async move { axum::Json(m) }
+                }),
+            )
+            .route(
+                "/jwks.json",
+                get(move || {
+                    h2.fetch_add(1, Ordering::SeqCst);
+                    let j = jwks.clone();
+                    async move { axum::Json(j) }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (origin, hits)
+    }
+
+    fn signed_parts(key: &SigningKey, token: &str) -> Parts {
+        let field = SignatureKeyField::jwt(Label::sig(), token.to_owned());
+        let header = field.to_header_value(Syntax::Sk0).unwrap();
+        let request = httpsig::Request {
+            method: "GET",
+            authority: "resource.example",
+            target: "/data",
+            headers: &Vec::<(&str, &str)>::new(),
+            body: None,
+        };
+        let signed = httpsig::sign(&request, &header, key, &SignOptions::new(unix_now())).unwrap();
+        let mut builder = http::Request::builder().method("GET").uri("/data");
+        for (name, value) in signed.headers() {
+            builder = builder.header(name, value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_skips_discovery_entirely() {
+        let as_key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let (issuer, hits) = auth_server(&as_key).await;
+        let resource = Origin::parse("https://resource.example", OriginMode::Production).unwrap();
+        let mut config = VerifierConfig::new(resource.clone());
+        config.origin_mode = OriginMode::Dev;
+        config.trusted_auth_servers = vec![issuer.clone()];
+        let discovery = Discovery::new(Fetcher::new(OriginMode::Dev).unwrap(), OriginMode::Dev);
+        let verifier = RequestVerifier::new(config, discovery, true);
+
+        let agent_key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let agent = Origin::parse("https://agent.example", OriginMode::Production).unwrap();
+        let now = i64::try_from(unix_now()).unwrap();
+        let token = AuthTokenBuilder::new(issuer, resource, agent, agent_key.public_key().clone())
+            .scope(Scope::parse("data.read").unwrap())
+            .build(now)
+            .unwrap()
+            .sign(&as_key, &Kid::new("as".into()).unwrap())
+            .unwrap();
+
+        let first = signed_parts(&agent_key, &token);
+        assert!(!verifier.presents_cached_token(&first.headers));
+        verifier.verify(&first, b"", false).await.unwrap();
+        let fetched = hits.load(Ordering::SeqCst);
+        assert_eq!(fetched, 2, "metadata and JWKS, once each");
+
+        // From now on the token is known: no discovery at all, even after
+        // the cached documents would have been dropped.
+        verifier.discovery.documents_for_tests().invalidate_all();
+        let again = signed_parts(&agent_key, &token);
+        assert!(verifier.presents_cached_token(&again.headers));
+        verifier.verify(&again, b"", false).await.unwrap();
+        assert_eq!(hits.load(Ordering::SeqCst), fetched);
     }
 }
