@@ -326,9 +326,21 @@ async fn renew(State(state): State<AppState>, request: Request) -> Response {
         .into_response();
     };
     let sub = agent_token.delegate().to_owned();
-    match state.0.store.delegate_exists(&sub).await {
-        Ok(true) => {}
-        Ok(false) => {
+    // Only the delegate's CURRENT key may rotate: a key superseded by a
+    // rotation or a re-enrollment (e.g. after a compromise) must not be able
+    // to mint itself a successor.
+    let current = verified.thumbprint().as_str().to_owned();
+    match state.0.store.delegate_key(&sub).await {
+        Ok(Some(jkt)) if jkt == current => {}
+        Ok(Some(_)) => {
+            return ErrorResponse::new(
+                Condition::AgentTokenInvalid,
+                "this key is no longer the delegate's current key (rotated or re-enrolled since)",
+            )
+            .with_challenge(AgentAuth::identity())
+            .into_response();
+        }
+        Ok(None) => {
             return ErrorResponse::new(
                 Condition::AgentTokenInvalid,
                 "the agent token's delegate is not enrolled here",
@@ -366,14 +378,30 @@ async fn renew(State(state): State<AppState>, request: Request) -> Response {
         )
         .into_response();
     }
+    let jkt = new_key.thumbprint();
+    // Conditional on the key still being current: of two concurrent
+    // renewals with one key, only the first rotates.
+    match state
+        .0
+        .store
+        .rotate(&sub, &current, jkt.as_str(), unix_now())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return ErrorResponse::new(
+                Condition::AgentTokenInvalid,
+                "this key is no longer the delegate's current key (rotated or re-enrolled since)",
+            )
+            .with_challenge(AgentAuth::identity())
+            .into_response();
+        }
+        Err(e) => return server_fault(&e),
+    }
     let agent_token = match state.issue(&sub, &new_key) {
         Ok(token) => token,
         Err(e) => return server_fault(&e),
     };
-    let jkt = new_key.thumbprint();
-    if let Err(e) = state.0.store.rotate(&sub, jkt.as_str(), unix_now()).await {
-        return server_fault(&e);
-    }
     tracing::info!(%sub, jkt = %jkt.as_str(), "delegate key rotated");
     token_response(&state, &agent_token, &sub)
 }

@@ -188,22 +188,41 @@ impl Store {
 
     /// Whether `sub` is an enrolled delegate.
     pub async fn delegate_exists(&self, sub: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 AS one FROM delegates WHERE sub = $1")
+        Ok(self.delegate_key(sub).await?.is_some())
+    }
+
+    /// The thumbprint of the enrolled delegate's current key, if `sub` is
+    /// enrolled.
+    pub async fn delegate_key(&self, sub: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT jkt FROM delegates WHERE sub = $1")
             .bind(sub.to_owned())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.is_some())
+        row.map(|row| row.try_get::<String, _>("jkt"))
+            .transpose()
+            .map_err(StoreError::from)
     }
 
-    /// Records the delegate's new key (P-DEL-2).
-    pub async fn rotate(&self, sub: &str, jkt: &str, now: u64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE delegates SET jkt = $1, updated_at = $2 WHERE sub = $3")
-            .bind(jkt.to_owned())
-            .bind(now_i64(now))
-            .bind(sub.to_owned())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Replaces the delegate's key `old_jkt` by `new_jkt` (P-DEL-2). `false`
+    /// when `old_jkt` is no longer its key (rotated or re-enrolled since):
+    /// a superseded key can never rotate again.
+    pub async fn rotate(
+        &self,
+        sub: &str,
+        old_jkt: &str,
+        new_jkt: &str,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE delegates SET jkt = $1, updated_at = $2 WHERE sub = $3 AND jkt = $4",
+        )
+        .bind(new_jkt.to_owned())
+        .bind(now_i64(now))
+        .bind(sub.to_owned())
+        .bind(old_jkt.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -343,6 +343,39 @@ async fn renew_binds_a_new_key_to_the_same_sub() {
 }
 
 #[tokio::test]
+async fn a_superseded_key_cannot_renew_again() {
+    // P-DEL-2: only the delegate's current key rotates. After a rotation the
+    // old key — with its still-unexpired agent token — must not be able to
+    // mint itself another successor (a stolen key after the owner rotated).
+    let server = server().await;
+    let (old_key, old_token, _) = enrolled(&server).await;
+    let identity = Identity::Delegate {
+        agent_token: old_token,
+        key: old_key,
+    };
+    let rotated = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let nonce = Nonce::generate().unwrap();
+    let (status, body) = send(
+        &server,
+        &identity,
+        renewal(&rotated, &rotated, &nonce, nonce.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let attacker = SigningKey::generate(Algorithm::Ed25519).unwrap();
+    let nonce = Nonce::generate().unwrap();
+    let (status, body) = send(
+        &server,
+        &identity,
+        renewal(&attacker, &attacker, &nonce, nonce.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(error(&body), "invalid_agent_token");
+}
+
+#[tokio::test]
 async fn renew_also_takes_a_p256_key() {
     // profile: P-DEL-2 — "ES256 for P-256"
     let server = server().await;
