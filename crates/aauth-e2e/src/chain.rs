@@ -157,10 +157,14 @@ scopes = ["chain.read"]
                 quoted(&trusted)
             ),
         )?;
+        // R2 and R3 are behind AS2: the only auth server R1 and R2 send a
+        // caller's token to.
         let resource = |name: &str, auth: &str, downstream: Option<&str>| {
             let mut text = format!("auth_server = \"{auth}\"\nkey_file = \"{name}-key.json\"\n");
             if let Some(downstream) = downstream {
-                text.push_str(&format!("downstream = \"{downstream}/chain\"\n"));
+                text.push_str(&format!(
+                    "downstream = \"{downstream}/chain\"\ndownstream_auth_server = \"{as2_url}\"\n"
+                ));
             }
             write_file(&root, &format!("{name}.toml"), &text)
         };

@@ -14,6 +14,8 @@
 //! token_leeway = 0                          # seconds after `exp` (P-TOK-5)
 //! lenient_base64 = false                    # P-SIG-7
 //! downstream = "https://next.example/chain" # GET /chain calls it (E§3.9); default: none
+//! downstream_auth_server = "https://auth2.example" # required with downstream: the only
+//!                                                  # auth server given callers' tokens
 //!
 //! [scopes]                                  # E§8.3, in this order
 //! "data.read" = "Read your notes"
@@ -78,6 +80,10 @@ pub struct Config {
     /// The URL `GET /chain` calls, acting as an agent (E§3.9, P-MD-4); its
     /// scope need is learnt from its challenge.
     pub downstream: Option<String>,
+    /// The auth server the downstream's challenges must name: the only one
+    /// this resource sends a caller's auth token to (required with
+    /// `downstream`).
+    pub downstream_auth_server: Option<String>,
 }
 
 impl Default for Config {
@@ -96,6 +102,7 @@ impl Default for Config {
             lenient_base64: false,
             rate_limit: RateLimits::default(),
             downstream: None,
+            downstream_auth_server: None,
         }
     }
 }
@@ -207,6 +214,21 @@ impl Config {
             .as_deref()
             .map(|text| downstream_url(text, &public, mode))
             .transpose()?;
+        // The exchange sends the caller's auth token to the downstream's
+        // auth server: that server is configured, never taken from a peer.
+        let downstream_auth_server = match (&downstream, self.downstream_auth_server.as_deref()) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(StartError::Config(
+                    "downstream needs downstream_auth_server: the auth server trusted with \
+                     callers' tokens in the exchange"
+                        .to_owned(),
+                ));
+            }
+            (Some(_), Some(text)) => Some(Origin::parse(text, mode).map_err(|e| {
+                StartError::Config(format!("downstream_auth_server {text:?}: {e}"))
+            })?),
+        };
         let rate = self.rate_limit;
         if rate.window == 0 {
             return Err(StartError::Config(
@@ -231,6 +253,7 @@ impl Config {
             lenient_base64: self.lenient_base64,
             rate_limit: rate,
             downstream,
+            downstream_auth_server,
         })
     }
 }
@@ -277,6 +300,8 @@ pub struct Settings {
     pub rate_limit: RateLimits,
     /// The URL `GET /chain` calls (E§3.9), if any.
     pub downstream: Option<Url>,
+    /// The downstream's auth server, with `downstream`.
+    pub downstream_auth_server: Option<Origin>,
 }
 
 #[cfg(test)]
@@ -345,7 +370,9 @@ mod tests {
         // profile: P-MD-1 (the downstream's origin), P-MD-4
         let base = "auth_server = \"http://127.0.0.1:7001\"\n";
         let resolve = |downstream: &str, dev_mode: bool| {
-            Config::from_toml(&format!("{base}downstream = \"{downstream}\""))
+            Config::from_toml(&format!(
+                "{base}downstream = \"{downstream}\"\ndownstream_auth_server = \"https://auth2.example\""
+            ))
                 .unwrap()
                 .resolve(dev("http://127.0.0.1:7000"), dev_mode)
         };

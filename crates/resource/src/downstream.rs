@@ -207,6 +207,8 @@ struct ExchangeAnswer {
 #[derive(Clone)]
 pub struct Downstream {
     url: Url,
+    /// The only auth server the caller's token is sent to in an exchange.
+    auth_server: Origin,
     /// This resource as an agent: `jwks_uri` on its own origin (P-MD-4).
     me: Identity,
     key: Arc<SigningKey>,
@@ -230,6 +232,7 @@ impl Downstream {
     /// `discovery`.
     pub fn new(
         url: Url,
+        auth_server: Origin,
         me: Origin,
         kid: Kid,
         key: Arc<SigningKey>,
@@ -237,6 +240,7 @@ impl Downstream {
     ) -> Result<Self, ClientError> {
         Ok(Self {
             url,
+            auth_server,
             me: Identity::AgentServer {
                 agent: me,
                 kid,
@@ -344,6 +348,14 @@ impl Downstream {
         };
         let auth_server = Origin::parse(named, self.mode())
             .map_err(|e| auth_server_error(format!("not an identifier: {e}")))?;
+        // The caller's auth token goes only to the configured auth server,
+        // whatever a downstream names.
+        if auth_server != self.auth_server {
+            return Err(auth_server_error(format!(
+                "is not the configured downstream auth server {}; the caller's token is not sent there",
+                self.auth_server
+            )));
+        }
         let metadata = self
             .discovery
             .auth_server_metadata(&auth_server)
@@ -351,6 +363,12 @@ impl Downstream {
             .map_err(|e| auth_server_error(e.to_string()))?;
         let endpoint = Url::parse(metadata.agent_token_endpoint.as_str())
             .map_err(|e| auth_server_error(format!("agent_token_endpoint: {e}")))?;
+        // ...and only to an endpoint on that server's own origin.
+        if endpoint.origin().ascii_serialization() != auth_server.as_str() {
+            return Err(auth_server_error(
+                "its agent_token_endpoint is not on its own origin".to_owned(),
+            ));
+        }
         tracing::info!(
             downstream = %self.url,
             auth_server = %auth_server,

@@ -187,9 +187,11 @@ impl AppState {
         let downstream = settings
             .downstream
             .clone()
-            .map(|url| {
+            .zip(settings.downstream_auth_server.clone())
+            .map(|(url, auth_server)| {
                 Downstream::new(
                     url,
+                    auth_server,
                     settings.identifier.clone(),
                     kid.clone(),
                     key.clone(),

@@ -74,6 +74,9 @@ struct Serve {
     /// http://127.0.0.1:PORT/chain (E§3.9).
     #[arg(long, value_name = "URL")]
     downstream: Option<String>,
+    /// The downstream's auth server: the only one given callers' tokens.
+    #[arg(long, value_name = "URL")]
+    downstream_auth_server: Option<String>,
     /// Debug logging (RUST_LOG refines it).
     #[arg(long, short)]
     verbose: bool,
@@ -94,6 +97,10 @@ impl Serve {
         set(&mut config.public_url, &self.public_url);
         set(&mut config.auth_server, &self.auth_server);
         set(&mut config.downstream, &self.downstream);
+        set(
+            &mut config.downstream_auth_server,
+            &self.downstream_auth_server,
+        );
         if self.listen.is_some() {
             config.listen = self.listen;
         }

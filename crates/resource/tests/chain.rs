@@ -193,10 +193,18 @@ async fn auth_server() -> Arc<AuthServer> {
 
 /// A resource trusting `auth`, calling `downstream` if given.
 async fn resource(auth: &Origin, downstream: Option<&str>) -> Origin {
+    resource_pinned(auth, downstream, auth).await
+}
+
+/// A resource trusting `auth`, calling `downstream` if given, whose
+/// exchanges may only go to `pinned`.
+async fn resource_pinned(auth: &Origin, downstream: Option<&str>, pinned: &Origin) -> Origin {
     let (listener, origin) = listen().await;
     let mut text = format!("auth_server = \"{auth}\"\n");
     if let Some(downstream) = downstream {
-        text.push_str(&format!("downstream = \"{downstream}\"\n"));
+        text.push_str(&format!(
+            "downstream = \"{downstream}\"\ndownstream_auth_server = \"{pinned}\"\n"
+        ));
     }
     let settings = Config::from_toml(&text)
         .unwrap()
@@ -363,4 +371,27 @@ async fn an_unreachable_downstream_is_a_server_error_naming_it() {
         "{description}"
     );
     assert!(auth.received.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_callers_token_goes_only_to_the_configured_auth_server() {
+    // A downstream that names another auth server in its challenge never
+    // receives the caller's token: the exchange is refused before any request.
+    let auth = auth_server().await;
+    let r2 = resource(&auth.origin, None).await;
+    let (_elsewhere_listener, elsewhere) = listen().await;
+    let r1 = resource_pinned(&auth.origin, Some(&format!("{r2}/chain")), &elsewhere).await;
+    let agent = Agent::new();
+    let upstream = agent.token_for(&auth, &r1, "alice");
+    let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
+    assert_eq!(status, 500, "{answer}");
+    let description = answer["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("not the configured downstream auth server"),
+        "{description}"
+    );
+    assert!(
+        auth.received.lock().unwrap().is_empty(),
+        "no exchange was sent"
+    );
 }
