@@ -43,7 +43,7 @@ impl Refusal {
 }
 
 fn classify_v4(ip: Ipv4Addr) -> Option<Refusal> {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     if ip.is_loopback() {
         Some(Refusal::Loopback)
     } else if ip.is_private() || (a == 100 && (64..128).contains(&b)) {
@@ -56,6 +56,9 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Refusal> {
         || ip.is_documentation()
         || a == 0
         || a >= 240
+        // 192.0.0.0/24 (IETF protocol assignments), 198.18.0.0/15 (benchmarking).
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b == 18 || b == 19))
     {
         Some(Refusal::Special)
     } else {
@@ -63,8 +66,28 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Refusal> {
     }
 }
 
+/// The IPv4 address an IPv6 address carries and would reach: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`)
+/// and 6to4 (`2002:AABB:CCDD::/48`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let tail = |hi: u16, lo: u16| {
+        let [h1, h2] = hi.to_be_bytes();
+        let [l1, l2] = lo.to_be_bytes();
+        Ipv4Addr::new(h1, h2, l1, l2)
+    };
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(tail(hi, lo)),
+        // Not `::` and `::1`, which are classified as themselves.
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some(tail(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(tail(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(tail(hi, lo)),
+        _ => None,
+    }
+}
+
 fn classify_v6(ip: Ipv6Addr) -> Option<Refusal> {
-    if let Some(v4) = ip.to_ipv4_mapped() {
+    if let Some(v4) = embedded_v4(ip) {
         return classify_v4(v4);
     }
     let [first, second, ..] = ip.segments();
@@ -72,7 +95,8 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Refusal> {
         Some(Refusal::Loopback)
     } else if first & 0xfe00 == 0xfc00 {
         Some(Refusal::Private)
-    } else if first & 0xffc0 == 0xfe80 {
+    } else if first & 0xffc0 == 0xfe80 || first & 0xffc0 == 0xfec0 {
+        // fe80::/10 link-local; fec0::/10, the deprecated site-local range.
         Some(Refusal::LinkLocal)
     } else if ip.is_unspecified() || ip.is_multicast() || (first == 0x2001 && second == 0x0db8) {
         Some(Refusal::Special)
@@ -212,6 +236,13 @@ mod tests {
             ("::", Refusal::Special),
             ("255.255.255.255", Refusal::Special),
             ("224.0.0.1", Refusal::Special),
+            ("192.0.0.8", Refusal::Special),
+            ("198.18.0.1", Refusal::Special),
+            // IPv6 forms that reach an IPv4 address.
+            ("64:ff9b::a9fe:a9fe", Refusal::LinkLocal),
+            ("2002:a00:1::1", Refusal::Private),
+            ("::10.0.0.1", Refusal::Private),
+            ("fec0::1", Refusal::LinkLocal),
         ];
         for (text, refusal) in cases {
             assert_eq!(
