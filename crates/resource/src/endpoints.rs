@@ -218,8 +218,10 @@ pub async fn resource_token(State(state): State<AppState>, request: Request) -> 
                 "the form parameter scope is required (E§9.2.5)",
             ));
         };
+        // A scope that does not parse is a malformed parameter (P-ERR-1:
+        // invalid_request); one that parses but is not ours is invalid_scope.
         let scope = Scope::parse(&text)
-            .map_err(|e| ErrorResponse::new(Condition::ScopeNotAllowed, format!("scope: {e}")))?;
+            .map_err(|e| ErrorResponse::invalid_request(format!("scope: {e}")))?;
         if let Some(unknown) = scope
             .tokens()
             .find(|t| state.settings().scopes.get(t).is_none())

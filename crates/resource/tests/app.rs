@@ -246,7 +246,7 @@ async fn resource_token_endpoint_checks_its_form() {
     for (body, status, error) in [
         ("scope=data.delete", 400, "invalid_scope"),
         ("scope=data.read+other", 400, "invalid_scope"),
-        ("scope=", 400, "invalid_scope"),
+        ("scope=", 400, "invalid_request"),
         ("", 400, "invalid_request"),
         ("other=1", 400, "invalid_request"),
         // profile: P-TOK-7
