@@ -467,3 +467,40 @@ async fn a_delegate_enrolls_climbs_with_its_agent_token_and_rotates_its_key() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_user_interaction_url_off_the_resource_is_never_shown_to_the_user() {
+    // P-UI-1: the interaction URL is on the resource itself; a resource that
+    // names another origin (or a file: URL) does not get the user's browser.
+    for elsewhere in ["https://phish.example/login", "file:///etc/passwd"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let target = elsewhere.to_owned();
+        let router = Router::new().route(
+            "/data",
+            get(move || {
+                let target = target.clone();
+                async move {
+                    ErrorResponse::new(Condition::InteractionRequired, "the user must come")
+                        .with_challenge(AgentAuth::user_interaction(&target).unwrap())
+                        .into_response()
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let consent = user(false);
+        let (agent, _) = server_agent(consent.clone()).await;
+        let error = agent
+            .call(Method::GET, &format!("{origin}/data"), None, None)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("is not on the resource"),
+            "{error}"
+        );
+        assert!(
+            consent.seen.lock().unwrap().is_empty(),
+            "nothing was presented"
+        );
+    }
+}

@@ -350,7 +350,7 @@ impl Agent {
 
             // E§4.4 / E§9.9: the user must visit the resource.
             if let Some(interaction) = challenge.user_interaction_url() {
-                self.interact(interaction).await?;
+                self.interact(interaction, &resource).await?;
                 continue;
             }
             // E§9.7: an auth token the resource no longer accepts is
@@ -627,9 +627,18 @@ impl Agent {
 
     /// E§9.9, P-UI-2: send the user to the resource's interaction URL with
     /// a loopback `return_url`, and wait for them to come back.
-    async fn interact(&self, interaction: &str) -> Result<(), AgentError> {
+    async fn interact(&self, interaction: &str, resource: &str) -> Result<(), AgentError> {
         let mut url = Url::parse(interaction)
             .map_err(|e| AgentError::Url(format!("user_interaction {interaction:?}: {e}")))?;
+        // P-UI-1: the interaction URL is on the resource itself. Anything
+        // else (another host, a file: or custom-scheme URL) is never handed
+        // to the user's browser.
+        if origin_of(&url) != resource {
+            return Err(AgentError::Url(format!(
+                "user_interaction {:?} is not on the resource {resource}",
+                interaction.chars().take(120).collect::<String>()
+            )));
+        }
         let listener = CallbackListener::bind().await?;
         url.query_pairs_mut()
             .append_pair("return_url", listener.redirect_uri().as_str());
