@@ -440,8 +440,16 @@ fn csrf_failed() -> PageError {
     )
 }
 
-/// Checks a password against a PHC string off the async runtime.
+/// Password checks running at once. Each argon2 check takes its memory cost
+/// (19 MiB by default): unbounded, a burst of logins could exhaust memory.
+static PASSWORD_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Checks a password against a PHC string off the async runtime, at most
+/// four at a time; the others wait their turn.
 async fn password_matches(hash: Option<String>, password: String) -> bool {
+    let Ok(_permit) = PASSWORD_CHECKS.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         let (hash, known) = match hash {
             Some(hash) => (hash, true),

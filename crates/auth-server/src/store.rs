@@ -248,12 +248,28 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a pending request.
+    /// Stores a pending request, unless its agent already has `limit`
+    /// unexpired ones (`false`): agents are open by design, so their pending
+    /// requests must not grow without bound. Expired requests are dropped first.
     pub async fn insert_request(
         &self,
         request: &PendingRequest,
         now: i64,
-    ) -> Result<(), StoreError> {
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM pending_requests WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        let pending: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM pending_requests WHERE agent = $1")
+                .bind(&request.agent)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+        if pending >= i64::from(limit) {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO pending_requests
              (token_hash, agent, delegate_sub, resource, scope, redirect_uri, created_at, expires_at)
@@ -269,7 +285,7 @@ impl Store {
         .bind(request.expires_at)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(true)
     }
 
     fn request_row(row: &SqliteRow) -> Result<PendingRequest, StoreError> {
@@ -523,6 +539,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_agent_has_a_bounded_number_of_pending_requests() {
+        let store = Store::open(&temp_db("pending-limit")).await.unwrap();
+        let request = |hash: &str, agent: &str, expires_at: i64| PendingRequest {
+            token_hash: hash.into(),
+            agent: agent.into(),
+            delegate_sub: None,
+            resource: "https://r.example".into(),
+            scope: "a".into(),
+            redirect_uri: "https://agent.example/cb".into(),
+            expires_at,
+        };
+        let a = "https://a.example";
+        assert!(
+            store
+                .insert_request(&request("1", a, 2_000), 1_000, 2)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_request(&request("2", a, 2_000), 1_000, 2)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .insert_request(&request("3", a, 2_000), 1_000, 2)
+                .await
+                .unwrap()
+        );
+        // Another agent has its own allowance; expired requests free it up.
+        assert!(
+            store
+                .insert_request(&request("4", "https://b.example", 2_000), 1_000, 2)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_request(&request("5", a, 3_000), 2_000, 2)
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
     async fn everything_survives_reopening_the_file() {
         // profile: P-AS-8
         let path = temp_db("reopen");
@@ -536,7 +598,7 @@ mod tests {
             redirect_uri: "https://agent.example/cb".into(),
             expires_at: 1_600,
         };
-        store.insert_request(&request, 1_000).await.unwrap();
+        assert!(store.insert_request(&request, 1_000, 100).await.unwrap());
         store
             .insert_grant(&grant("g", "https://agent.example", None, None), 1_000)
             .await

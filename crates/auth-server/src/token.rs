@@ -207,6 +207,9 @@ async fn authenticate(
     }
 }
 
+/// Unexpired consent requests one agent may have waiting at once.
+pub const MAX_PENDING_PER_AGENT: u32 = 100;
+
 /// `request_type=auth` (E§9.3, E§9.4, profile: P-AS-2).
 async fn auth_request(
     state: &AppState,
@@ -280,11 +283,18 @@ async fn auth_request(
         redirect_uri,
         expires_at: now.saturating_add(i64::from(lifetime)),
     };
-    state
+    let stored = state
         .store()
-        .insert_request(&pending, now)
+        .insert_request(&pending, now, MAX_PENDING_PER_AGENT)
         .await
         .map_err(db)?;
+    if !stored {
+        return Err(ErrorResponse::invalid_request(format!(
+            "this agent already has {MAX_PENDING_PER_AGENT} requests waiting for a user; \
+             complete them or let them expire"
+        ))
+        .into());
+    }
     Ok(json!({
         "request_token": request_token.expose(),
         "expires_in": lifetime,
