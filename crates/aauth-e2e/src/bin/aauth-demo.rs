@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
     println!("  auth server   {}", world.auth_server.url());
     println!("  resource      {}", world.resource.url());
     println!(
-        "  run directory {} (configurations, databases, logs)",
+        "  run directory {} (configurations, databases, logs; removed at the end unless --keep)",
         world.dir().display()
     );
 
