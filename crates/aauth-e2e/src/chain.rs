@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aauth_agent_server::agent::{Agent, ConsentHandler, Principal, TokenStore};
-use aauth_http::client::SigningClient;
+use aauth_http::client::{Identity, SigningClient};
 use aauth_http::runtime::ServerKey;
 use aauth_protocol::ids::{Origin, OriginMode};
 
@@ -32,6 +32,8 @@ pub struct ChainOptions {
     /// Scopes AS2 would only grant with a user's consent (for the
     /// `interaction_required` case).
     pub consent_scopes: Vec<String>,
+    /// AS1's auth token lifetime, seconds.
+    pub as1_token_lifetime: u32,
 }
 
 impl Default for ChainOptions {
@@ -40,6 +42,7 @@ impl Default for ChainOptions {
             max_exchange_depth: 5,
             trust_as1: true,
             consent_scopes: Vec::new(),
+            as1_token_lifetime: 600,
         }
     }
 }
@@ -112,6 +115,7 @@ impl Chain {
             "as1.toml",
             &format!(
                 r#"database = "as1.db"
+auth_token_lifetime = {lifetime}
 
 [[users]]
 username = "{ALICE}"
@@ -122,7 +126,8 @@ sub = "user-alice"
 agent = "{agent_url}"
 resource = "{r1_url}"
 scopes = ["chain.read"]
-"#
+"#,
+                lifetime = options.as1_token_lifetime,
             ),
         )?;
         let mut trusted = vec![as2_url.clone()];
@@ -208,6 +213,19 @@ scopes = ["chain.read"]
     /// The run's directory.
     pub fn dir(&self) -> &Path {
         &self.root
+    }
+
+    /// A resource's own signing identity (its key file, P-MD-4), for
+    /// requests the tests craft as that resource.
+    pub fn resource_identity(&self, party: &Party, name: &str) -> Result<Identity, WorldError> {
+        let key = ServerKey::load_or_create(&self.root.join(format!("{name}-key.json")))
+            .map_err(|e| WorldError::Other(e.to_string()))?;
+        Ok(Identity::AgentServer {
+            agent: Origin::parse(party.url(), OriginMode::Dev)
+                .map_err(|e| WorldError::Other(e.to_string()))?,
+            kid: key.kid,
+            key: Arc::new(key.key),
+        })
     }
 
     /// An agent acting as the agent server itself.

@@ -2,6 +2,7 @@
 //! servers, each resource exchanging the token it received (P-AS-7).
 #![expect(
     clippy::unwrap_used,
+    clippy::panic,
     reason = "test helpers: a failure must stop the test loudly"
 )]
 
@@ -10,8 +11,10 @@ use std::sync::Arc;
 use aauth_e2e::chain::{Chain, ChainOptions};
 use aauth_e2e::user::{Decision, PlayedUser};
 use aauth_e2e::world::{ALICE, ALICE_PASSWORD};
+use aauth_http::client::{Identity, Outgoing, SigningClient};
 use http::Method;
 use serde_json::Value;
+use url::Url;
 
 fn quiet() -> Arc<PlayedUser> {
     Arc::new(PlayedUser::new(
@@ -109,4 +112,125 @@ async fn an_exchange_that_needs_the_user_is_interaction_required() {
     let (status, json) = call_chain(&chain).await;
     assert_eq!(status, 401, "{json}");
     assert_eq!(json["error"], "interaction_required");
+}
+
+/// The agent's AS1 auth token for R1, obtained through the real climb.
+async fn agents_token_for_r1(chain: &Chain) -> String {
+    let agent = chain.server_agent(quiet()).unwrap();
+    let reply = agent
+        .call(
+            Method::GET,
+            &format!("{}/whoami", chain.r1.url()),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // /whoami needs no auth token; /chain makes the agent get one.
+    let reply = agent
+        .call(
+            Method::GET,
+            &format!("{}/chain", chain.r1.url()),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    agent
+        .tokens()
+        .newest_for(chain.r1.url())
+        .unwrap()
+        .auth_token
+}
+
+/// Asks AS2 directly for an exchange, signed as `caller` (a resource with
+/// its own key), with a resource token that `downstream` issues to it and
+/// `upstream` as the upstream token. Returns AS2's status and error code.
+async fn exchange_as(
+    chain: &Chain,
+    caller: &Identity,
+    downstream: &str,
+    upstream: &str,
+) -> (u16, String) {
+    let client = SigningClient::new().unwrap();
+    let challenge = client
+        .send(
+            caller,
+            Outgoing::get(Url::parse(&format!("{downstream}/chain")).unwrap()),
+        )
+        .await
+        .unwrap();
+    let resource_token = challenge
+        .agent_auth()
+        .and_then(|c| c.resource_token().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no resource token: {}", challenge.text()));
+    let reply = client
+        .send(
+            caller,
+            Outgoing::post_form(
+                Url::parse(&format!("{}/agent/token", chain.as2.url())).unwrap(),
+                &[
+                    ("request_type", "exchange"),
+                    ("resource_token", &resource_token),
+                    ("upstream_token", upstream),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    (
+        reply.status.as_u16(),
+        reply
+            .error_code()
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_token_for_another_audience_is_invalid_grant() {
+    // profile: P-AS-7 — the upstream token's aud must be the caller. R2
+    // presents the agent's token that was issued for R1.
+    let chain = Chain::start(&ChainOptions::default()).expect("six processes start");
+    let token = agents_token_for_r1(&chain).await;
+    let r2 = chain.resource_identity(&chain.r2, "r2").unwrap();
+    let (status, code) = exchange_as(&chain, &r2, chain.r3.url(), &token).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_grant"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_upstream_token_is_invalid_grant() {
+    // profile: P-AS-7 — an act (or anything else) written into the upstream
+    // token breaks its signature.
+    let chain = Chain::start(&ChainOptions::default()).expect("six processes start");
+    let token = agents_token_for_r1(&chain).await;
+    let mut parts = token.split('.').map(str::to_owned).collect::<Vec<_>>();
+    let mut claims: Value =
+        serde_json::from_slice(&aauth_protocol::b64::url_decode(&parts[1]).unwrap()).unwrap();
+    claims["act"] = serde_json::json!({"agent": "https://someone.else.example"});
+    parts[1] = aauth_protocol::b64::url_encode(claims.to_string());
+    let tampered = parts.join(".");
+    let r1 = chain.resource_identity(&chain.r1, "r1").unwrap();
+    let (status, code) = exchange_as(&chain, &r1, chain.r2.url(), &tampered).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_grant"));
+    // The genuine token is accepted by the same request.
+    let (status, _) = exchange_as(&chain, &r1, chain.r2.url(), &token).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_upstream_token_is_invalid_grant() {
+    // profile: P-AS-7 — the upstream token's exp is checked (E§7.7 step 8).
+    let chain = Chain::start(&ChainOptions {
+        as1_token_lifetime: 2,
+        ..ChainOptions::default()
+    })
+    .expect("six processes start");
+    let token = agents_token_for_r1(&chain).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let r1 = chain.resource_identity(&chain.r1, "r1").unwrap();
+    let (status, code) = exchange_as(&chain, &r1, chain.r2.url(), &token).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_grant"));
 }
