@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Audience, BuildError, Confirmation, ConfirmationReceived, IssuerKeys, KeyLookupError,
-    MAX_FUTURE_SKEW, TokenType, TypMismatch, expiry, numeric_date,
+    Audience, BuildError, ClockFault, Confirmation, ConfirmationReceived, IssuerKeys,
+    KeyLookupError, TokenType, TypMismatch, check_clock, expiry, numeric_date,
 };
 use crate::error::Condition;
 use crate::ids::{Kid, Origin, OriginError, OriginMode};
@@ -300,22 +300,14 @@ pub fn validate<K: IssuerKeys + ?Sized>(
 
     // 8. "Verify the `exp` claim (current time MUST be less than expiration)"
     let exp = claims.exp.ok_or(E::MissingClaim("exp"))?;
-    // profile: P-TOK-5 — strict `now < exp`, plus a configurable leeway (default 0).
-    if ctx.now >= exp.saturating_add(i64::from(ctx.leeway_secs)) {
-        return Err(E::Expired { exp, now: ctx.now });
-    }
-    // profile: P-TOK-5 — `iat`/`nbf` may be at most 60 s in the future.
-    let horizon = ctx.now.saturating_add(MAX_FUTURE_SKEW);
-    if let Some(iat) = claims.iat
-        && iat > horizon
-    {
-        return Err(E::IssuedInFuture { iat, now: ctx.now });
-    }
-    if let Some(nbf) = claims.nbf
-        && nbf > horizon
-    {
-        return Err(E::NotYetValid { nbf, now: ctx.now });
-    }
+    let now = ctx.now;
+    check_clock(exp, claims.iat, claims.nbf, now, ctx.leeway_secs).map_err(
+        |fault| match fault {
+            ClockFault::Expired => E::Expired { exp, now },
+            ClockFault::IssuedInFuture(iat) => E::IssuedInFuture { iat, now },
+            ClockFault::NotYetValid(nbf) => E::NotYetValid { nbf, now },
+        },
+    )?;
 
     // 9. "Verify the `sub` claim is present (agent delegate identifier)"
     let sub = claims

@@ -317,6 +317,40 @@ pub(crate) fn new_jti() -> Result<String, CryptoError> {
 }
 
 /// `exp + lifetime` without overflow.
+/// What the clock check of a token found wrong.
+pub(crate) enum ClockFault {
+    /// `now` is not before `exp` (+ leeway).
+    Expired,
+    /// `iat` is more than [`MAX_FUTURE_SKEW`] ahead.
+    IssuedInFuture(i64),
+    /// `nbf` is more than [`MAX_FUTURE_SKEW`] ahead.
+    NotYetValid(i64),
+}
+
+/// The clock step of every token's validation (E§5.7 step 8, E§6.5
+/// step 13, E§7.7 step 8: "current time MUST be less than expiration").
+/// profile: P-TOK-5 — strict `now < exp` plus a configurable leeway (default
+/// 0); `iat` and `nbf` may be at most 60 s in the future.
+pub(crate) fn check_clock(
+    exp: i64,
+    iat: Option<i64>,
+    nbf: Option<i64>,
+    now: i64,
+    leeway_secs: u32,
+) -> Result<(), ClockFault> {
+    if now >= exp.saturating_add(i64::from(leeway_secs)) {
+        return Err(ClockFault::Expired);
+    }
+    let horizon = now.saturating_add(MAX_FUTURE_SKEW);
+    if let Some(iat) = iat.filter(|iat| *iat > horizon) {
+        return Err(ClockFault::IssuedInFuture(iat));
+    }
+    if let Some(nbf) = nbf.filter(|nbf| *nbf > horizon) {
+        return Err(ClockFault::NotYetValid(nbf));
+    }
+    Ok(())
+}
+
 pub(crate) fn expiry(now: i64, lifetime_secs: u32) -> i64 {
     now.saturating_add(i64::from(lifetime_secs))
 }
