@@ -10,10 +10,13 @@
 //! * [`server`]: verifying requests in axum handlers (E§10.7) with a `Nonce`
 //!   replay cache, and rendering errors with their `Agent-Auth` challenge
 //!   (P-ERR-1..3).
+//! * [`browser`]: HTML pages and the redirect URI rule, for the pages a
+//!   user's browser is shown or sent through (P-AS-4, P-UI-2).
 //! * [`client`]: the signing side — sign a request as an AAuth identity
 //!   (E§10), send it, and read the `Agent-Auth` challenge and error body.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod client;
 pub mod discovery;
 pub mod fetch;

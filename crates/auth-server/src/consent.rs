@@ -15,16 +15,17 @@
 //! goes into every form; logging in replaces the session id. The cookie is
 //! `HttpOnly`, `SameSite=Lax`, and `Secure` outside dev mode.
 
+use aauth_http::browser::{cookie_value, html_response, redirect_uri_registered, see_other};
 use aauth_http::server::{MAX_FORM_BYTES, unix_now};
 use aauth_protocol::ids::Origin;
-use aauth_protocol::metadata::{AgentMetadata, RedirectUri};
+use aauth_protocol::metadata::AgentMetadata;
 use argon2::{Argon2, PasswordVerifier as _};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use url::{Host, Url};
+use url::Url;
 
 use crate::AppState;
 use crate::config::is_identity_scope;
@@ -73,30 +74,6 @@ impl IntoResponse for PageError {
     }
 }
 
-fn html_response(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // No framing (clickjacking on the consent buttons), no script, no
-    // third-party anything except the agent's logo.
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src https: http:; frame-ancestors 'none'",
-        ),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
-}
-
 fn now_secs() -> i64 {
     i64::try_from(unix_now()).unwrap_or(i64::MAX)
 }
@@ -136,39 +113,6 @@ struct Checked {
     pending: PendingRequest,
     agent: Origin,
     metadata: std::sync::Arc<AgentMetadata>,
-}
-
-/// RFC 8252 §7.3: a loopback redirect URI matches on any port.
-fn loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(Host::Ipv4(ip)) => ip.is_loopback() && ip.octets() == [127, 0, 0, 1],
-        Some(Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
-        _ => false,
-    }
-}
-
-/// Whether `requested` is one of the agent's registered `redirect_uris`:
-/// exact string match, or for `http://127.0.0.1` / `http://[::1]` the same
-/// URI on any port (profile: P-AS-4, RFC 8252 §7.3, in any mode).
-pub fn redirect_uri_registered(registered: &[RedirectUri], requested: &str) -> bool {
-    let requested_url = Url::parse(requested).ok();
-    registered.iter().any(|uri| {
-        if uri.as_str() == requested {
-            return true;
-        }
-        let (Ok(a), Some(b)) = (Url::parse(uri.as_str()), requested_url.as_ref()) else {
-            return false;
-        };
-        a.scheme() == "http"
-            && b.scheme() == "http"
-            && loopback_host(&a)
-            && a.host() == b.host()
-            && a.path() == b.path()
-            && a.query() == b.query()
-            && b.username().is_empty()
-            && b.password().is_none()
-            && b.fragment().is_none()
-    })
 }
 
 /// E§9.5: the request token must be live and "The `redirect_uri` MUST match
@@ -220,17 +164,6 @@ async fn check_request(
         agent,
         metadata,
     })
-}
-
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
 }
 
 async fn current_session(
@@ -294,7 +227,8 @@ fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response 
     response
 }
 
-fn see_other(location: &str) -> Result<Response, PageError> {
+/// A redirect to a path on this server.
+fn see_other_relative(location: &str) -> Result<Response, PageError> {
     let mut response = StatusCode::SEE_OTHER.into_response();
     response.headers_mut().insert(
         header::LOCATION,
@@ -485,7 +419,7 @@ fn back_to_auth(
         pairs.push(("state", state));
     }
     let query = serde_urlencoded::to_string(pairs).map_err(PageError::internal)?;
-    see_other(&format!("{}?{query}", crate::AUTH_PATH))
+    see_other_relative(&format!("{}?{query}", crate::AUTH_PATH))
 }
 
 async fn login_inner(state: &AppState, request: Request) -> Result<Response, PageError> {
@@ -559,7 +493,7 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Result<Response,
             query.append_pair(name, value);
         }
     }
-    see_other(url.as_str())
+    Ok(see_other(&url))
 }
 
 async fn decide_inner(state: &AppState, request: Request) -> Result<Response, PageError> {
@@ -637,62 +571,6 @@ mod tests {
 
     use super::*;
 
-    fn uris(list: &[&str]) -> Vec<RedirectUri> {
-        list.iter()
-            .map(|u| RedirectUri::parse(u, OriginMode::Production).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn redirect_uris_match_exactly_or_on_any_loopback_port() {
-        // profile: P-AS-4 — RFC 8252 §7.3 loopback URIs match on any port, in any mode.
-        let registered = uris(&[
-            "https://agent.example/cb",
-            "http://127.0.0.1/callback",
-            "http://[::1]:8000/cb",
-        ]);
-        assert!(redirect_uri_registered(
-            &registered,
-            "https://agent.example/cb"
-        ));
-        assert!(!redirect_uri_registered(
-            &registered,
-            "https://agent.example/cb2"
-        ));
-        assert!(!redirect_uri_registered(
-            &registered,
-            "https://agent.example:8443/cb"
-        ));
-        assert!(redirect_uri_registered(
-            &registered,
-            "http://127.0.0.1:53124/callback"
-        ));
-        assert!(redirect_uri_registered(
-            &registered,
-            "http://127.0.0.1/callback"
-        ));
-        assert!(redirect_uri_registered(&registered, "http://[::1]:1/cb"));
-        assert!(!redirect_uri_registered(
-            &registered,
-            "http://127.0.0.1:5/other"
-        ));
-        assert!(!redirect_uri_registered(
-            &registered,
-            "http://localhost:5/callback"
-        ));
-        assert!(!redirect_uri_registered(
-            &registered,
-            "https://127.0.0.1:5/callback"
-        ));
-        assert!(!redirect_uri_registered(
-            &registered,
-            "http://u@127.0.0.1:5/callback"
-        ));
-        assert!(!redirect_uri_registered(
-            &registered,
-            "http://127.0.0.1:5/callback#x"
-        ));
-    }
 
     #[test]
     fn session_cookies_are_secure_outside_dev_mode() {

@@ -4,43 +4,7 @@
 
 use std::fmt::Write as _;
 
-/// Escapes text for HTML element content and double-quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
-main{max-width:28rem;margin:4rem auto;background:#fff;border-radius:.75rem;padding:2rem;\
-box-shadow:0 1px 4px rgba(0,0,0,.12)}h1{font-size:1.3rem;margin-top:0}\
-label{display:block;margin:.8rem 0 .3rem;font-weight:600}\
-input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.55rem;\
-border:1px solid #c5c9d3;border-radius:.4rem;font-size:1rem}\
-button{padding:.6rem 1.2rem;border:0;border-radius:.4rem;font-size:1rem;cursor:pointer;margin-top:1rem}\
-.primary{background:#2455c3;color:#fff}.secondary{background:#e4e7ee;color:#1d2330;margin-left:.5rem}\
-.agent{display:flex;align-items:center;gap:.8rem}.agent img{width:48px;height:48px;border-radius:.4rem}\
-ul{padding-left:1.2rem}li{margin:.35rem 0}code{background:#eef0f4;padding:.1rem .3rem;border-radius:.25rem}\
-.error{color:#a11b1b}.muted{color:#5d6475;font-size:.9rem}";
-
-/// A whole page around `body` (already escaped HTML).
-pub fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>\n",
-        escape(title)
-    )
-}
+pub use aauth_http::browser::{error, escape, page};
 
 /// The hidden fields that carry the request through a form.
 #[derive(Debug, Clone)]
@@ -153,18 +117,6 @@ pub fn consent(carry: &Carry<'_>, view: &ConsentView<'_>) -> String {
             escape(view.agent),
             escape(view.username),
             carry.hidden()
-        ),
-    )
-}
-
-/// An error page: the user stays here, nothing redirects to an unverified URI.
-pub fn error(message: &str) -> String {
-    page(
-        "Cannot continue",
-        &format!(
-            "<h1>Cannot continue</h1><p class=\"error\">{}</p>\
-             <p class=\"muted\">Return to the application and start again.</p>",
-            escape(message)
         ),
     )
 }

@@ -6,6 +6,8 @@
 //! public_url = "https://notes.example"      # dev: derived from the bound port
 //! listen = "127.0.0.1:8080"                 # dev default: 127.0.0.1:0
 //! auth_server = "https://auth.example"      # the ONE trusted auth server (required)
+//! name = "AAuth notes"                      # shown on auth servers' consent pages when
+//!                                           # this resource asks a user as an agent (P-UI-2)
 //! key_file = "aauth-resource-key.json"      # relative to --state-dir
 //! resource_token_lifetime = 300             # seconds (P-TOK-3)
 //! require_nonce = true                      # POST/PUT/PATCH/DELETE (P-SIG-6)
@@ -46,6 +48,9 @@ pub const WRITE_SCOPE: &str = "data.write";
 /// The scope `GET /chain` needs.
 pub const CHAIN_SCOPE: &str = "chain.read";
 
+/// Default `name` of the resource as an agent.
+pub const DEFAULT_NAME: &str = "AAuth notes";
+
 /// Default key file name, inside the state directory.
 pub const DEFAULT_KEY_FILE: &str = "aauth-resource-key.json";
 
@@ -59,6 +64,9 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// The one auth server whose tokens are accepted (E§7.7 step 9).
     pub auth_server: Option<String>,
+    /// The name in `/.well-known/aauth-agent`, shown on a downstream auth
+    /// server's consent page (P-MD-2, P-UI-2).
+    pub name: String,
     /// The signing key; a relative path is inside the state directory.
     pub key_file: Option<PathBuf>,
     /// Supported scopes and their descriptions, in order (E§8.3).
@@ -92,6 +100,7 @@ impl Default for Config {
             public_url: None,
             listen: None,
             auth_server: None,
+            name: DEFAULT_NAME.to_owned(),
             key_file: None,
             scopes: default_scopes(),
             resource_token_lifetime: 300,
@@ -240,9 +249,13 @@ impl Config {
                 "resource_token_lifetime must be at least 1 second".to_owned(),
             ));
         }
+        if self.name.trim().is_empty() {
+            return Err(StartError::Config("name must not be empty".to_owned()));
+        }
         Ok(Settings {
             identifier: public,
             auth_server,
+            name: self.name,
             dev,
             scopes: self.scopes,
             resource_token_lifetime: self.resource_token_lifetime,
@@ -280,6 +293,8 @@ pub struct Settings {
     pub identifier: Origin,
     /// The one trusted auth server (P-TOK-6).
     pub auth_server: Origin,
+    /// The name this resource shows as an agent (P-MD-2).
+    pub name: String,
     /// Dev mode: loopback `http` identifiers, signature bases in errors (P-ERR-3).
     pub dev: bool,
     /// Supported scopes with descriptions, in order.
@@ -316,6 +331,7 @@ mod tests {
     fn an_empty_file_gives_the_documented_defaults() {
         let config = Config::from_toml("").unwrap();
         assert_eq!(config.resource_token_lifetime, 300);
+        assert_eq!(config.name, DEFAULT_NAME);
         assert!(config.require_nonce);
         assert_eq!(config.max_body, 1_048_576);
         assert_eq!(config.max_skew, 60);

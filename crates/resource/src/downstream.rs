@@ -15,6 +15,14 @@
 //! until they expire, so repeated calls under one upstream token exchange
 //! once. One call makes at most one exchange and one retry, each request
 //! within the client's timeout, the whole call within [`CALL_BUDGET`].
+//!
+//! When the user is needed (P-UI), the call ends in
+//! [`DownstreamError::NeedsUser`] and [`crate::interaction`] takes over:
+//! the auth server's `interaction_required` leads to this resource's own
+//! authorization as an agent ([`Downstream::start_consent`],
+//! [`Downstream::finish_consent`]), whose token is then kept for the caller
+//! ([`Downstream::keep_grant`]) and tried first on the caller's next call;
+//! a downstream's own `user_interaction` is passed up the chain.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,11 +33,14 @@ use aauth_http::discovery::Discovery;
 use aauth_protocol::challenge::AgentAuth;
 use aauth_protocol::error::{Condition, ErrorCode};
 use aauth_protocol::ids::{Kid, Origin, OriginMode};
-use aauth_protocol::keys::{SigningKey, sha256};
+use aauth_protocol::keys::{CryptoError, SigningKey, random_bytes, sha256};
+use aauth_protocol::metadata::AuthServerMetadata;
 use http::StatusCode;
 use moka::Expiry;
 use serde::Deserialize;
 use url::Url;
+
+use crate::interaction::Binding;
 
 /// Timeout of each request to the downstream or its auth server.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
@@ -85,41 +96,53 @@ pub enum DownstreamError {
         /// What is wrong.
         reason: String,
     },
-    /// The auth server needs the user (P-AS-7: `interaction_required`).
-    /// P-UI (resource-initiated user interaction) is not implemented, so
-    /// this resource cannot offer the fallback.
-    #[error(
-        "downstream {url}: its auth server {auth_server} needs the user's consent for the \
-         exchange; this resource cannot ask for it yet (resource-initiated user interaction \
-         is not implemented)"
-    )]
-    InteractionRequired {
+    /// The user is needed before the call can succeed (P-UI-1).
+    #[error("downstream {url}: {need}")]
+    NeedsUser {
         /// The downstream URL.
         url: String,
-        /// The auth server.
-        auth_server: String,
+        /// Where the user is needed.
+        need: NeedsUser,
     },
-    /// The auth server refused the exchange (E§9.10).
+    /// The downstream asked for the user somewhere other than its own
+    /// origin: this resource only ever sends the user to its next hop (P-UI-3).
+    #[error("downstream {url} asked for the user at {interaction}, which is not on its own origin")]
+    ForeignInteraction {
+        /// The downstream URL.
+        url: String,
+        /// The `user_interaction` as received, quoted briefly.
+        interaction: String,
+    },
+    /// The auth server refused a token request (E§9.10 `exchange`, or
+    /// E§9.3 / E§9.6 `auth` / `code` for this resource's own grant).
     #[error(
-        "downstream {url}: its auth server {auth_server} refused the exchange: {status} {error}"
+        "downstream {url}: its auth server {auth_server} refused request_type={request_type}: \
+         {status} {error}"
     )]
-    ExchangeRefused {
+    TokenRefused {
         /// The downstream URL.
         url: String,
         /// The auth server.
         auth_server: String,
+        /// `exchange`, `auth` or `code`.
+        request_type: &'static str,
         /// Its status.
         status: u16,
         /// Its `error` (and description), quoted briefly.
         error: String,
     },
-    /// The auth server's 200 is not `{"auth_token", "expires_in"}` (E§9.10).
-    #[error("downstream {url}: its auth server {auth_server} answered the exchange with {reason}")]
-    ExchangeAnswer {
+    /// The auth server's 200 is not a token answer (E§9.4, E§9.6, E§9.10).
+    #[error(
+        "downstream {url}: its auth server {auth_server} answered request_type={request_type} \
+         with {reason}"
+    )]
+    TokenAnswer {
         /// The downstream URL.
         url: String,
         /// The auth server.
         auth_server: String,
+        /// `exchange`, `auth` or `code`.
+        request_type: &'static str,
         /// What is wrong.
         reason: String,
     },
@@ -144,28 +167,51 @@ pub enum DownstreamError {
     },
 }
 
+/// Where the user is needed (P-UI-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NeedsUser {
+    /// The downstream's auth server would need the user's consent for the
+    /// exchange (P-AS-7 `interaction_required`): this resource asks for a
+    /// grant of its own, through that server's consent page (P-UI-2).
+    Consent,
+    /// The downstream itself needs the user at this URL, on its own
+    /// origin (`user_interaction`): the chain bubbles (P-UI-3).
+    Onward(Url),
+}
+
+impl fmt::Display for NeedsUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Consent => f.write_str("its auth server needs the user's consent"),
+            Self::Onward(_) => f.write_str("it needs the user at its own interaction page"),
+        }
+    }
+}
+
 impl DownstreamError {
-    /// The P-ERR-1 row this resource answers with. Only the auth server's
-    /// `interaction_required` is the caller's to act on; every other
-    /// failure is this resource's (a `502` row may be wanted; P-ERR-1 has none).
+    /// The P-ERR-1 row this resource answers with. Only the need for the
+    /// user is the caller's to act on; every other failure is this
+    /// resource's (a `502` row may be wanted; P-ERR-1 has none).
     pub fn condition(&self) -> Condition {
         match self {
-            Self::InteractionRequired { .. } => Condition::InteractionRequired,
+            Self::NeedsUser { .. } => Condition::InteractionRequired,
             Self::Transport { .. }
             | Self::Timeout { .. }
             | Self::NoResourceToken { .. }
             | Self::AuthServer { .. }
-            | Self::ExchangeRefused { .. }
-            | Self::ExchangeAnswer { .. }
+            | Self::ForeignInteraction { .. }
+            | Self::TokenRefused { .. }
+            | Self::TokenAnswer { .. }
             | Self::Refused { .. }
             | Self::NotJson { .. } => Condition::ServerFault,
         }
     }
 }
 
-/// An exchanged auth token and how long to keep it.
+/// An auth token for the downstream, bound to this resource's key, and how
+/// long to keep it: exchanged (P-AS-7) or granted by the user (P-UI-2).
 #[derive(Clone)]
-struct Exchanged {
+pub struct Exchanged {
     auth_token: String,
     lifetime: Duration,
 }
@@ -185,10 +231,10 @@ type TokenKey = ([u8; 32], String);
 
 struct UntilExpiry;
 
-impl Expiry<TokenKey, Arc<Exchanged>> for UntilExpiry {
+impl<K> Expiry<K, Arc<Exchanged>> for UntilExpiry {
     fn expire_after_create(
         &self,
-        _key: &TokenKey,
+        _key: &K,
         value: &Arc<Exchanged>,
         _now: Instant,
     ) -> Option<Duration> {
@@ -196,11 +242,37 @@ impl Expiry<TokenKey, Arc<Exchanged>> for UntilExpiry {
     }
 }
 
-/// The exchange answer (E§9.10 "Response").
+/// A token endpoint's answer: an auth token (E§9.4 direct grant, E§9.6,
+/// E§9.10), or a request token when the user must consent (E§9.4).
 #[derive(Deserialize)]
-struct ExchangeAnswer {
-    auth_token: String,
-    expires_in: u64,
+struct TokenAnswer {
+    auth_token: Option<String>,
+    expires_in: Option<u64>,
+    request_token: Option<String>,
+}
+
+/// How this resource's own authorization at the downstream's auth server
+/// starts (P-UI-2).
+#[derive(Debug)]
+pub enum ConsentStart {
+    /// The auth server granted it directly (E§9.4).
+    Granted(Exchanged),
+    /// The user must consent at `url` (the auth server's
+    /// `agent_auth_endpoint` with the request token, the redirect URI and
+    /// `state`, E§9.5); the callback must bring `state` back.
+    Consent {
+        /// Where to send the user.
+        url: Url,
+        /// The `state` sent along.
+        state: String,
+    },
+}
+
+/// The auth server a downstream's challenge names, once checked.
+struct TokenEndpoint {
+    auth_server: Origin,
+    metadata: Arc<AuthServerMetadata>,
+    endpoint: Url,
 }
 
 /// The downstream this resource calls, and how it signs as an agent.
@@ -215,6 +287,8 @@ pub struct Downstream {
     client: SigningClient,
     discovery: Discovery,
     tokens: moka::future::Cache<TokenKey, Arc<Exchanged>>,
+    /// Tokens the user granted through an interaction (P-UI-2), per caller.
+    grants: moka::future::Cache<Binding, Arc<Exchanged>>,
 }
 
 impl fmt::Debug for Downstream {
@@ -222,6 +296,7 @@ impl fmt::Debug for Downstream {
         f.debug_struct("Downstream")
             .field("url", &self.url.as_str())
             .field("cached_tokens", &self.tokens.entry_count())
+            .field("grants", &self.grants.entry_count())
             .finish_non_exhaustive()
     }
 }
@@ -253,6 +328,10 @@ impl Downstream {
                 .max_capacity(CACHE_CAPACITY)
                 .expire_after(UntilExpiry)
                 .build(),
+            grants: moka::future::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .expire_after(UntilExpiry)
+                .build(),
         })
     }
 
@@ -261,10 +340,14 @@ impl Downstream {
         &self.url
     }
 
-    /// Calls the downstream on behalf of the holder of `upstream` (the
-    /// auth token this resource's caller presented) and returns its JSON.
-    pub async fn call(&self, upstream: &str) -> Result<serde_json::Value, DownstreamError> {
-        tokio::time::timeout(CALL_BUDGET, self.call_within(upstream))
+    /// Calls the downstream on behalf of `caller`, who presented
+    /// `upstream` (their auth token), and returns its JSON.
+    pub async fn call(
+        &self,
+        upstream: &str,
+        caller: &Binding,
+    ) -> Result<serde_json::Value, DownstreamError> {
+        tokio::time::timeout(CALL_BUDGET, self.call_within(upstream, caller))
             .await
             .unwrap_or_else(|_| {
                 Err(DownstreamError::Timeout {
@@ -273,26 +356,34 @@ impl Downstream {
             })
     }
 
-    async fn call_within(&self, upstream: &str) -> Result<serde_json::Value, DownstreamError> {
+    async fn call_within(
+        &self,
+        upstream: &str,
+        caller: &Binding,
+    ) -> Result<serde_json::Value, DownstreamError> {
+        // profile: P-UI-3 — "the resource finds the completed session by
+        // (agent, delegate) and proceeds": a token the user granted for
+        // this caller comes first.
+        if let Some(grant) = self.grants.get(caller).await {
+            let reply = self.get(&self.with_token(&grant.auth_token)).await?;
+            if !refused(&reply) {
+                return self.answer(reply);
+            }
+            self.needs_user(&reply)?;
+            tracing::info!(downstream = %self.url, "the user's grant no longer serves; exchanging");
+            self.grants.invalidate(caller).await;
+        }
         let cache_key: TokenKey = (sha256(upstream.as_bytes()), self.url.to_string());
         let first = match self.tokens.get(&cache_key).await {
             Some(cached) => self.get(&self.with_token(&cached.auth_token)).await?,
             // E§3.9: "attempt access (no auth)" — as itself, identified.
             None => self.get(&self.me).await?,
         };
-        let reply = if matches!(
-            first.status,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
+        let reply = if refused(&first) {
+            self.needs_user(&first)?;
             // Whatever was cached no longer serves.
             self.tokens.invalidate(&cache_key).await;
-            let challenge = first
-                .agent_auth()
-                .filter(|c| c.resource_token().is_some() && c.auth_server().is_some())
-                .ok_or_else(|| DownstreamError::NoResourceToken {
-                    url: self.url.to_string(),
-                    status: first.status.as_u16(),
-                })?;
+            let challenge = self.resource_token_challenge(&first)?;
             let exchanged = Arc::new(self.exchange(challenge, upstream).await?);
             self.tokens.insert(cache_key, Arc::clone(&exchanged)).await;
             // The one retry.
@@ -300,6 +391,14 @@ impl Downstream {
         } else {
             first
         };
+        if refused(&reply) {
+            self.needs_user(&reply)?;
+        }
+        self.answer(reply)
+    }
+
+    /// The downstream's final answer: its JSON, or why not.
+    fn answer(&self, reply: Reply) -> Result<serde_json::Value, DownstreamError> {
         if !reply.status.is_success() {
             return Err(DownstreamError::Refused {
                 url: self.url.to_string(),
@@ -310,6 +409,123 @@ impl Downstream {
         reply.json().map_err(|_| DownstreamError::NotJson {
             url: self.url.to_string(),
             status: reply.status.as_u16(),
+        })
+    }
+
+    /// E§4.4: a `user_interaction` challenge means the downstream needs the
+    /// user, at a URL that must be on the downstream's own origin (P-UI-3).
+    fn needs_user(&self, reply: &Reply) -> Result<(), DownstreamError> {
+        let Some(interaction) = reply.agent_auth().and_then(|c| c.user_interaction_url()) else {
+            return Ok(());
+        };
+        match Url::parse(interaction) {
+            Ok(target) if target.origin() == self.url.origin() => {
+                Err(DownstreamError::NeedsUser {
+                    url: self.url.to_string(),
+                    need: NeedsUser::Onward(target),
+                })
+            }
+            _ => Err(DownstreamError::ForeignInteraction {
+                url: self.url.to_string(),
+                interaction: quote(interaction),
+            }),
+        }
+    }
+
+    /// The challenge of a 401/403 that carries a resource token and an auth
+    /// server (E§4.3).
+    fn resource_token_challenge<'r>(
+        &self,
+        reply: &'r Reply,
+    ) -> Result<&'r AgentAuth, DownstreamError> {
+        reply
+            .agent_auth()
+            .filter(|c| c.resource_token().is_some() && c.auth_server().is_some())
+            .ok_or_else(|| DownstreamError::NoResourceToken {
+                url: self.url.to_string(),
+                status: reply.status.as_u16(),
+            })
+    }
+
+    /// Keeps the token the user granted (P-UI-2) for `caller`'s next calls,
+    /// until it expires.
+    pub async fn keep_grant(&self, caller: Binding, grant: Exchanged) {
+        self.grants.insert(caller, Arc::new(grant)).await;
+    }
+
+    /// P-UI-2: "The resource runs its own downstream flow (acting as an
+    /// agent: `request_type=auth` at the downstream auth server, user
+    /// consent there, `request_type=code`)". This is its first half: a
+    /// fresh resource token from the downstream, then `request_type=auth`
+    /// with `redirect_uri` (E§9.3).
+    pub async fn start_consent(&self, redirect_uri: &Url) -> Result<ConsentStart, DownstreamError> {
+        let first = self.get(&self.me).await?;
+        let challenge = self.resource_token_challenge(&first)?;
+        let resource_token = challenge.resource_token().unwrap_or_default();
+        let endpoint = self
+            .token_endpoint(challenge.auth_server().unwrap_or_default())
+            .await?;
+        tracing::info!(
+            downstream = %self.url,
+            auth_server = %endpoint.auth_server,
+            "asking for this resource's own grant, with the user (E§9.3, P-UI-2)"
+        );
+        let answer = self
+            .token_request(
+                &endpoint,
+                "auth",
+                &[
+                    ("request_type", "auth"),
+                    ("resource_token", resource_token),
+                    ("redirect_uri", redirect_uri.as_str()),
+                ],
+            )
+            .await?;
+        if let Some(granted) = self.granted(&endpoint, "auth", &answer) {
+            return granted.map(ConsentStart::Granted);
+        }
+        let Some(request_token) = answer.request_token else {
+            return Err(self.answer_error(
+                &endpoint,
+                "auth",
+                "neither auth_token nor request_token".to_owned(),
+            ));
+        };
+        let mut url = Url::parse(endpoint.metadata.agent_auth_endpoint.as_str()).map_err(|e| {
+            self.answer_error(&endpoint, "auth", format!("its agent_auth_endpoint: {e}"))
+        })?;
+        let state = random_token().map_err(|e| DownstreamError::Transport {
+            url: self.url.to_string(),
+            reason: format!("no randomness for state: {e}"),
+        })?;
+        url.query_pairs_mut()
+            .append_pair("request_token", &request_token)
+            .append_pair("redirect_uri", redirect_uri.as_str())
+            .append_pair("state", &state);
+        Ok(ConsentStart::Consent { url, state })
+    }
+
+    /// The second half of P-UI-2: `request_type=code` with the code the
+    /// user's consent brought back (E§9.6).
+    pub async fn finish_consent(
+        &self,
+        code: &str,
+        redirect_uri: &Url,
+    ) -> Result<Exchanged, DownstreamError> {
+        let endpoint = self.token_endpoint(self.auth_server.as_str()).await?;
+        let answer = self
+            .token_request(
+                &endpoint,
+                "code",
+                &[
+                    ("request_type", "code"),
+                    ("code", code),
+                    ("redirect_uri", redirect_uri.as_str()),
+                ],
+            )
+            .await?;
+        self.granted(&endpoint, "code", &answer).unwrap_or_else(|| {
+            Err(self.answer_error(&endpoint, "code", "no auth_token".to_owned()))
         })
     }
 
@@ -340,7 +556,37 @@ impl Downstream {
         upstream: &str,
     ) -> Result<Exchanged, DownstreamError> {
         let resource_token = challenge.resource_token().unwrap_or_default();
-        let named = challenge.auth_server().unwrap_or_default();
+        let endpoint = self
+            .token_endpoint(challenge.auth_server().unwrap_or_default())
+            .await?;
+        tracing::info!(
+            downstream = %self.url,
+            auth_server = %endpoint.auth_server,
+            "exchanging the caller's auth token for the downstream (E§9.10)"
+        );
+        let answer = self
+            .token_request(
+                &endpoint,
+                "exchange",
+                &[
+                    ("request_type", "exchange"),
+                    ("resource_token", resource_token),
+                    // profile: P-AS-7 — "sends the upstream auth token in the
+                    // form parameter upstream_token".
+                    ("upstream_token", upstream),
+                ],
+            )
+            .await?;
+        self.granted(&endpoint, "exchange", &answer)
+            .unwrap_or_else(|| {
+                Err(self.answer_error(&endpoint, "exchange", "no auth_token".to_owned()))
+            })
+    }
+
+    /// The auth server a challenge names, checked: the configured one, with
+    /// its token endpoint on its own origin. The caller's token and this
+    /// resource's requests go nowhere else.
+    async fn token_endpoint(&self, named: &str) -> Result<TokenEndpoint, DownstreamError> {
         let auth_server_error = |reason: String| DownstreamError::AuthServer {
             url: self.url.to_string(),
             auth_server: quote(named),
@@ -348,8 +594,6 @@ impl Downstream {
         };
         let auth_server = Origin::parse(named, self.mode())
             .map_err(|e| auth_server_error(format!("not an identifier: {e}")))?;
-        // The caller's auth token goes only to the configured auth server,
-        // whatever a downstream names.
         if auth_server != self.auth_server {
             return Err(auth_server_error(format!(
                 "is not the configured downstream auth server {}; the caller's token is not sent there",
@@ -363,65 +607,108 @@ impl Downstream {
             .map_err(|e| auth_server_error(e.to_string()))?;
         let endpoint = Url::parse(metadata.agent_token_endpoint.as_str())
             .map_err(|e| auth_server_error(format!("agent_token_endpoint: {e}")))?;
-        // ...and only to an endpoint on that server's own origin.
         if endpoint.origin().ascii_serialization() != auth_server.as_str() {
             return Err(auth_server_error(
                 "its agent_token_endpoint is not on its own origin".to_owned(),
             ));
         }
-        tracing::info!(
-            downstream = %self.url,
-            auth_server = %auth_server,
-            "exchanging the caller's auth token for the downstream (E§9.10)"
-        );
-        let request = Outgoing::post_form(
-            endpoint.clone(),
-            &[
-                ("request_type", "exchange"),
-                ("resource_token", resource_token),
-                // profile: P-AS-7 — "sends the upstream auth token in the
-                // form parameter upstream_token".
-                ("upstream_token", upstream),
-            ],
-        );
-        let reply =
-            self.client
-                .send(&self.me, request)
-                .await
-                .map_err(|e| DownstreamError::Transport {
-                    url: endpoint.to_string(),
-                    reason: e.to_string(),
-                })?;
+        Ok(TokenEndpoint {
+            auth_server,
+            metadata,
+            endpoint,
+        })
+    }
+
+    /// A signed POST of `form` to the token endpoint (P-AS-1), and its 200
+    /// answer.
+    async fn token_request(
+        &self,
+        endpoint: &TokenEndpoint,
+        request_type: &'static str,
+        form: &[(&str, &str)],
+    ) -> Result<TokenAnswer, DownstreamError> {
+        let reply = self
+            .client
+            .send(&self.me, Outgoing::post_form(endpoint.endpoint.clone(), form))
+            .await
+            .map_err(|e| DownstreamError::Transport {
+                url: endpoint.endpoint.to_string(),
+                reason: e.to_string(),
+            })?;
         if reply.status != StatusCode::OK {
             // profile: P-AS-7 — "if policy would need consent, 400
             // interaction_required, and the resource falls back to P-UI".
-            if reply.error_code() == Some(ErrorCode::InteractionRequired) {
-                return Err(DownstreamError::InteractionRequired {
+            if request_type == "exchange"
+                && reply.error_code() == Some(ErrorCode::InteractionRequired)
+            {
+                return Err(DownstreamError::NeedsUser {
                     url: self.url.to_string(),
-                    auth_server: auth_server.to_string(),
+                    need: NeedsUser::Consent,
                 });
             }
-            return Err(DownstreamError::ExchangeRefused {
+            return Err(DownstreamError::TokenRefused {
                 url: self.url.to_string(),
-                auth_server: auth_server.to_string(),
+                auth_server: endpoint.auth_server.to_string(),
+                request_type,
                 status: reply.status.as_u16(),
                 error: describe(&reply),
             });
         }
-        let answer: ExchangeAnswer = reply.json().map_err(|e| DownstreamError::ExchangeAnswer {
-            url: self.url.to_string(),
-            auth_server: auth_server.to_string(),
-            reason: format!("a body that is not {{\"auth_token\", \"expires_in\"}}: {e}"),
-        })?;
-        Ok(Exchanged {
-            auth_token: answer.auth_token,
-            lifetime: Duration::from_secs(answer.expires_in).min(MAX_CACHED_LIFETIME),
+        reply.json().map_err(|e| {
+            self.answer_error(endpoint, request_type, format!("a body that is not JSON: {e}"))
         })
+    }
+
+    /// The auth token of a token answer, if it has one.
+    fn granted(
+        &self,
+        endpoint: &TokenEndpoint,
+        request_type: &'static str,
+        answer: &TokenAnswer,
+    ) -> Option<Result<Exchanged, DownstreamError>> {
+        let auth_token = answer.auth_token.clone()?;
+        Some(match answer.expires_in {
+            Some(expires_in) => Ok(Exchanged {
+                auth_token,
+                lifetime: Duration::from_secs(expires_in).min(MAX_CACHED_LIFETIME),
+            }),
+            None => Err(self.answer_error(
+                endpoint,
+                request_type,
+                "an auth_token without expires_in".to_owned(),
+            )),
+        })
+    }
+
+    fn answer_error(
+        &self,
+        endpoint: &TokenEndpoint,
+        request_type: &'static str,
+        reason: String,
+    ) -> DownstreamError {
+        DownstreamError::TokenAnswer {
+            url: self.url.to_string(),
+            auth_server: endpoint.auth_server.to_string(),
+            request_type,
+            reason,
+        }
     }
 
     fn mode(&self) -> OriginMode {
         self.discovery.mode()
     }
+}
+
+/// A 401 or 403: the downstream wants more than was presented.
+fn refused(reply: &Reply) -> bool {
+    matches!(reply.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+}
+
+/// 256 random bits, base64url: an interaction session id or a `state`.
+pub fn random_token() -> Result<String, CryptoError> {
+    let mut bytes = [0u8; 32];
+    random_bytes(&mut bytes)?;
+    Ok(aauth_protocol::b64::url_encode(bytes))
 }
 
 /// A peer's error answer in brief: its `error` and description, quoted.
@@ -437,17 +724,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_interaction_required_is_the_callers_to_act_on() {
-        // profile: P-AS-7 — the exchange's interaction_required becomes the
-        // resource's own 401 interaction_required (P-UI fallback not built).
+    fn only_the_need_for_the_user_is_the_callers_to_act_on() {
+        // profile: P-AS-7, P-UI-1 — the exchange's interaction_required (and
+        // a downstream's user_interaction) become this resource's own 401
+        // interaction_required.
         let url = "http://127.0.0.1:1/chain".to_owned();
-        let interaction = DownstreamError::InteractionRequired {
+        for need in [
+            NeedsUser::Consent,
+            NeedsUser::Onward(Url::parse("http://127.0.0.1:1/interaction?session=x").unwrap()),
+        ] {
+            let interaction = DownstreamError::NeedsUser {
+                url: url.clone(),
+                need,
+            };
+            assert_eq!(interaction.condition(), Condition::InteractionRequired);
+            assert_eq!(interaction.condition().wire().status, 401);
+        }
+        let foreign = DownstreamError::ForeignInteraction {
             url: url.clone(),
-            auth_server: "http://127.0.0.1:2".to_owned(),
+            interaction: "https://elsewhere.example/i".to_owned(),
         };
-        assert_eq!(interaction.condition(), Condition::InteractionRequired);
-        assert_eq!(interaction.condition().wire().status, 401);
-        assert!(interaction.to_string().contains("not implemented"));
+        assert_eq!(foreign.condition(), Condition::ServerFault);
         let refused = DownstreamError::Refused {
             url,
             status: 403,
@@ -459,6 +756,13 @@ mod tests {
                 .to_string()
                 .starts_with("downstream http://127.0.0.1:1/chain")
         );
+    }
+
+    #[test]
+    fn random_tokens_are_256_bits_and_differ() {
+        let (a, b) = (random_token().unwrap(), random_token().unwrap());
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -20,6 +20,8 @@ use serde_json::json;
 use crate::AppState;
 use crate::access::{self, Requirement, level_name};
 use crate::config::{CHAIN_SCOPE, READ_SCOPE, WRITE_SCOPE};
+use crate::downstream::DownstreamError;
+use crate::interaction::Binding;
 use crate::notes::Owner;
 use crate::rate::{Decision, Tier};
 
@@ -321,10 +323,23 @@ pub async fn chain(State(state): State<AppState>, request: Request) -> Response 
                     tracing::error!("a verified authorized request without a jwt Signature-Key");
                     ErrorResponse::new(Condition::ServerFault, "cannot read the auth token")
                 })?;
-                downstream.call(&upstream).await.map_err(|error| {
-                    tracing::warn!(%error, "the downstream call failed");
-                    ErrorResponse::new(error.condition(), error.to_string())
-                })?
+                let caller = Binding::of(&verified).ok_or_else(|| {
+                    tracing::error!("a verified authorized request without an agent");
+                    ErrorResponse::new(Condition::ServerFault, "cannot tell the caller")
+                })?;
+                match downstream.call(&upstream, &caller).await {
+                    Ok(answer) => answer,
+                    // profile: P-UI-1 — the caller sends the user here.
+                    Err(DownstreamError::NeedsUser { url, need }) => {
+                        tracing::info!(downstream = %url, %need, "the downstream needs the user");
+                        let why = format!("downstream {url}: {need}");
+                        return Err(state.interactions().challenge(caller, need, &why));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the downstream call failed");
+                        return Err(ErrorResponse::new(error.condition(), error.to_string()));
+                    }
+                }
             }
         };
         Ok::<_, ErrorResponse>(chain_json(&state, &verified, downstream))

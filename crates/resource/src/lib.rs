@@ -34,6 +34,8 @@
 //! | `GET /data` | auth token with `data.read` | the owner's notes |
 //! | `POST /data` | auth token with `data.write` | stores a note |
 //! | `GET /chain` | auth token with `chain.read` | who acts for whom, and the downstream's answer |
+//! | `GET /interaction` | a session from a challenge | the user, on to the next hop (P-UI-2) |
+//! | `GET /interaction/callback` | the session's cookie | the user, back to the agent (P-UI-2) |
 //!
 //! ## Running it
 //!
@@ -65,10 +67,14 @@
 //! signed as itself; on its `Agent-Auth` challenge it exchanges the
 //! caller's auth token at the auth server the challenge names
 //! (`request_type=exchange`, [`downstream`]), retries once with the new
-//! token, and nests the downstream's JSON in its own answer. An auth
-//! server's `interaction_required` becomes 401 `interaction_required`
-//! (resource-initiated user interaction, P-UI, is not implemented); any
-//! other downstream failure is 500 `server_error` naming the downstream.
+//! token, and nests the downstream's JSON in its own answer.
+//!
+//! When the user is needed — the auth server answers the exchange with
+//! `interaction_required`, or the downstream itself asks for the user — the
+//! caller gets 401 `interaction_required` with a `user_interaction` URL on
+//! this resource, and [`interaction`] takes the user through the next hop
+//! and back (P-UI-1..3). Any other downstream failure is 500
+//! `server_error` naming the downstream.
 //!
 //! ## Rate tiers
 //!
@@ -82,6 +88,7 @@ pub mod access;
 pub mod config;
 pub mod downstream;
 pub mod endpoints;
+pub mod interaction;
 pub mod notes;
 pub mod rate;
 
@@ -94,7 +101,7 @@ use aauth_http::server::RequestVerifier;
 use aauth_protocol::httpsig::VerifyPolicy;
 use aauth_protocol::ids::{Kid, OriginMode};
 use aauth_protocol::keys::SigningKey;
-use aauth_protocol::metadata::{AgentMetadata, HttpsUrl, ResourceMetadata};
+use aauth_protocol::metadata::{AgentMetadata, HttpsUrl, RedirectUri, ResourceMetadata};
 use aauth_protocol::verify::VerifierConfig;
 use axum::Router;
 use axum::routing::get;
@@ -102,6 +109,7 @@ use axum::routing::get;
 pub use config::{Config, RateLimits, Settings};
 
 use crate::downstream::Downstream;
+use crate::interaction::{CALLBACK_PATH, INTERACTION_PATH, Interactions};
 use crate::notes::Notes;
 use crate::rate::RateLimiter;
 
@@ -125,7 +133,9 @@ struct Inner {
     metadata: ResourceMetadata,
     agent_metadata: AgentMetadata,
     jwks: serde_json::Value,
+    discovery: Discovery,
     downstream: Option<Downstream>,
+    interactions: Interactions,
 }
 
 impl AppState {
@@ -169,13 +179,26 @@ impl AppState {
             scope_descriptions: Some(settings.scopes.clone()),
             additional_signature_components: None,
         };
+        let interactions = Interactions::new(&settings.identifier, settings.dev)
+            .map_err(|e| StartError::Config(format!("interaction URLs: {e}")))?;
+        // The callback the user comes back to from the next hop (P-UI-2),
+        // when there is one.
+        let redirect_uris = settings
+            .downstream
+            .as_ref()
+            .map(|_| {
+                RedirectUri::parse(interactions.callback_url().as_str(), mode)
+                    .map(|uri| vec![uri])
+                    .map_err(|e| StartError::Config(format!("{CALLBACK_PATH}: {e}")))
+            })
+            .transpose()?;
         // profile: P-MD-4 — "publishes /.well-known/aauth-agent on the same
         // origin with the same jwks_uri (one key set for both roles)".
         let agent_metadata = AgentMetadata {
             agent: settings.identifier.clone(),
             jwks_uri: metadata.jwks_uri.clone(),
-            redirect_uris: None,
-            name: None,
+            redirect_uris,
+            name: Some(settings.name.clone()),
             logo_uri: None,
             policy_uri: None,
             tos_uri: None,
@@ -195,7 +218,7 @@ impl AppState {
                     settings.identifier.clone(),
                     kid.clone(),
                     key.clone(),
-                    discovery,
+                    discovery.clone(),
                 )
             })
             .transpose()
@@ -210,7 +233,9 @@ impl AppState {
             metadata,
             agent_metadata,
             jwks,
+            discovery,
             downstream,
+            interactions,
         })))
     }
 
@@ -239,6 +264,14 @@ impl AppState {
 
     pub(crate) fn downstream(&self) -> Option<&Downstream> {
         self.0.downstream.as_ref()
+    }
+
+    pub(crate) fn interactions(&self) -> &Interactions {
+        &self.0.interactions
+    }
+
+    pub(crate) fn discovery(&self) -> &Discovery {
+        &self.0.discovery
     }
 
     pub(crate) fn verifier(&self) -> &RequestVerifier {
@@ -270,6 +303,8 @@ pub fn app(state: AppState) -> Router {
         .route(RESOURCE_TOKEN_PATH, axum::routing::post(e::resource_token))
         .route("/data", get(e::data_get).post(e::data_post))
         .route("/chain", get(e::chain))
+        .route(INTERACTION_PATH, get(interaction::visit))
+        .route(CALLBACK_PATH, get(interaction::callback))
         .fallback(e::not_found)
         .method_not_allowed_fallback(e::method_not_allowed)
         .with_state(state)

@@ -648,8 +648,20 @@ impl Agent {
             .await
             .map_err(AgentError::Consent)?;
         let callback = listener.wait(self.consent_timeout).await?;
-        if callback.get("error").map(String::as_str) == Some(ErrorCode::AccessDenied.as_str()) {
-            return Err(AgentError::AccessDenied);
+        // P-UI-2: the user's refusal comes back as access_denied; any other
+        // error means the resource could not finish, and a retry would only
+        // bring the same challenge.
+        match callback.get("error") {
+            Some(error) if error == ErrorCode::AccessDenied.as_str() => {
+                return Err(AgentError::AccessDenied);
+            }
+            Some(error) => {
+                return Err(AgentError::Consent(format!(
+                    "the resource sent the user back with error {:?}",
+                    error.chars().take(64).collect::<String>()
+                )));
+            }
+            None => {}
         }
         self.step("→ the user is back; retrying");
         Ok(())

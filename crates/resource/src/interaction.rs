@@ -1,0 +1,541 @@
+//! Resource-initiated user interaction (E§4.4, E§9.9; profile: P-UI-1..3):
+//! when the call downstream needs the user, this resource asks its caller
+//! to send them here, takes them through its own next hop, and sends them
+//! back.
+//!
+//! ```text
+//! agent ── GET /chain ──▶ R1 ── exchange ──▶ AS2: 400 interaction_required
+//!   ◀── 401 interaction_required
+//!       Agent-Auth: httpsig; user_interaction="R1/interaction?session=S"   (P-UI-1)
+//! user ── GET /interaction?session=S&return_url=U ──▶ R1          (P-UI-2)
+//!       U must be registered in the agent's metadata redirect_uris
+//!   R1 ── GET downstream, as itself ──▶ R2: 401 + resource token
+//!   R1 ── request_type=auth, redirect_uri=R1/interaction/callback ──▶ AS2: request_token
+//!   ◀── 303 AS2's consent page (state), cookie naming S
+//! user consents at AS2 ──▶ 303 R1/interaction/callback?code=…&state=…
+//!   R1 ── request_type=code ──▶ AS2: an auth token for R1, kept for the caller
+//!   ◀── 303 U            (U?error=access_denied when the user said no)
+//! agent retries GET /chain ──▶ R1 finds the kept token by (agent, delegate,
+//!   user) and calls R2 with it ──▶ 200                               (P-UI-3)
+//! ```
+//!
+//! Chains bubble (P-UI-3): when R2 itself answers 401 with its own
+//! `user_interaction` D, R1 opens a session of its own for it. The user
+//! comes to R1's interaction URL, is sent to `D?return_url=R1/interaction/
+//! callback` (which R2 checks against R1's `/.well-known/aauth-agent`), and
+//! when R2 sends them back, R1 sends them on to U. No participant sees
+//! another's interaction URL but its neighbours'.
+//!
+//! Sessions are 256-bit random ids, bound to the caller (agent, delegate,
+//! and the user of its token), live in memory for ten minutes, and are
+//! used once (profile: P-AS-8 allows memory). The browser's return to the
+//! callback names its session through a cookie set on the way out
+//! (HttpOnly, SameSite=Lax, Secure outside dev mode, named after this
+//! resource so that resources on one host do not overwrite each other's).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use aauth_http::browser::{
+    cookie_value, error as error_page, html_response, redirect_uri_registered, see_other,
+};
+use aauth_http::server::ErrorResponse;
+use aauth_protocol::challenge::AgentAuth;
+use aauth_protocol::error::{Condition, ErrorCode};
+use aauth_protocol::ids::{Origin, OriginMode};
+use aauth_protocol::keys::sha256;
+use aauth_protocol::metadata::RedirectUri;
+use aauth_protocol::verify::VerifiedRequest;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use url::Url;
+
+use crate::AppState;
+use crate::downstream::{ConsentStart, Downstream, NeedsUser, random_token};
+
+/// Where the user is sent (P-UI-1).
+pub const INTERACTION_PATH: &str = "/interaction";
+/// Where the user comes back from the next hop: registered in this
+/// resource's agent metadata `redirect_uris` (P-MD-2).
+pub const CALLBACK_PATH: &str = "/interaction/callback";
+/// How long a session waits for the user (P-UI-1: 10 min).
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// Most sessions kept at once; the least used go first beyond this.
+const MAX_SESSIONS: u64 = 100_000;
+/// Longest query accepted on the two pages.
+const MAX_QUERY: usize = 8 * 1024;
+
+/// Who a session, and the grant it leads to, belongs to (P-UI-1: "bound to
+/// the requesting agent and delegate"; and to the user of the caller's
+/// token, so that one user's consent never serves another's request).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Binding {
+    /// The calling agent.
+    pub agent: Origin,
+    /// Its delegate, when it has one.
+    pub delegate: Option<String>,
+    /// The `sub` of the caller's auth token, when it has one.
+    pub user: Option<String>,
+}
+
+impl Binding {
+    /// The caller of an authorized request; `None` without an agent.
+    pub fn of(verified: &VerifiedRequest) -> Option<Self> {
+        Some(Self {
+            agent: verified.agent()?.clone(),
+            delegate: verified.delegate().map(str::to_owned),
+            user: verified
+                .auth_token()
+                .and_then(|t| t.claims().sub.clone()),
+        })
+    }
+}
+
+/// What the user does through this resource.
+#[derive(Debug, Clone)]
+enum Purpose {
+    /// Consent at the downstream's auth server to this resource's own grant.
+    Consent,
+    /// The downstream's own interaction page, on its origin.
+    Onward(Url),
+}
+
+/// Where a visiting user goes back to, and the `state` sent to the auth
+/// server for them.
+#[derive(Debug, Clone)]
+struct Visit {
+    return_url: Url,
+    state: Option<String>,
+}
+
+#[derive(Debug)]
+struct Session {
+    caller: Binding,
+    purpose: Purpose,
+    visit: Mutex<Option<Visit>>,
+}
+
+impl Session {
+    fn visit(&self) -> Option<Visit> {
+        self.visit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_visit(&self, visit: Visit) {
+        *self.visit.lock().unwrap_or_else(PoisonError::into_inner) = Some(visit);
+    }
+}
+
+/// The interaction sessions of a running resource.
+pub struct Interactions {
+    sessions: moka::sync::Cache<String, Arc<Session>>,
+    interaction_url: Url,
+    callback_url: Url,
+    cookie: String,
+    secure: bool,
+}
+
+impl fmt::Debug for Interactions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Interactions")
+            .field("sessions", &self.sessions.entry_count())
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Interactions {
+    /// Sessions of the resource `identifier`; cookies are `Secure` outside
+    /// dev mode.
+    pub fn new(identifier: &Origin, dev: bool) -> Result<Self, url::ParseError> {
+        let base = Url::parse(identifier.as_str())?;
+        let tag = sha256(identifier.as_str().as_bytes());
+        let tag: String = tag.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        Ok(Self {
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(MAX_SESSIONS)
+                .time_to_live(SESSION_LIFETIME)
+                .build(),
+            interaction_url: base.join(INTERACTION_PATH)?,
+            callback_url: base.join(CALLBACK_PATH)?,
+            cookie: format!("aauth-interaction-{tag}"),
+            secure: !dev,
+        })
+    }
+
+    /// This resource's callback URL, as registered in its agent metadata.
+    pub fn callback_url(&self) -> &Url {
+        &self.callback_url
+    }
+
+    /// P-UI-1: a session for `caller`, and the 401 `interaction_required`
+    /// that sends its user here.
+    pub fn challenge(&self, caller: Binding, need: NeedsUser, why: &str) -> ErrorResponse {
+        let purpose = match need {
+            NeedsUser::Consent => Purpose::Consent,
+            NeedsUser::Onward(url) => Purpose::Onward(url),
+        };
+        let Ok(id) = random_token() else {
+            return ErrorResponse::new(Condition::ServerFault, "no randomness for a session");
+        };
+        self.sessions.insert(
+            id.clone(),
+            Arc::new(Session {
+                caller,
+                purpose,
+                visit: Mutex::new(None),
+            }),
+        );
+        let mut url = self.interaction_url.clone();
+        url.query_pairs_mut().append_pair("session", &id);
+        let description = format!(
+            "{why}; send the user to the user_interaction URL with a registered return_url, \
+             then retry"
+        );
+        match AgentAuth::user_interaction(url.as_str()) {
+            Ok(challenge) => ErrorResponse::new(Condition::InteractionRequired, description)
+                .with_challenge(challenge),
+            Err(e) => ErrorResponse::new(Condition::ServerFault, format!("challenge: {e}")),
+        }
+    }
+
+    fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.get(id)
+    }
+
+    fn close(&self, id: &str) {
+        self.sessions.invalidate(id);
+    }
+
+    fn set_cookie(&self, id: &str) -> Option<HeaderValue> {
+        let secure = if self.secure { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{}={id}; Path={INTERACTION_PATH}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            self.cookie,
+            SESSION_LIFETIME.as_secs()
+        ))
+        .ok()
+    }
+
+    fn clear_cookie(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&format!(
+            "{}=; Path={INTERACTION_PATH}; Max-Age=0; HttpOnly; SameSite=Lax",
+            self.cookie
+        ))
+        .ok()
+    }
+}
+
+/// An error page: the user stays here; nothing redirects to an unchecked URL.
+#[derive(Debug)]
+struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn peer(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        html_response(self.status, error_page(&self.message))
+    }
+}
+
+fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The query's parameters; a repeated one is refused rather than guessed.
+fn parameters(raw: Option<&str>) -> Result<HashMap<String, String>, PageError> {
+    let raw = raw.unwrap_or_default();
+    if raw.len() > MAX_QUERY {
+        return Err(PageError::bad("The link is too long."));
+    }
+    let mut out = HashMap::new();
+    for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        if out.insert(name.to_string(), value.into_owned()).is_some() {
+            return Err(PageError::bad(format!(
+                "The link repeats the parameter {:?}.",
+                name.chars().take(32).collect::<String>()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn downstream(state: &AppState) -> Result<&Downstream, PageError> {
+    state.downstream().ok_or_else(|| PageError {
+        status: StatusCode::NOT_FOUND,
+        message: "This resource calls no other and never needs the user.".to_owned(),
+    })
+}
+
+const EXPIRED: &str =
+    "This interaction is unknown, was already completed, or has expired (they last 10 minutes). \
+     Return to the application and try again.";
+
+/// `GET /interaction?session=…&return_url=…` (P-UI-2).
+pub async fn visit(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    visit_inner(&state, raw.as_deref())
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn visit_inner(state: &AppState, raw: Option<&str>) -> Result<Response, PageError> {
+    let downstream = downstream(state)?;
+    let interactions = state.interactions();
+    let query = parameters(raw)?;
+    let id = query
+        .get("session")
+        .ok_or_else(|| PageError::bad("The link has no session."))?;
+    let session = interactions
+        .session(id)
+        .ok_or_else(|| PageError::bad(EXPIRED))?;
+    let return_url = check_return_url(state, &session.caller, query.get("return_url")).await?;
+    let callback = interactions.callback_url();
+    let (location, sent_state) = match &session.purpose {
+        Purpose::Consent => match downstream.start_consent(callback).await {
+            Ok(ConsentStart::Granted(grant)) => {
+                // The auth server needed no one after all.
+                downstream.keep_grant(session.caller.clone(), grant).await;
+                interactions.close(id);
+                return Ok(see_other(&return_url));
+            }
+            Ok(ConsentStart::Consent { url, state }) => (url, Some(state)),
+            Err(error) => {
+                tracing::warn!(%error, "the downstream authorization could not start");
+                return Err(PageError::peer(format!(
+                    "The next service could not be asked: {error}"
+                )));
+            }
+        },
+        Purpose::Onward(target) => {
+            let mut url = target.clone();
+            url.query_pairs_mut()
+                .append_pair("return_url", callback.as_str());
+            (url, None)
+        }
+    };
+    tracing::info!(next = %location.origin().ascii_serialization(), "sending the user on (P-UI-2)");
+    session.set_visit(Visit {
+        return_url,
+        state: sent_state,
+    });
+    Ok(with_cookie(see_other(&location), interactions.set_cookie(id)))
+}
+
+/// P-UI-2: "`return_url` must be HTTPS (or loopback http per P-AS-4, or any
+/// dev-mode origin) and listed in the agent's metadata `redirect_uris`
+/// (same matching as P-AS-4)".
+async fn check_return_url(
+    state: &AppState,
+    caller: &Binding,
+    return_url: Option<&String>,
+) -> Result<Url, PageError> {
+    let return_url = return_url.ok_or_else(|| PageError::bad("The link has no return_url."))?;
+    let mode = if state.settings().dev {
+        OriginMode::Dev
+    } else {
+        OriginMode::Production
+    };
+    RedirectUri::parse(return_url, mode)
+        .map_err(|e| PageError::bad(format!("The return_url is not acceptable: {e}.")))?;
+    let metadata = state
+        .discovery()
+        .agent_metadata(&caller.agent)
+        .await
+        .map_err(|e| PageError::peer(format!("The application's metadata could not be read: {e}")))?;
+    let registered = metadata.redirect_uris.as_deref().unwrap_or_default();
+    if !redirect_uri_registered(registered, return_url) {
+        return Err(PageError::bad(format!(
+            "The return_url is not one of the redirect_uris {} registers.",
+            caller.agent
+        )));
+    }
+    Url::parse(return_url).map_err(|e| PageError::bad(format!("The return_url: {e}.")))
+}
+
+/// `GET /interaction/callback`: the user is back from the next hop.
+pub async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    callback_inner(&state, &headers, raw.as_deref())
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn callback_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+) -> Result<Response, PageError> {
+    let downstream = downstream(state)?;
+    let interactions = state.interactions();
+    let id = cookie_value(headers, &interactions.cookie).ok_or_else(|| {
+        PageError::bad("This browser has no interaction in progress here (it needs cookies).")
+    })?;
+    let session = interactions
+        .session(id)
+        .ok_or_else(|| PageError::bad(EXPIRED))?;
+    let visit = session
+        .visit()
+        .ok_or_else(|| PageError::bad("This interaction was not started from this resource."))?;
+    let query = parameters(raw)?;
+    let error = query.get("error").map(String::as_str);
+    let outcome = match &session.purpose {
+        Purpose::Consent => {
+            // The state binds this callback to the request this resource made.
+            if query.get("state").map(String::as_str) != visit.state.as_deref() {
+                return Err(PageError::bad(
+                    "The state does not match the one this resource sent.",
+                ));
+            }
+            match (error, query.get("code")) {
+                (Some(error), _) => Err(pass_on(error)),
+                (None, Some(code)) => {
+                    let callback = interactions.callback_url();
+                    match downstream.finish_consent(code, callback).await {
+                        Ok(grant) => {
+                            downstream.keep_grant(session.caller.clone(), grant).await;
+                            Ok(())
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "the code could not be exchanged");
+                            Err(ErrorCode::ServerError)
+                        }
+                    }
+                }
+                (None, None) => {
+                    return Err(PageError::bad("The link carries neither code nor error."));
+                }
+            }
+        }
+        Purpose::Onward(_) => error.map_or(Ok(()), |e| Err(pass_on(e))),
+    };
+    interactions.close(id);
+    let mut back = visit.return_url;
+    if let Err(code) = outcome {
+        back.query_pairs_mut().append_pair("error", code.as_str());
+    }
+    tracing::info!(
+        outcome = outcome.map_or_else(|e| e.as_str().to_owned(), |()| "done".to_owned()),
+        "sending the user back (P-UI-2)"
+    );
+    Ok(with_cookie(see_other(&back), interactions.clear_cookie()))
+}
+
+/// The `error` passed back to the agent: the user's refusal as
+/// `access_denied` (P-UI-2), anything else as `server_error`.
+fn pass_on(error: &str) -> ErrorCode {
+    if error == ErrorCode::AccessDenied.as_str() {
+        ErrorCode::AccessDenied
+    } else {
+        tracing::warn!(
+            error = %error.chars().take(64).collect::<String>(),
+            "the next hop sent the user back with an error"
+        );
+        ErrorCode::ServerError
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interactions(dev: bool) -> Interactions {
+        Interactions::new(
+            &Origin::parse("http://127.0.0.1:8080", OriginMode::Dev).unwrap(),
+            dev,
+        )
+        .unwrap()
+    }
+
+    fn caller() -> Binding {
+        Binding {
+            agent: Origin::parse("https://agent.example", OriginMode::Production).unwrap(),
+            delegate: Some("d1".to_owned()),
+            user: Some("alice".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_challenge_opens_a_256_bit_session_on_this_resource() {
+        // profile: P-UI-1
+        let interactions = interactions(true);
+        let error = interactions.challenge(caller(), NeedsUser::Consent, "why");
+        assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
+        let response = error.into_response();
+        let header = response.headers()["agent-auth"].to_str().unwrap().to_owned();
+        let challenge = AgentAuth::parse(&header).unwrap();
+        let url = Url::parse(challenge.user_interaction_url().unwrap()).unwrap();
+        assert_eq!(url.origin().ascii_serialization(), "http://127.0.0.1:8080");
+        assert_eq!(url.path(), INTERACTION_PATH);
+        let (name, id) = url.query_pairs().next().unwrap();
+        assert_eq!(name, "session");
+        assert_eq!(id.len(), 43);
+        assert_eq!(interactions.session(&id).unwrap().caller, caller());
+    }
+
+    #[test]
+    fn session_cookies_are_named_per_resource_and_secure_outside_dev() {
+        let dev = interactions(true).set_cookie("abc").unwrap();
+        let dev = dev.to_str().unwrap();
+        assert!(dev.starts_with("aauth-interaction-"));
+        assert!(dev.contains("=abc; Path=/interaction; Max-Age=600; HttpOnly; SameSite=Lax"));
+        assert!(!dev.contains("Secure"));
+        assert!(
+            interactions(false)
+                .set_cookie("abc")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure")
+        );
+        let other = Interactions::new(
+            &Origin::parse("http://127.0.0.1:8081", OriginMode::Dev).unwrap(),
+            true,
+        )
+        .unwrap();
+        assert_ne!(other.cookie, interactions(true).cookie);
+    }
+
+    #[test]
+    fn repeated_or_huge_parameters_are_refused() {
+        assert!(parameters(Some("session=a&return_url=b")).is_ok());
+        assert!(parameters(None).unwrap().is_empty());
+        assert!(parameters(Some("session=a&session=b")).is_err());
+        assert!(parameters(Some(&"x".repeat(MAX_QUERY + 1))).is_err());
+    }
+
+    #[test]
+    fn only_a_refusal_passes_on_as_access_denied() {
+        // profile: P-UI-2
+        assert_eq!(pass_on("access_denied"), ErrorCode::AccessDenied);
+        assert_eq!(pass_on("server_error"), ErrorCode::ServerError);
+        assert_eq!(pass_on("<script>"), ErrorCode::ServerError);
+    }
+}
