@@ -9,7 +9,11 @@
 //!
 //! AS1 protects R1 and lets the agent read the chain on its own; AS2
 //! protects R2 and R3, trusts AS1's and its own tokens as upstream tokens,
-//! and lets R1 and R2 exchange them for `chain.read`.
+//! and lets R1 and R2 exchange them for `chain.read` — or, with
+//! [`ChainOptions::consent_for_r2`] / [`ChainOptions::consent_for_r3`],
+//! only with the user's consent, so that the resource must ask for the
+//! user (P-UI-1..3): R1 at AS2 for R2 (one level), R2 at AS2 for R3, which
+//! bubbles up through R1 (two levels).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use aauth_http::runtime::ServerKey;
 use aauth_protocol::ids::{Origin, OriginMode};
 
 use crate::harness::{Party, free_port, write_file};
-use crate::world::{ALICE, ALICE_HASH, WorldError};
+use crate::world::{self, ALICE, ALICE_HASH, WorldError};
 
 /// Options of the chain.
 #[derive(Debug, Clone)]
@@ -29,9 +33,10 @@ pub struct ChainOptions {
     pub max_exchange_depth: u32,
     /// Whether AS2 trusts AS1's tokens as upstream tokens.
     pub trust_as1: bool,
-    /// Scopes AS2 would only grant with a user's consent (for the
-    /// `interaction_required` case).
-    pub consent_scopes: Vec<String>,
+    /// AS2 grants R1's exchange for R2 only with the user's consent.
+    pub consent_for_r2: bool,
+    /// AS2 grants R2's exchange for R3 only with the user's consent.
+    pub consent_for_r3: bool,
     /// AS1's auth token lifetime, seconds.
     pub as1_token_lifetime: u32,
 }
@@ -41,7 +46,8 @@ impl Default for ChainOptions {
         Self {
             max_exchange_depth: 5,
             trust_as1: true,
-            consent_scopes: Vec::new(),
+            consent_for_r2: false,
+            consent_for_r3: false,
             as1_token_lifetime: 600,
         }
     }
@@ -52,6 +58,7 @@ impl Default for ChainOptions {
 pub struct Chain {
     _dir: tempfile::TempDir,
     root: PathBuf,
+    agent_config: PathBuf,
     /// The agent server.
     pub agent_server: Party,
     /// The agent's auth server (protects R1).
@@ -134,30 +141,31 @@ scopes = ["chain.read"]
         if options.trust_as1 {
             trusted.insert(0, as1_url.clone());
         }
-        // `chain.read` is granted without the user unless the options move
-        // it to the scopes that would need consent.
-        let consent = quoted(&options.consent_scopes);
-        let granted: Vec<String> = ["chain.read".to_owned()]
-            .into_iter()
-            .filter(|s| !options.consent_scopes.contains(s))
-            .collect();
-        let granted = quoted(&granted);
+        // `chain.read` is granted without the user unless the options say
+        // the hop needs the user's consent.
+        let rule = |upstream: &str, caller: &str, consent: bool| {
+            let (granted, asked) = if consent {
+                ("", "\"chain.read\"")
+            } else {
+                ("\"chain.read\"", "")
+            };
+            format!(
+                "[[exchange]]\nupstream_issuer = \"{upstream}\"\ncaller = \"{caller}\"\n\
+                 scopes = [{granted}]\nconsent_scopes = [{asked}]\n\n"
+            )
+        };
         let mut exchange = String::new();
         if options.trust_as1 {
-            exchange.push_str(&format!(
-                "[[exchange]]\nupstream_issuer = \"{as1_url}\"\ncaller = \"{r1_url}\"\n\
-                 scopes = [{granted}]\nconsent_scopes = [{consent}]\n\n"
-            ));
+            exchange.push_str(&rule(&as1_url, &r1_url, options.consent_for_r2));
         }
-        exchange.push_str(&format!(
-            "[[exchange]]\nupstream_issuer = \"{as2_url}\"\ncaller = \"{r2_url}\"\n\
-             scopes = [{granted}]\nconsent_scopes = [{consent}]\n"
-        ));
+        exchange.push_str(&rule(&as2_url, &r2_url, options.consent_for_r3));
         let as2_config = write_file(
             &root,
             "as2.toml",
             &format!(
-                "database = \"as2.db\"\nmax_exchange_depth = {}\ntrusted_issuers = [{}]\n\n{exchange}",
+                "database = \"as2.db\"\nmax_exchange_depth = {}\ntrusted_issuers = [{}]\n\n\
+                 [[users]]\nusername = \"{ALICE}\"\npassword_hash = \"{ALICE_HASH}\"\n\
+                 sub = \"user-alice\"\n\n{exchange}",
                 options.max_exchange_depth,
                 quoted(&trusted)
             ),
@@ -165,7 +173,10 @@ scopes = ["chain.read"]
         // R2 and R3 are behind AS2: the only auth server R1 and R2 send a
         // caller's token to.
         let resource = |name: &str, auth: &str, downstream: Option<&str>| {
-            let mut text = format!("auth_server = \"{auth}\"\nkey_file = \"{name}-key.json\"\n");
+            let mut text = format!(
+                "auth_server = \"{auth}\"\nkey_file = \"{name}-key.json\"\nname = \"Resource {}\"\n",
+                name.to_uppercase()
+            );
             if let Some(downstream) = downstream {
                 text.push_str(&format!(
                     "downstream = \"{downstream}/chain\"\ndownstream_auth_server = \"{as2_url}\"\n"
@@ -201,6 +212,7 @@ scopes = ["chain.read"]
         Ok(Self {
             _dir: dir,
             root,
+            agent_config,
             agent_server,
             as1,
             as2,
@@ -228,10 +240,27 @@ scopes = ["chain.read"]
         })
     }
 
+    /// The agent server's own signing key, as it created it on disk.
+    pub fn agent_server_key(&self) -> Result<ServerKey, WorldError> {
+        ServerKey::load_or_create(&self.root.join("agent-server/key.json"))
+            .map_err(|e| WorldError::Other(e.to_string()))
+    }
+
+    /// An agent acting as a newly enrolled delegate of the agent server,
+    /// its state in `name` under the run's directory (P-DEL-1).
+    pub async fn delegate_agent(
+        &self,
+        name: &str,
+        consent: Arc<dyn ConsentHandler>,
+    ) -> Result<Agent, WorldError> {
+        let code = world::mint_code(&self.root, &self.agent_config, None)?;
+        let delegate = world::enroll(&self.root, self.agent_server.url(), &code, name).await?;
+        world::delegate_agent(delegate, consent)
+    }
+
     /// An agent acting as the agent server itself.
     pub fn server_agent(&self, consent: Arc<dyn ConsentHandler>) -> Result<Agent, WorldError> {
-        let key = ServerKey::load_or_create(&self.root.join("agent-server/key.json"))
-            .map_err(|e| WorldError::Other(e.to_string()))?;
+        let key = self.agent_server_key()?;
         let agent = Origin::parse(self.agent_server.url(), OriginMode::Dev)
             .map_err(|e| WorldError::Other(e.to_string()))?;
         let client = SigningClient::new().map_err(|e| WorldError::Other(e.to_string()))?;

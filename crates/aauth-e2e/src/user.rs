@@ -1,8 +1,10 @@
 //! A user at the auth server's pages, played by a program: it opens the
-//! consent URL an agent hands over, signs in through the real login form,
-//! approves or denies on the real consent form, and follows the redirect back
-//! to the agent's loopback callback — exactly what a browser would send
-//! (E§9.5, profile: P-AS-4).
+//! URL an agent hands over (an auth server's consent page, or a resource's
+//! interaction page that redirects onward to one), signs in through the
+//! real login form, approves or denies on the real consent form, and
+//! follows the redirects back to the agent's loopback callback — exactly
+//! what a browser would send, cookies included (E§9.5, E§9.9, profile:
+//! P-AS-4, P-UI-2).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -140,27 +142,47 @@ impl PlayedUser {
         Ok((url, next))
     }
 
+    /// Follows redirects from `page`, at `url`, to the first page that is
+    /// not one, saying where each sends the browser.
+    async fn settle(&self, mut url: Url, mut page: Page) -> Result<(Url, Page), String> {
+        for _ in 0..MAX_REDIRECTS {
+            if !(300..400).contains(&page.status) {
+                return Ok((url, page));
+            }
+            let location = page.location.clone().unwrap_or_default();
+            (self.narrate)(&format!(
+                "{} redirects the browser to {}",
+                url.origin().ascii_serialization(),
+                shorten(&location)
+            ));
+            (url, page) = self.follow(&url, &page).await?;
+        }
+        Err(format!("more than {MAX_REDIRECTS} redirects"))
+    }
+
     async fn visit(&self, start: &Url) -> Result<(), String> {
         let say = |line: &str| (self.narrate)(line);
         say(&format!("the user opens {}", shorten(start.as_str())));
-        let mut page = self.page(self.http.get(start.clone())).await?;
+        let first = self.page(self.http.get(start.clone())).await?;
+        let (mut here, mut page) = self.settle(start.clone(), first).await?;
         if page.status != 200 {
             return Err(format!(
-                "the auth server answered {}: {}",
-                page.status, page.body
+                "{} answered {}: {}",
+                here.origin().ascii_serialization(),
+                page.status,
+                text_of(&page.body)
             ));
         }
         if page.body.contains("/agent/auth/login") {
             say(&format!("the login page: signing in as {}", self.username));
             let after = self
                 .submit(
-                    start,
+                    &here,
                     &page,
                     &[("username", &self.username), ("password", &self.password)],
                 )
                 .await?;
-            let (_, consent) = self.follow(start, &after).await?;
-            page = consent;
+            (here, page) = self.follow(&here, &after).await?;
         }
         if !page.body.contains("/agent/auth/consent") {
             return Err(format!(
@@ -174,22 +196,22 @@ impl PlayedUser {
             Decision::Deny => "deny",
         };
         say(&format!("the user presses {decision:?}"));
-        let decided = self.submit(start, &page, &[("decision", decision)]).await?;
-        let location = decided
-            .location
-            .clone()
-            .ok_or_else(|| format!("expected a redirect after consent, got {}", decided.status))?;
-        say(&format!(
-            "the auth server redirects the browser to {}",
-            shorten(&location)
-        ));
-        let (_, back) = self.follow(start, &decided).await?;
+        let decided = self.submit(&here, &page, &[("decision", decision)]).await?;
+        let (back_at, back) = self.settle(here, decided).await?;
         if back.status >= 400 {
-            return Err(format!("the agent's callback answered {}", back.status));
+            return Err(format!(
+                "{} answered {}: {}",
+                back_at.origin().ascii_serialization(),
+                back.status,
+                text_of(&back.body)
+            ));
         }
         Ok(())
     }
 }
+
+/// Most redirects followed in a row, as browsers bound them.
+const MAX_REDIRECTS: usize = 20;
 
 impl ConsentHandler for PlayedUser {
     fn present<'a>(&'a self, url: &'a Url) -> PresentFuture<'a> {

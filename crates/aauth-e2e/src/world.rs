@@ -253,28 +253,7 @@ authorized = {authorized}
     /// Runs `aauth-agent-server mint-code` (the operator's command, P-DEL-1)
     /// and returns the code it printed.
     pub fn mint_code(&self, sub: Option<&str>) -> Result<String, WorldError> {
-        let mut command = Command::new(binary("aauth-agent-server")?);
-        command
-            .current_dir(&self.root)
-            .args(["mint-code", "--config"])
-            .arg(&self.agent_config);
-        if let Some(sub) = sub {
-            command.args(["--sub", sub]);
-        }
-        let output = command
-            .output()
-            .map_err(|e| WorldError::Other(format!("mint-code: {e}")))?;
-        if !output.status.success() {
-            return Err(WorldError::Other(format!(
-                "mint-code failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )));
-        }
-        let code = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if code.is_empty() {
-            return Err(WorldError::Other("mint-code printed nothing".into()));
-        }
-        Ok(code)
+        mint_code(&self.root, &self.agent_config, sub)
     }
 
     /// The agent server's own signing key, as it created it on disk.
@@ -319,15 +298,7 @@ authorized = {authorized}
         code: &str,
         name: &str,
     ) -> Result<DelegateState, WorldError> {
-        let dir = self.root.join(name);
-        Ok(agent::enroll(
-            &client()?,
-            self.agent_server.url(),
-            code,
-            &dir,
-            OriginMode::Dev,
-        )
-        .await?)
+        enroll(&self.root, self.agent_server.url(), code, name).await
     }
 
     /// An agent acting as `delegate`, keeping its tokens in the delegate's
@@ -337,13 +308,67 @@ authorized = {authorized}
         delegate: DelegateState,
         consent: Arc<dyn ConsentHandler>,
     ) -> Result<Agent, WorldError> {
-        let tokens = TokenStore::in_dir(&delegate.dir)?;
-        Ok(Agent::new(
-            client()?,
-            Principal::Delegate(delegate),
-            tokens,
-            consent,
-            OriginMode::Dev,
-        )?)
+        delegate_agent(delegate, consent)
     }
+}
+
+/// Runs `aauth-agent-server mint-code --config CONFIG` in `root` (P-DEL-1)
+/// and returns the code it printed.
+pub fn mint_code(root: &Path, config: &Path, sub: Option<&str>) -> Result<String, WorldError> {
+    let mut command = Command::new(binary("aauth-agent-server")?);
+    command
+        .current_dir(root)
+        .args(["mint-code", "--config"])
+        .arg(config);
+    if let Some(sub) = sub {
+        command.args(["--sub", sub]);
+    }
+    let output = command
+        .output()
+        .map_err(|e| WorldError::Other(format!("mint-code: {e}")))?;
+    if !output.status.success() {
+        return Err(WorldError::Other(format!(
+            "mint-code failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    let code = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if code.is_empty() {
+        return Err(WorldError::Other("mint-code printed nothing".into()));
+    }
+    Ok(code)
+}
+
+/// Enrolls a new delegate at `agent_server` with `code`, keeping its state
+/// in `root/name` (P-DEL-1, P-DEL-3).
+pub async fn enroll(
+    root: &Path,
+    agent_server: &str,
+    code: &str,
+    name: &str,
+) -> Result<DelegateState, WorldError> {
+    Ok(agent::enroll(
+        &client()?,
+        agent_server,
+        code,
+        &root.join(name),
+        OriginMode::Dev,
+    )
+    .await?)
+}
+
+/// An agent acting as `delegate`, keeping its tokens in the delegate's
+/// state directory.
+pub fn delegate_agent(
+    delegate: DelegateState,
+    consent: Arc<dyn ConsentHandler>,
+) -> Result<Agent, WorldError> {
+    let tokens = TokenStore::in_dir(&delegate.dir)?;
+    Ok(Agent::new(
+        client()?,
+        Principal::Delegate(delegate),
+        tokens,
+        consent,
+        OriginMode::Dev,
+    )?)
 }

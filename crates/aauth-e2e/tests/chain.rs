@@ -1,17 +1,23 @@
 //! Multi-hop with the real binaries: agent → R1 → R2 → R3 across two auth
-//! servers, each resource exchanging the token it received (P-AS-7).
+//! servers, each resource exchanging the token it received (P-AS-7); and
+//! when an exchange needs the user, the interaction bubbling up the chain
+//! (P-UI-1..3).
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
     reason = "test helpers: a failure must stop the test loudly"
 )]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use aauth_agent_server::agent::ConsentHandler;
+use aauth_agent_server::agent::consent::{CallbackListener, PresentFuture};
 use aauth_e2e::chain::{Chain, ChainOptions};
 use aauth_e2e::user::{Decision, PlayedUser};
 use aauth_e2e::world::{ALICE, ALICE_PASSWORD};
-use aauth_http::client::{Identity, Outgoing, SigningClient};
+use aauth_http::client::{Identity, Outgoing, Reply, SigningClient};
+use aauth_protocol::error::ErrorCode;
+use aauth_protocol::keys::SigningKey;
 use http::Method;
 use serde_json::Value;
 use url::Url;
@@ -97,21 +103,6 @@ async fn the_exchange_depth_limit_stops_a_chain_that_is_too_deep() {
         description.contains(chain.r2.url()) && description.contains("refused the exchange"),
         "{description}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn an_exchange_that_needs_the_user_is_interaction_required() {
-    // profile: P-AS-7 — exchange never asks the user; the resource answers
-    // interaction_required (the user_interaction bubbling of P-UI is not
-    // implemented yet).
-    let chain = Chain::start(&ChainOptions {
-        consent_scopes: vec!["chain.read".into()],
-        ..ChainOptions::default()
-    })
-    .expect("six processes start");
-    let (status, json) = call_chain(&chain).await;
-    assert_eq!(status, 401, "{json}");
-    assert_eq!(json["error"], "interaction_required");
 }
 
 /// The agent's AS1 auth token for R1, obtained through the real climb.
@@ -233,4 +224,360 @@ async fn an_expired_upstream_token_is_invalid_grant() {
     let r1 = chain.resource_identity(&chain.r1, "r1").unwrap();
     let (status, code) = exchange_as(&chain, &r1, chain.r2.url(), &token).await;
     assert_eq!((status, code.as_str()), (400, "invalid_grant"));
+}
+
+// ---- User interaction (P-UI-1..3) ----
+
+/// A user who approves, keeping what they see.
+fn narrated(decision: Decision) -> (Arc<PlayedUser>, Arc<Mutex<Vec<String>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    let user = PlayedUser::new(
+        ALICE,
+        ALICE_PASSWORD,
+        decision,
+        Arc::new(move |line: &str| sink.lock().unwrap().push(line.to_owned())),
+    );
+    (Arc::new(user), lines)
+}
+
+/// Where the browser went, in order: the origin of every page the user
+/// opened or was redirected to.
+fn browser_path(lines: &[String]) -> Vec<String> {
+    let mut path = Vec::new();
+    for line in lines {
+        let target = if let Some(url) = line.strip_prefix("the user opens ") {
+            url
+        } else if let Some((_, url)) = line.split_once(" redirects the browser to ") {
+            url
+        } else {
+            continue;
+        };
+        let origin = Url::parse(target)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        path.push(format!(
+            "{origin}{}",
+            Url::parse(target)
+                .map(|u| u.path().to_owned())
+                .unwrap_or_default()
+        ));
+    }
+    path
+}
+
+async fn get_chain(agent: &aauth_agent_server::agent::Agent, chain: &Chain) -> (u16, Value) {
+    let reply = agent
+        .call(
+            Method::GET,
+            &format!("{}/chain", chain.r1.url()),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    (reply.status.as_u16(), json)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_level_r1_asks_the_user_at_as2_and_the_retry_succeeds() {
+    // profile: P-UI-1, P-UI-2, P-UI-3 — AS2 answers R1's exchange with
+    // interaction_required; R1 sends the user through its own consent at
+    // AS2 and back, keeps the grant, and the agent's retry succeeds.
+    let chain = Chain::start(&ChainOptions {
+        consent_for_r2: true,
+        ..ChainOptions::default()
+    })
+    .expect("six processes start");
+    let (user, lines) = narrated(Decision::Approve);
+    let agent = chain.server_agent(user).unwrap();
+    let (status, json) = get_chain(&agent, &chain).await;
+    assert_eq!(status, 200, "{json}; logs in {}", chain.dir().display());
+    let (r1, as2) = (chain.r1.url(), chain.as2.url());
+    let path = browser_path(&lines.lock().unwrap());
+    assert_eq!(
+        path.iter().map(String::as_str).collect::<Vec<_>>()[..4],
+        [
+            format!("{r1}/interaction").as_str(),
+            format!("{as2}/agent/auth").as_str(),
+            format!("{r1}/interaction/callback").as_str(),
+            path[3].as_str(),
+        ],
+        "{path:#?}"
+    );
+    assert!(path[3].starts_with("http://127.0.0.1:") && path[3].ends_with("/callback"));
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("Resource R1")),
+        "AS2's consent page names R1 from its agent metadata: {lines:?}"
+    );
+    // R2 was called with R1's own grant (no act): the user consented to
+    // R1 itself at AS2.
+    let r2 = &json["downstream"];
+    assert_eq!(r2["caller"], r1);
+    assert_eq!(r2["act"], Value::Null);
+    // ...and the chain goes on to R3 by exchange.
+    assert_eq!(r2["downstream"]["caller"], chain.r2.url());
+    assert_eq!(r2["downstream"]["act"]["agent"], r1);
+
+    // The grant is kept for this caller: no user the second time.
+    let seen = lines.lock().unwrap().len();
+    let (status, again) = get_chain(&agent, &chain).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        lines.lock().unwrap().len(),
+        seen,
+        "the user was not needed again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_levels_r2s_interaction_bubbles_up_through_r1() {
+    // profile: P-UI-3 — R2 needs the user at AS2 for R3; R1 wraps R2's
+    // user_interaction in its own, and each hop only redirects to its next.
+    let chain = Chain::start(&ChainOptions {
+        consent_for_r3: true,
+        ..ChainOptions::default()
+    })
+    .expect("six processes start");
+    let (user, lines) = narrated(Decision::Approve);
+    let agent = chain.server_agent(user).unwrap();
+    let (status, json) = get_chain(&agent, &chain).await;
+    assert_eq!(status, 200, "{json}; logs in {}", chain.dir().display());
+    let (r1, r2, as2) = (chain.r1.url(), chain.r2.url(), chain.as2.url());
+    let path = browser_path(&lines.lock().unwrap());
+    assert_eq!(path.len(), 6, "{path:#?}");
+    assert_eq!(
+        path[..5],
+        [
+            format!("{r1}/interaction"),
+            format!("{r2}/interaction"),
+            format!("{as2}/agent/auth"),
+            format!("{r2}/interaction/callback"),
+            format!("{r1}/interaction/callback"),
+        ],
+        "{path:#?}"
+    );
+    assert!(path[5].ends_with("/callback") && !path[5].starts_with(r1));
+    // R1 → R2 by exchange (act: the agent); R2 → R3 with R2's own grant.
+    let r2_view = &json["downstream"];
+    assert_eq!(r2_view["caller"], r1);
+    assert_eq!(r2_view["act"]["agent"], chain.agent_server.url());
+    let r3_view = &r2_view["downstream"];
+    assert_eq!(r3_view["caller"], r2);
+    assert_eq!(r3_view["act"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_two_levels_down_reaches_the_agent_as_access_denied() {
+    // profile: P-UI-2 — "with error=access_denied if the user denied",
+    // passed on by each hop.
+    let chain = Chain::start(&ChainOptions {
+        consent_for_r3: true,
+        ..ChainOptions::default()
+    })
+    .expect("six processes start");
+    let (user, lines) = narrated(Decision::Deny);
+    let agent = chain.server_agent(user).unwrap();
+    let error = agent
+        .call(
+            Method::GET,
+            &format!("{}/chain", chain.r1.url()),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, aauth_agent_server::agent::AgentError::AccessDenied),
+        "{error}"
+    );
+    let path = browser_path(&lines.lock().unwrap());
+    assert!(
+        path.last().is_some_and(|p| p.ends_with("/callback")),
+        "{path:#?}"
+    );
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("error=access_denied") && l.contains("127.0.0.1")),
+        "{lines:?}"
+    );
+}
+
+/// Hands no URL to any user: a challenge for the user ends the agent's call.
+struct NoUser;
+
+impl ConsentHandler for NoUser {
+    fn present<'a>(&'a self, _url: &'a Url) -> PresentFuture<'a> {
+        Box::pin(async { Err("no user here".to_owned()) })
+    }
+}
+
+/// An AS1 auth token for R1, obtained by `agent`'s climb (its call to
+/// /chain then ends at the user_interaction challenge).
+async fn token_for_r1(agent: &aauth_agent_server::agent::Agent, chain: &Chain) -> String {
+    let error = agent
+        .call(
+            Method::GET,
+            &format!("{}/chain", chain.r1.url()),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no user here"), "{error}");
+    agent
+        .tokens()
+        .newest_for(chain.r1.url())
+        .unwrap()
+        .auth_token
+}
+
+/// `GET R1/chain` signed with `auth_token` and `key`, by hand.
+async fn raw_chain(chain: &Chain, auth_token: &str, key: Arc<SigningKey>) -> Reply {
+    SigningClient::new()
+        .unwrap()
+        .send(
+            &Identity::AuthToken {
+                auth_token: auth_token.to_owned(),
+                key,
+            },
+            Outgoing::get(Url::parse(&format!("{}/chain", chain.r1.url())).unwrap()),
+        )
+        .await
+        .unwrap()
+}
+
+fn interaction_url(reply: &Reply) -> String {
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert_eq!(reply.error_code(), Some(ErrorCode::InteractionRequired));
+    reply
+        .agent_auth()
+        .and_then(|c| c.user_interaction_url())
+        .unwrap_or_else(|| panic!("no user_interaction: {}", reply.text()))
+        .to_owned()
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_completed_for_one_agent_never_serves_another() {
+    // profile: P-UI-1 — sessions are bound to the agent and delegate;
+    // P-UI-3 — "Another agent gets its own challenge, never the session."
+    let chain = Chain::start(&ChainOptions {
+        consent_for_r2: true,
+        ..ChainOptions::default()
+    })
+    .expect("six processes start");
+    let server = chain.server_agent(Arc::new(NoUser)).unwrap();
+    let server_token = token_for_r1(&server, &chain).await;
+    let server_key = Arc::new(chain.agent_server_key().unwrap().key);
+    let delegate = chain
+        .delegate_agent("delegate", Arc::new(NoUser))
+        .await
+        .unwrap();
+    let delegate_token = token_for_r1(&delegate, &chain).await;
+    let delegate_key = delegate.principal().key().clone();
+
+    let session = interaction_url(&raw_chain(&chain, &server_token, server_key.clone()).await);
+    let other = interaction_url(&raw_chain(&chain, &delegate_token, delegate_key.clone()).await);
+    assert_ne!(session, other);
+
+    // The user completes the agent server's session.
+    let listener = CallbackListener::bind().await.unwrap();
+    let mut url = Url::parse(&session).unwrap();
+    url.query_pairs_mut()
+        .append_pair("return_url", listener.redirect_uri().as_str());
+    let (user, _) = narrated(Decision::Approve);
+    user.present(&url).await.unwrap();
+    let back = listener
+        .wait(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(back.get("error"), None);
+
+    // The delegate retrying is still asked for its own user.
+    let again = interaction_url(&raw_chain(&chain, &delegate_token, delegate_key).await);
+    assert_ne!(again, session);
+    // The agent server's retry goes through.
+    let reply = raw_chain(&chain, &server_token, server_key).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // The completed session is gone: visiting it again is an error page.
+    let page = browser().get(url).send().await.unwrap();
+    assert_eq!(page.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unregistered_return_url_gets_an_error_page_not_a_redirect() {
+    // profile: P-UI-2 — return_url must be HTTPS (or loopback, or a dev
+    // origin) and listed in the agent's metadata redirect_uris.
+    let chain = Chain::start(&ChainOptions {
+        consent_for_r2: true,
+        ..ChainOptions::default()
+    })
+    .expect("six processes start");
+    let agent = chain.server_agent(Arc::new(NoUser)).unwrap();
+    let token = token_for_r1(&agent, &chain).await;
+    let key = Arc::new(chain.agent_server_key().unwrap().key);
+    let session = interaction_url(&raw_chain(&chain, &token, key).await);
+    let browser = browser();
+    for (return_url, why) in [
+        (
+            Some("https://elsewhere.example/callback"),
+            "not one of the redirect_uris",
+        ),
+        (
+            Some("http://127.0.0.1:9/elsewhere"),
+            "not one of the redirect_uris",
+        ),
+        (Some("javascript:alert(1)"), "not acceptable"),
+        (Some("ftp://127.0.0.1/callback"), "not acceptable"),
+        (None, "no return_url"),
+    ] {
+        let mut url = Url::parse(&session).unwrap();
+        if let Some(return_url) = return_url {
+            url.query_pairs_mut().append_pair("return_url", return_url);
+        }
+        let page = browser.get(url).send().await.unwrap();
+        assert_eq!(page.status(), 400, "{return_url:?}");
+        assert!(page.headers().get("location").is_none(), "{return_url:?}");
+        let body = page.text().await.unwrap();
+        assert!(body.contains(why), "{return_url:?}: {body}");
+    }
+    // An unknown session, and a callback without the session's cookie.
+    for url in [
+        format!(
+            "{}/interaction?session=unknown&return_url=http://127.0.0.1:9/callback",
+            chain.r1.url()
+        ),
+        format!("{}/interaction/callback?code=x&state=y", chain.r1.url()),
+    ] {
+        let page = browser.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), 400, "{url}");
+        assert!(page.headers().get("location").is_none(), "{url}");
+    }
+    // The session is still there for a good return_url.
+    let mut url = Url::parse(&session).unwrap();
+    url.query_pairs_mut()
+        .append_pair("return_url", "http://127.0.0.1:9/callback");
+    let page = browser.get(url).send().await.unwrap();
+    assert_eq!(page.status(), 303);
+    let location = page.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!("{}/agent/auth?", chain.as2.url())),
+        "R1 sends the user to its next hop only: {location}"
+    );
 }

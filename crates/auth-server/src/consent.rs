@@ -567,10 +567,7 @@ async fn decide_inner(state: &AppState, request: Request) -> Result<Response, Pa
 
 #[cfg(test)]
 mod tests {
-    use aauth_protocol::ids::OriginMode;
-
     use super::*;
-
 
     #[test]
     fn session_cookies_are_secure_outside_dev_mode() {

@@ -116,8 +116,8 @@ pub enum DownstreamError {
     /// The auth server refused a token request (E§9.10 `exchange`, or
     /// E§9.3 / E§9.6 `auth` / `code` for this resource's own grant).
     #[error(
-        "downstream {url}: its auth server {auth_server} refused request_type={request_type}: \
-         {status} {error}"
+        "downstream {url}: its auth server {auth_server} refused {}: {status} {error}",
+        request_name(request_type)
     )]
     TokenRefused {
         /// The downstream URL.
@@ -133,8 +133,8 @@ pub enum DownstreamError {
     },
     /// The auth server's 200 is not a token answer (E§9.4, E§9.6, E§9.10).
     #[error(
-        "downstream {url}: its auth server {auth_server} answered request_type={request_type} \
-         with {reason}"
+        "downstream {url}: its auth server {auth_server} answered {} with {reason}",
+        request_name(request_type)
     )]
     TokenAnswer {
         /// The downstream URL.
@@ -165,6 +165,15 @@ pub enum DownstreamError {
         /// Its status.
         status: u16,
     },
+}
+
+/// A token request in words, for descriptions.
+fn request_name(request_type: &str) -> &'static str {
+    match request_type {
+        "exchange" => "the exchange",
+        "auth" => "the auth request",
+        _ => "the code exchange",
+    }
 }
 
 /// Where the user is needed (P-UI-1).
@@ -419,12 +428,10 @@ impl Downstream {
             return Ok(());
         };
         match Url::parse(interaction) {
-            Ok(target) if target.origin() == self.url.origin() => {
-                Err(DownstreamError::NeedsUser {
-                    url: self.url.to_string(),
-                    need: NeedsUser::Onward(target),
-                })
-            }
+            Ok(target) if target.origin() == self.url.origin() => Err(DownstreamError::NeedsUser {
+                url: self.url.to_string(),
+                need: NeedsUser::Onward(target),
+            }),
             _ => Err(DownstreamError::ForeignInteraction {
                 url: self.url.to_string(),
                 interaction: quote(interaction),
@@ -629,7 +636,10 @@ impl Downstream {
     ) -> Result<TokenAnswer, DownstreamError> {
         let reply = self
             .client
-            .send(&self.me, Outgoing::post_form(endpoint.endpoint.clone(), form))
+            .send(
+                &self.me,
+                Outgoing::post_form(endpoint.endpoint.clone(), form),
+            )
             .await
             .map_err(|e| DownstreamError::Transport {
                 url: endpoint.endpoint.to_string(),
@@ -655,7 +665,11 @@ impl Downstream {
             });
         }
         reply.json().map_err(|e| {
-            self.answer_error(endpoint, request_type, format!("a body that is not JSON: {e}"))
+            self.answer_error(
+                endpoint,
+                request_type,
+                format!("a body that is not JSON: {e}"),
+            )
         })
     }
 
@@ -701,7 +715,10 @@ impl Downstream {
 
 /// A 401 or 403: the downstream wants more than was presented.
 fn refused(reply: &Reply) -> bool {
-    matches!(reply.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+    matches!(
+        reply.status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+    )
 }
 
 /// 256 random bits, base64url: an interaction session id or a `state`.

@@ -87,9 +87,7 @@ impl Binding {
         Some(Self {
             agent: verified.agent()?.clone(),
             delegate: verified.delegate().map(str::to_owned),
-            user: verified
-                .auth_token()
-                .and_then(|t| t.claims().sub.clone()),
+            user: verified.auth_token().and_then(|t| t.claims().sub.clone()),
         })
     }
 }
@@ -292,8 +290,7 @@ fn downstream(state: &AppState) -> Result<&Downstream, PageError> {
     })
 }
 
-const EXPIRED: &str =
-    "This interaction is unknown, was already completed, or has expired (they last 10 minutes). \
+const EXPIRED: &str = "This interaction is unknown, was already completed, or has expired (they last 10 minutes). \
      Return to the application and try again.";
 
 /// `GET /interaction?session=…&return_url=…` (P-UI-2).
@@ -343,7 +340,10 @@ async fn visit_inner(state: &AppState, raw: Option<&str>) -> Result<Response, Pa
         return_url,
         state: sent_state,
     });
-    Ok(with_cookie(see_other(&location), interactions.set_cookie(id)))
+    Ok(with_cookie(
+        see_other(&location),
+        interactions.set_cookie(id),
+    ))
 }
 
 /// P-UI-2: "`return_url` must be HTTPS (or loopback http per P-AS-4, or any
@@ -366,7 +366,9 @@ async fn check_return_url(
         .discovery()
         .agent_metadata(&caller.agent)
         .await
-        .map_err(|e| PageError::peer(format!("The application's metadata could not be read: {e}")))?;
+        .map_err(|e| {
+            PageError::peer(format!("The application's metadata could not be read: {e}"))
+        })?;
     let registered = metadata.redirect_uris.as_deref().unwrap_or_default();
     if !redirect_uri_registered(registered, return_url) {
         return Err(PageError::bad(format!(
@@ -489,7 +491,10 @@ mod tests {
         let error = interactions.challenge(caller(), NeedsUser::Consent, "why");
         assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
         let response = error.into_response();
-        let header = response.headers()["agent-auth"].to_str().unwrap().to_owned();
+        let header = response.headers()["agent-auth"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let challenge = AgentAuth::parse(&header).unwrap();
         let url = Url::parse(challenge.user_interaction_url().unwrap()).unwrap();
         assert_eq!(url.origin().ascii_serialization(), "http://127.0.0.1:8080");

@@ -58,8 +58,10 @@ async fn the_resource_publishes_itself_as_an_agent_with_the_same_key_set() {
         serde_json::json!({
             "agent": RESOURCE,
             "jwks_uri": format!("{RESOURCE}/.well-known/jwks.json"),
+            "name": "AAuth notes",
         })
     );
+    // Without a downstream it never sends a user anywhere: no redirect_uris.
     // It parses as agent metadata of this origin (E§8.1).
     let bytes = serde_json::to_vec(&md.json).unwrap();
     aauth_protocol::metadata::AgentMetadata::from_json(
@@ -68,6 +70,31 @@ async fn the_resource_publishes_itself_as_an_agent_with_the_same_key_set() {
         aauth_protocol::ids::OriginMode::Dev,
     )
     .unwrap();
+}
+
+#[tokio::test]
+async fn without_a_downstream_the_interaction_pages_are_not_found() {
+    // profile: P-UI — only a resource that calls another ever needs the user.
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let w = world().await;
+    for path in [
+        "/interaction?session=x&return_url=http://127.0.0.1:1/callback",
+        "/interaction/callback?code=x&state=y",
+    ] {
+        let request = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = aauth_resource::app(w.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(response.headers().get("location").is_none());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("never needs the user"), "{body}");
+    }
 }
 
 #[tokio::test]

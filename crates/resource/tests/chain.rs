@@ -250,16 +250,20 @@ impl Agent {
     }
 
     async fn call(&self, url: &str, auth_token: &str) -> (u16, Value) {
+        let reply = self.reply(url, auth_token).await;
+        (reply.status.as_u16(), reply.json().unwrap())
+    }
+
+    async fn reply(&self, url: &str, auth_token: &str) -> aauth_http::client::Reply {
         let identity = Identity::AuthToken {
             auth_token: auth_token.to_owned(),
             key: self.key.clone(),
         };
-        let reply = SigningClient::new()
+        SigningClient::new()
             .unwrap()
             .send(&identity, Outgoing::get(Url::parse(url).unwrap()))
             .await
-            .unwrap();
-        (reply.status.as_u16(), reply.json().unwrap())
+            .unwrap()
     }
 }
 
@@ -334,23 +338,43 @@ async fn r1_exchanges_once_retries_with_the_new_token_and_nests_r2s_answer() {
 }
 
 #[tokio::test]
-async fn an_exchange_needing_consent_is_interaction_required() {
+async fn an_exchange_needing_consent_sends_the_caller_to_r1s_interaction_page() {
     // profile: P-AS-7 — "if policy would need consent, 400
-    // interaction_required"; P-UI is not implemented, so no challenge.
+    // interaction_required, and the resource falls back to P-UI"; P-UI-1 —
+    // 401 interaction_required with user_interaction on R1 itself.
     let auth = auth_server().await;
     let r2 = resource(&auth.origin, None).await;
     let r1 = resource(&auth.origin, Some(&format!("{r2}/chain"))).await;
     let agent = Agent::new();
     let upstream = agent.token_for(&auth, &r1, "needs-consent");
-    let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
-    assert_eq!(status, 401, "{answer}");
-    assert_eq!(answer["error"], "interaction_required");
-    let description = answer["error_description"].as_str().unwrap();
+    let reply = agent.reply(&format!("{r1}/chain"), &upstream).await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert_eq!(
+        reply.error_code(),
+        Some(aauth_protocol::error::ErrorCode::InteractionRequired)
+    );
+    let description = reply.error.as_ref().unwrap().to_string();
     assert!(
         description.contains(&format!("{r2}/chain")),
         "{description}"
     );
-    assert!(description.contains("not implemented"), "{description}");
+    let interaction = reply
+        .agent_auth()
+        .and_then(|c| c.user_interaction_url())
+        .expect("a user_interaction challenge")
+        .to_owned();
+    assert!(
+        interaction.starts_with(&format!("{r1}/interaction?session=")),
+        "{interaction}"
+    );
+    // Each challenge opens its own session.
+    let again = agent.reply(&format!("{r1}/chain"), &upstream).await;
+    let second = again
+        .agent_auth()
+        .and_then(|c| c.user_interaction_url())
+        .unwrap()
+        .to_owned();
+    assert_ne!(second, interaction);
 }
 
 #[tokio::test]
@@ -393,5 +417,71 @@ async fn the_callers_token_goes_only_to_the_configured_auth_server() {
     assert!(
         auth.received.lock().unwrap().is_empty(),
         "no exchange was sent"
+    );
+}
+
+#[tokio::test]
+async fn a_resource_with_a_downstream_registers_its_interaction_callback() {
+    // profile: P-MD-2, P-MD-4, P-UI-2 — the next hop sends the user back to
+    // R1's callback, which must be in R1's agent metadata.
+    let auth = auth_server().await;
+    let r2 = resource(&auth.origin, None).await;
+    let r1 = resource(&auth.origin, Some(&format!("{r2}/chain"))).await;
+    let text = reqwest::get(format!("{r1}/.well-known/aauth-agent"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metadata: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        metadata["redirect_uris"],
+        json!([format!("{r1}/interaction/callback")])
+    );
+    assert_eq!(metadata["name"], "AAuth notes");
+    // An unknown session is an error page, never a redirect.
+    let page = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "{r1}/interaction?session=nope&return_url=http://127.0.0.1:1/callback"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 400);
+    assert!(page.headers().get("location").is_none());
+    assert!(page.text().await.unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn a_downstream_asking_for_the_user_elsewhere_is_a_server_error() {
+    // profile: P-UI-3 — each resource only ever sends the user to its own
+    // next hop; a user_interaction on another origin is not passed on.
+    let auth = auth_server().await;
+    let (listener, downstream) = listen().await;
+    let router = axum::Router::new().route(
+        "/chain",
+        get(|| async {
+            let challenge = aauth_protocol::challenge::AgentAuth::user_interaction(
+                "https://elsewhere.example/interaction?session=x",
+            )
+            .unwrap();
+            ErrorResponse::new(Condition::InteractionRequired, "the user is needed")
+                .with_challenge(challenge)
+                .into_response()
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let r1 = resource(&auth.origin, Some(&format!("{downstream}/chain"))).await;
+    let agent = Agent::new();
+    let upstream = agent.token_for(&auth, &r1, "alice");
+    let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
+    assert_eq!(status, 500, "{answer}");
+    let description = answer["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("not on its own origin"),
+        "{description}"
     );
 }

@@ -117,7 +117,8 @@ pub enum Principal {
 }
 
 impl Principal {
-    fn key(&self) -> &Arc<SigningKey> {
+    /// The key it signs with.
+    pub fn key(&self) -> &Arc<SigningKey> {
         match self {
             Self::Server { key, .. } => key,
             Self::Delegate(state) => &state.key,
@@ -238,6 +239,11 @@ impl Agent {
     /// The tokens held.
     pub fn tokens(&self) -> &TokenStore {
         &self.tokens
+    }
+
+    /// Who it acts as.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 
     fn step(&self, line: &str) {
