@@ -60,6 +60,29 @@ impl Walk {
         (self.say)(&format!("   {text}"));
     }
 
+    /// Prints who called whom in a `/chain` answer; returns how many hops.
+    fn hops(&self, json: &serde_json::Value) -> usize {
+        let text = |value: Option<&serde_json::Value>| {
+            value
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?")
+                .to_owned()
+        };
+        let mut hop = Some(json);
+        let mut depth = 0;
+        while let Some(this) = hop.filter(|h| h.is_object()) {
+            self.line(&format!(
+                "{} was called by {} (act: {})",
+                text(this.get("resource")),
+                text(this.get("caller")),
+                this.get("act").unwrap_or(&serde_json::Value::Null)
+            ));
+            hop = this.get("downstream");
+            depth += 1;
+        }
+        depth
+    }
+
     fn record(&mut self, title: &'static str, ok: bool, detail: String) {
         self.line(&format!("{} {detail}", if ok { "✔" } else { "✘" }));
         self.outcomes.push(Outcome { title, ok, detail });
@@ -333,24 +356,7 @@ pub async fn run_chain(chain: &crate::chain::Chain, say: Narrator) -> Result<Out
         )
         .await?;
     let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
-    let text = |value: Option<&serde_json::Value>| {
-        value
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("?")
-            .to_owned()
-    };
-    let mut hop = Some(&json);
-    let mut depth = 0;
-    while let Some(this) = hop.filter(|h| h.is_object()) {
-        walk.line(&format!(
-            "{} was called by {} (act: {})",
-            text(this.get("resource")),
-            text(this.get("caller")),
-            this.get("act").unwrap_or(&serde_json::Value::Null)
-        ));
-        hop = this.get("downstream");
-        depth += 1;
-    }
+    let depth = walk.hops(&json);
     let first_agent = json
         .pointer("/downstream/downstream/act/act/agent")
         .and_then(serde_json::Value::as_str);
@@ -361,6 +367,119 @@ pub async fn run_chain(chain: &crate::chain::Chain, say: Narrator) -> Result<Out
         ok,
         format!(
             "GET R1/chain → {}; R3 sees the whole chain in act, nested twice",
+            describe(&reply)
+        ),
+    );
+    Ok(walk.outcomes.remove(0))
+}
+
+/// Where the user is needed in [`run_interaction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// AS2 wants the user before R1 may call R2: R1 asks them itself.
+    OneLevel,
+    /// AS2 wants the user before R2 may call R3: R2 asks them, through R1.
+    TwoLevels,
+}
+
+/// The user-interaction steps (E§9.9, P-UI-1..3): `chain` must be started
+/// with [`crate::chain::ChainOptions::consent_for_r2`] for
+/// [`Depth::OneLevel`], [`crate::chain::ChainOptions::consent_for_r3`] for
+/// [`Depth::TwoLevels`].
+pub async fn run_interaction(
+    chain: &crate::chain::Chain,
+    number: usize,
+    depth: Depth,
+    say: Narrator,
+) -> Result<Outcome, WorldError> {
+    let mut walk = Walk {
+        say: say.clone(),
+        outcomes: Vec::new(),
+    };
+    let (r1, r2, as2) = (chain.r1.url(), chain.r2.url(), chain.as2.url());
+    let (title, expected) = match depth {
+        Depth::OneLevel => {
+            walk.heading(
+                number,
+                "User interaction one hop down (P-UI-1..3): AS2 wants the user before R1 may call R2",
+            );
+            walk.line("R1 answers 401 with its own user_interaction URL; it asks the user at AS2");
+            walk.line(
+                "as an agent itself (request_type=auth, consent, code), then sends them back",
+            );
+            (
+                "interaction 1",
+                vec![
+                    format!("{r1}/interaction"),
+                    format!("{as2}/agent/auth"),
+                    format!("{r1}/interaction/callback"),
+                ],
+            )
+        }
+        Depth::TwoLevels => {
+            walk.heading(
+                number,
+                "User interaction two hops down (P-UI-3): AS2 wants the user before R2 may call R3",
+            );
+            walk.line("R2 answers R1 with its user_interaction; R1 wraps it in its own, so the");
+            walk.line(
+                "browser goes agent → R1 → R2 → AS2 and back the same way, one hop at a time",
+            );
+            (
+                "interaction 2",
+                vec![
+                    format!("{r1}/interaction"),
+                    format!("{r2}/interaction"),
+                    format!("{as2}/agent/auth"),
+                    format!("{r2}/interaction/callback"),
+                    format!("{r1}/interaction/callback"),
+                ],
+            )
+        }
+    };
+    let steps: Narrator = {
+        let say = say.clone();
+        Arc::new(move |line: &str| say(&format!("   · {line}")))
+    };
+    let user = Arc::new(PlayedUser::new(
+        ALICE,
+        ALICE_PASSWORD,
+        Decision::Approve,
+        steps.clone(),
+    ));
+    let agent = chain.server_agent(user.clone())?.with_steps(steps);
+    let reply = agent
+        .call(Method::GET, &format!("{r1}/chain"), None, None)
+        .await?;
+    let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+    let hops = walk.hops(&json);
+    let path = user.stops();
+    // The browser's last stop is the agent's own loopback callback.
+    let back_at_agent = path
+        .last()
+        .is_some_and(|p| p.ends_with("/callback") && !p.ends_with("/interaction/callback"));
+    let ok = reply.status.as_u16() == 200
+        && hops == 3
+        && path.len() == expected.len() + 1
+        && path.starts_with(&expected)
+        && back_at_agent;
+    walk.line(&format!(
+        "the browser went: {} → back to the agent",
+        path.iter()
+            .take(expected.len())
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" → ")
+    ));
+    walk.record(
+        title,
+        ok,
+        format!(
+            "GET R1/chain → 401 interaction_required, the user at {}, retry → {}",
+            match depth {
+                Depth::OneLevel => "R1 → AS2",
+                Depth::TwoLevels => "R1 → R2 → AS2",
+            },
             describe(&reply)
         ),
     );

@@ -34,6 +34,7 @@ pub struct PlayedUser {
     narrate: Narrator,
     http: reqwest::Client,
     cookies: Arc<Mutex<HashMap<String, String>>>,
+    visited: Arc<Mutex<Vec<Url>>>,
 }
 
 impl std::fmt::Debug for PlayedUser {
@@ -67,7 +68,36 @@ impl PlayedUser {
             narrate,
             http,
             cookies: Arc::default(),
+            visited: Arc::default(),
         }
+    }
+
+    /// Every URL the browser was sent to so far (opened or redirected to),
+    /// in order; form submissions are not counted.
+    pub fn visited(&self) -> Vec<Url> {
+        self.visited.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The browser's path so far: origin and path of every page it was
+    /// sent to, a page reloaded in place (the login page that becomes the
+    /// consent page) counted once.
+    pub fn stops(&self) -> Vec<String> {
+        let mut stops: Vec<String> = Vec::new();
+        for url in self.visited() {
+            let stop = format!("{}{}", url.origin().ascii_serialization(), url.path());
+            if stops.last() != Some(&stop) {
+                stops.push(stop);
+            }
+        }
+        stops
+    }
+
+    /// `GET url`, as a navigation.
+    async fn open(&self, url: &Url) -> Result<Page, String> {
+        if let Ok(mut visited) = self.visited.lock() {
+            visited.push(url.clone());
+        }
+        self.page(self.http.get(url.clone())).await
     }
 
     fn cookie_header(&self) -> String {
@@ -138,7 +168,7 @@ impl PlayedUser {
         let url = base
             .join(location)
             .map_err(|e| format!("redirect {location:?}: {e}"))?;
-        let next = self.page(self.http.get(url.clone())).await?;
+        let next = self.open(&url).await?;
         Ok((url, next))
     }
 
@@ -163,7 +193,7 @@ impl PlayedUser {
     async fn visit(&self, start: &Url) -> Result<(), String> {
         let say = |line: &str| (self.narrate)(line);
         say(&format!("the user opens {}", shorten(start.as_str())));
-        let first = self.page(self.http.get(start.clone())).await?;
+        let first = self.open(start).await?;
         let (mut here, mut page) = self.settle(start.clone(), first).await?;
         if page.status != 200 {
             return Err(format!(

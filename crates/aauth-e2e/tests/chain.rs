@@ -228,7 +228,7 @@ async fn an_expired_upstream_token_is_invalid_grant() {
 
 // ---- User interaction (P-UI-1..3) ----
 
-/// A user who approves, keeping what they see.
+/// A user who decides `decision`, keeping what they are told.
 fn narrated(decision: Decision) -> (Arc<PlayedUser>, Arc<Mutex<Vec<String>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
@@ -239,31 +239,6 @@ fn narrated(decision: Decision) -> (Arc<PlayedUser>, Arc<Mutex<Vec<String>>>) {
         Arc::new(move |line: &str| sink.lock().unwrap().push(line.to_owned())),
     );
     (Arc::new(user), lines)
-}
-
-/// Where the browser went, in order: the origin of every page the user
-/// opened or was redirected to.
-fn browser_path(lines: &[String]) -> Vec<String> {
-    let mut path = Vec::new();
-    for line in lines {
-        let target = if let Some(url) = line.strip_prefix("the user opens ") {
-            url
-        } else if let Some((_, url)) = line.split_once(" redirects the browser to ") {
-            url
-        } else {
-            continue;
-        };
-        let origin = Url::parse(target)
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default();
-        path.push(format!(
-            "{origin}{}",
-            Url::parse(target)
-                .map(|u| u.path().to_owned())
-                .unwrap_or_default()
-        ));
-    }
-    path
 }
 
 async fn get_chain(agent: &aauth_agent_server::agent::Agent, chain: &Chain) -> (u16, Value) {
@@ -291,11 +266,11 @@ async fn one_level_r1_asks_the_user_at_as2_and_the_retry_succeeds() {
     })
     .expect("six processes start");
     let (user, lines) = narrated(Decision::Approve);
-    let agent = chain.server_agent(user).unwrap();
+    let agent = chain.server_agent(user.clone()).unwrap();
     let (status, json) = get_chain(&agent, &chain).await;
     assert_eq!(status, 200, "{json}; logs in {}", chain.dir().display());
     let (r1, as2) = (chain.r1.url(), chain.as2.url());
-    let path = browser_path(&lines.lock().unwrap());
+    let path = user.stops();
     assert_eq!(
         path.iter().map(String::as_str).collect::<Vec<_>>()[..4],
         [
@@ -344,12 +319,12 @@ async fn two_levels_r2s_interaction_bubbles_up_through_r1() {
         ..ChainOptions::default()
     })
     .expect("six processes start");
-    let (user, lines) = narrated(Decision::Approve);
-    let agent = chain.server_agent(user).unwrap();
+    let (user, _) = narrated(Decision::Approve);
+    let agent = chain.server_agent(user.clone()).unwrap();
     let (status, json) = get_chain(&agent, &chain).await;
     assert_eq!(status, 200, "{json}; logs in {}", chain.dir().display());
     let (r1, r2, as2) = (chain.r1.url(), chain.r2.url(), chain.as2.url());
-    let path = browser_path(&lines.lock().unwrap());
+    let path = user.stops();
     assert_eq!(path.len(), 6, "{path:#?}");
     assert_eq!(
         path[..5],
@@ -382,7 +357,7 @@ async fn a_refusal_two_levels_down_reaches_the_agent_as_access_denied() {
     })
     .expect("six processes start");
     let (user, lines) = narrated(Decision::Deny);
-    let agent = chain.server_agent(user).unwrap();
+    let agent = chain.server_agent(user.clone()).unwrap();
     let error = agent
         .call(
             Method::GET,
@@ -396,7 +371,7 @@ async fn a_refusal_two_levels_down_reaches_the_agent_as_access_denied() {
         matches!(error, aauth_agent_server::agent::AgentError::AccessDenied),
         "{error}"
     );
-    let path = browser_path(&lines.lock().unwrap());
+    let path = user.stops();
     assert!(
         path.last().is_some_and(|p| p.ends_with("/callback")),
         "{path:#?}"

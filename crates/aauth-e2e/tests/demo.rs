@@ -43,3 +43,47 @@ async fn the_demo_walk_succeeds_at_every_level() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_multi_hop_steps_succeed() {
+    use aauth_e2e::chain::{Chain, ChainOptions};
+    use aauth_e2e::demo::Depth;
+    let transcript = Arc::new(Mutex::new(Vec::<String>::new()));
+    let say = {
+        let sink = transcript.clone();
+        Arc::new(move |line: &str| sink.lock().unwrap().push(line.to_owned()))
+    };
+    let chain = Chain::start(&ChainOptions::default()).expect("six processes start");
+    let mut outcomes = vec![demo::run_chain(&chain, say.clone()).await.unwrap()];
+    for (depth, options) in [
+        (
+            Depth::OneLevel,
+            ChainOptions {
+                consent_for_r2: true,
+                ..ChainOptions::default()
+            },
+        ),
+        (
+            Depth::TwoLevels,
+            ChainOptions {
+                consent_for_r3: true,
+                ..ChainOptions::default()
+            },
+        ),
+    ] {
+        let chain = Chain::start(&options).expect("six processes start");
+        outcomes.push(
+            demo::run_interaction(&chain, 9, depth, say.clone())
+                .await
+                .unwrap(),
+        );
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|o| !o.ok).collect();
+    assert!(
+        failed.is_empty(),
+        "{failed:?}\n{}",
+        transcript.lock().unwrap().join("\n")
+    );
+    let titles: Vec<_> = outcomes.iter().map(|o| o.title).collect();
+    assert_eq!(titles, ["multi-hop", "interaction 1", "interaction 2"]);
+}

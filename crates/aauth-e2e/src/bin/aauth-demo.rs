@@ -1,17 +1,48 @@
 //! `aauth-demo`: starts the agent server, the auth server and the resource on
 //! loopback, walks through every level of AAuth while printing each step,
-//! prints a summary, and stops every process it started.
+//! then the multi-hop chain (by exchange, and with the user needed one and
+//! two hops down), prints a summary, and stops every process it started.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use aauth_e2e::chain::{Chain, ChainOptions};
-use aauth_e2e::demo;
-use aauth_e2e::world::World;
+use aauth_e2e::demo::{self, Depth};
+use aauth_e2e::world::{World, WorldError};
 
 #[expect(clippy::print_stdout, reason = "the demo's output is its purpose")]
 fn say(line: &str) {
     println!("{line}");
+}
+
+/// Steps 8–10: the chain by exchange, then with the user needed one and two
+/// hops down.
+async fn multi_hop() -> Result<Vec<demo::Outcome>, WorldError> {
+    let chain = Chain::start(&ChainOptions::default())?;
+    let mut outcomes = vec![demo::run_chain(&chain, Arc::new(say)).await?];
+    drop(chain);
+    for (number, depth, options) in [
+        (
+            9,
+            Depth::OneLevel,
+            ChainOptions {
+                consent_for_r2: true,
+                ..ChainOptions::default()
+            },
+        ),
+        (
+            10,
+            Depth::TwoLevels,
+            ChainOptions {
+                consent_for_r3: true,
+                ..ChainOptions::default()
+            },
+        ),
+    ] {
+        let chain = Chain::start(&options)?;
+        outcomes.push(demo::run_interaction(&chain, number, depth, Arc::new(say)).await?);
+    }
+    Ok(outcomes)
 }
 
 #[expect(clippy::print_stdout, reason = "the demo's output is its purpose")]
@@ -39,13 +70,10 @@ async fn main() -> ExitCode {
     );
 
     let mut outcomes = demo::run(&world, Arc::new(say)).await;
-    // The multi-hop scenario runs in its own six processes.
+    // The multi-hop scenarios run in six processes each.
     if let Ok(list) = outcomes.as_mut() {
-        match Chain::start(&ChainOptions::default()) {
-            Ok(chain) => match demo::run_chain(&chain, Arc::new(say)).await {
-                Ok(outcome) => list.push(outcome),
-                Err(error) => outcomes = Err(error),
-            },
+        match multi_hop().await {
+            Ok(more) => list.extend(more),
             Err(error) => outcomes = Err(error),
         }
     }
