@@ -507,7 +507,6 @@ async fn an_unregistered_return_url_gets_an_error_page_not_a_redirect() {
     let agent = chain.server_agent(Arc::new(NoUser)).unwrap();
     let token = token_for_r1(&agent, &chain).await;
     let key = Arc::new(chain.agent_server_key().unwrap().key);
-    let session = interaction_url(&raw_chain(&chain, &token, key).await);
     let browser = browser();
     for (return_url, why) in [
         (
@@ -522,6 +521,7 @@ async fn an_unregistered_return_url_gets_an_error_page_not_a_redirect() {
         (Some("ftp://127.0.0.1/callback"), "not acceptable"),
         (None, "no return_url"),
     ] {
+        let session = interaction_url(&raw_chain(&chain, &token, key.clone()).await);
         let mut url = Url::parse(&session).unwrap();
         if let Some(return_url) = return_url {
             url.query_pairs_mut().append_pair("return_url", return_url);
@@ -531,6 +531,13 @@ async fn an_unregistered_return_url_gets_an_error_page_not_a_redirect() {
         assert!(page.headers().get("location").is_none(), "{return_url:?}");
         let body = page.text().await.unwrap();
         assert!(body.contains(why), "{return_url:?}: {body}");
+        // E§9.9: the failed attempt ended the session.
+        let mut url = Url::parse(&session).unwrap();
+        url.query_pairs_mut()
+            .append_pair("return_url", "http://127.0.0.1:9/callback");
+        let page = browser.get(url).send().await.unwrap();
+        assert_eq!(page.status(), 400, "{return_url:?}: still open");
+        assert!(page.text().await.unwrap().contains("expired"));
     }
     // An unknown session, and a callback without the session's cookie.
     for url in [
@@ -544,15 +551,79 @@ async fn an_unregistered_return_url_gets_an_error_page_not_a_redirect() {
         assert_eq!(page.status(), 400, "{url}");
         assert!(page.headers().get("location").is_none(), "{url}");
     }
-    // The session is still there for a good return_url.
+    // A good return_url: on to AS2's consent page, and a reload goes there
+    // again without asking AS2 twice.
+    let session = interaction_url(&raw_chain(&chain, &token, key).await);
     let mut url = Url::parse(&session).unwrap();
     url.query_pairs_mut()
         .append_pair("return_url", "http://127.0.0.1:9/callback");
-    let page = browser.get(url).send().await.unwrap();
+    let page = browser.get(url.clone()).send().await.unwrap();
     assert_eq!(page.status(), 303);
-    let location = page.headers()["location"].to_str().unwrap();
+    let location = page.headers()["location"].to_str().unwrap().to_owned();
     assert!(
         location.starts_with(&format!("{}/agent/auth?", chain.as2.url())),
         "R1 sends the user to its next hop only: {location}"
     );
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let reload = browser.get(url).send().await.unwrap();
+    assert_eq!(reload.status(), 303);
+    assert_eq!(reload.headers()["location"].to_str().unwrap(), location);
+    // A callback whose state is not the one sent is refused, and ends the
+    // session (E§9.9): the genuine state no longer works either.
+    let state = Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    for (state, code) in [("forged", 400), (state.as_str(), 400)] {
+        let page = browser
+            .get(format!(
+                "{}/interaction/callback?code=x&state={state}",
+                chain.r1.url()
+            ))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), code, "state {state}");
+        assert!(page.headers().get("location").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grant_two_hops_down_serves_only_the_chain_it_was_given_for() {
+    // profile: P-UI-3 — R2 sees R1 as its caller whichever agent is behind
+    // it; the actors before R1 (act) are part of the session's binding, so
+    // what the user granted R2 for one agent's chain is not another's.
+    let chain = Chain::start(&ChainOptions {
+        consent_for_r3: true,
+        ..ChainOptions::default()
+    })
+    .expect("six processes start");
+    let (user, _) = narrated(Decision::Approve);
+    let server = chain.server_agent(user).unwrap();
+    let (status, json) = get_chain(&server, &chain).await;
+    assert_eq!(status, 200, "{json}");
+    // Another agent (a delegate) through the same R1 → R2 is asked for its
+    // own user.
+    let delegate = chain
+        .delegate_agent("delegate", Arc::new(NoUser))
+        .await
+        .unwrap();
+    let error = delegate
+        .call(
+            Method::GET,
+            &format!("{}/chain", chain.r1.url()),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no user here"), "{error}");
+    // The first agent still goes through without the user.
+    let (status, _) = get_chain(&server, &chain).await;
+    assert_eq!(status, 200);
 }

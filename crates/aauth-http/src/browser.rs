@@ -58,6 +58,57 @@ pub fn error(message: &str) -> String {
     )
 }
 
+/// An answer that ends a browser's flow here, as an HTML error page: the
+/// user stays on this server, nothing redirects to an unchecked URL.
+#[derive(Debug)]
+pub struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    /// A page with `status` saying `message` (shown to the user: no secrets).
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// 400: the link or form is wrong.
+    pub fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 500: this server failed; `error` is logged, not shown.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "a browser flow failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server could not complete the request.",
+        )
+    }
+
+    /// Its status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        html_response(self.status, error(&self.message))
+    }
+}
+
+/// `response` with a `Set-Cookie` header, when there is one.
+pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 /// An HTML page that is never cached, framed, or given a referrer; it may
 /// show images (an agent's logo) and nothing else from elsewhere.
 pub fn html_response(status: StatusCode, body: String) -> Response {
@@ -100,8 +151,13 @@ pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn see_other(url: &Url) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     // A URL's serialization is ASCII without controls: a valid header value.
-    if let Ok(location) = HeaderValue::from_str(url.as_str()) {
-        response.headers_mut().insert(header::LOCATION, location);
+    match HeaderValue::from_str(url.as_str()) {
+        Ok(location) => {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        Err(error) => {
+            return PageError::internal(format!("redirect to {url}: {error}")).into_response();
+        }
     }
     response
         .headers_mut()

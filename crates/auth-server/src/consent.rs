@@ -15,7 +15,9 @@
 //! goes into every form; logging in replaces the session id. The cookie is
 //! `HttpOnly`, `SameSite=Lax`, and `Secure` outside dev mode.
 
-use aauth_http::browser::{cookie_value, html_response, redirect_uri_registered, see_other};
+use aauth_http::browser::{
+    PageError, cookie_value, html_response, redirect_uri_registered, see_other, with_cookie,
+};
 use aauth_http::server::{MAX_FORM_BYTES, unix_now};
 use aauth_protocol::ids::Origin;
 use aauth_protocol::metadata::AgentMetadata;
@@ -39,40 +41,6 @@ pub const SESSION_COOKIE: &str = "aauth_as_session";
 /// A PHC string of a password nobody has, verified when the username is
 /// unknown so that both failures take as long.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$QNKnkJXXPlqf2PLLkjXmrw$DhqQEuTTzxxuWkfgePCjzos0vaTHPS5YmPHDFf5g8QA";
-
-/// An answer that ends the flow here, as an HTML page.
-#[derive(Debug)]
-pub struct PageError {
-    status: StatusCode,
-    message: String,
-}
-
-impl PageError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn bad(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn internal(error: impl std::fmt::Display) -> Self {
-        tracing::error!(%error, "consent flow failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The server could not complete the request.",
-        )
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        html_response(self.status, html::error(&self.message))
-    }
-}
 
 fn now_secs() -> i64 {
     i64::try_from(unix_now()).unwrap_or(i64::MAX)
@@ -218,13 +186,6 @@ fn session_cookie(id: &Secret, lifetime: u64, dev: bool) -> String {
         "{SESSION_COOKIE}={}; Path=/; Max-Age={lifetime}; HttpOnly; SameSite=Lax{secure}",
         id.expose()
     )
-}
-
-fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
-    if let Some(cookie) = cookie {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
 }
 
 /// A redirect to a path on this server.

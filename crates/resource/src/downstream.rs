@@ -49,6 +49,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
 pub const CALL_BUDGET: Duration = Duration::from_secs(25);
 /// Longest time an exchanged token is kept, whatever its `expires_in`.
 pub const MAX_CACHED_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long before its expiry a token is no longer used.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 /// Most exchanged tokens kept.
 const CACHE_CAPACITY: u64 = 10_000;
 /// Longest piece of a peer's text quoted in a description.
@@ -104,14 +106,18 @@ pub enum DownstreamError {
         /// Where the user is needed.
         need: NeedsUser,
     },
-    /// The downstream asked for the user somewhere other than its own
-    /// origin: this resource only ever sends the user to its next hop (P-UI-3).
-    #[error("downstream {url} asked for the user at {interaction}, which is not on its own origin")]
-    ForeignInteraction {
+    /// The downstream asked for the user at a URL this resource does not
+    /// send a user to: not on the downstream's own origin (this resource
+    /// only ever sends the user to its next hop, P-UI-3), or already
+    /// carrying a `return_url`.
+    #[error("downstream {url} asked for the user at {interaction}: {reason}")]
+    BadInteraction {
         /// The downstream URL.
         url: String,
         /// The `user_interaction` as received, quoted briefly.
         interaction: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// The auth server refused a token request (E§9.10 `exchange`, or
     /// E§9.3 / E§9.6 `auth` / `code` for this resource's own grant).
@@ -208,7 +214,7 @@ impl DownstreamError {
             | Self::Timeout { .. }
             | Self::NoResourceToken { .. }
             | Self::AuthServer { .. }
-            | Self::ForeignInteraction { .. }
+            | Self::BadInteraction { .. }
             | Self::TokenRefused { .. }
             | Self::TokenAnswer { .. }
             | Self::Refused { .. }
@@ -383,13 +389,19 @@ impl Downstream {
             self.grants.invalidate(caller).await;
         }
         let cache_key: TokenKey = (sha256(upstream.as_bytes()), self.url.to_string());
-        let first = match self.tokens.get(&cache_key).await {
+        let cached = self.tokens.get(&cache_key).await;
+        let first = match &cached {
             Some(cached) => self.get(&self.with_token(&cached.auth_token)).await?,
             // E§3.9: "attempt access (no auth)" — as itself, identified.
             None => self.get(&self.me).await?,
         };
         let reply = if refused(&first) {
-            self.needs_user(&first)?;
+            // Only a request made for this caller (with its token) may
+            // bring the user in; a need for the user answered to this
+            // resource as itself would be bound to no caller at all.
+            if cached.is_some() {
+                self.needs_user(&first)?;
+            }
             // Whatever was cached no longer serves.
             self.tokens.invalidate(&cache_key).await;
             let challenge = self.resource_token_challenge(&first)?;
@@ -427,16 +439,23 @@ impl Downstream {
         let Some(interaction) = reply.agent_auth().and_then(|c| c.user_interaction_url()) else {
             return Ok(());
         };
-        match Url::parse(interaction) {
-            Ok(target) if target.origin() == self.url.origin() => Err(DownstreamError::NeedsUser {
-                url: self.url.to_string(),
-                need: NeedsUser::Onward(target),
-            }),
-            _ => Err(DownstreamError::ForeignInteraction {
-                url: self.url.to_string(),
-                interaction: quote(interaction),
-            }),
+        let bad = |reason| DownstreamError::BadInteraction {
+            url: self.url.to_string(),
+            interaction: quote(interaction),
+            reason,
+        };
+        let target = Url::parse(interaction)
+            .ok()
+            .filter(|target| target.origin() == self.url.origin())
+            .ok_or_else(|| bad("it is not on the downstream's own origin"))?;
+        // P-UI-2: the return_url is this resource's to add.
+        if target.query_pairs().any(|(name, _)| name == "return_url") {
+            return Err(bad("it already carries a return_url"));
         }
+        Err(DownstreamError::NeedsUser {
+            url: self.url.to_string(),
+            need: NeedsUser::Onward(target),
+        })
     }
 
     /// The challenge of a 401/403 that carries a resource token and an auth
@@ -501,6 +520,14 @@ impl Downstream {
         let mut url = Url::parse(endpoint.metadata.agent_auth_endpoint.as_str()).map_err(|e| {
             self.answer_error(&endpoint, "auth", format!("its agent_auth_endpoint: {e}"))
         })?;
+        // The user is sent to the auth server itself, nowhere else.
+        if url.origin().ascii_serialization() != endpoint.auth_server.as_str() {
+            return Err(DownstreamError::AuthServer {
+                url: self.url.to_string(),
+                auth_server: endpoint.auth_server.to_string(),
+                reason: "its agent_auth_endpoint is not on its own origin".to_owned(),
+            });
+        }
         let state = random_token().map_err(|e| DownstreamError::Transport {
             url: self.url.to_string(),
             reason: format!("no randomness for state: {e}"),
@@ -682,9 +709,13 @@ impl Downstream {
     ) -> Option<Result<Exchanged, DownstreamError>> {
         let auth_token = answer.auth_token.clone()?;
         Some(match answer.expires_in {
+            // Kept a little less than it lives, so that it is not presented
+            // as it expires.
             Some(expires_in) => Ok(Exchanged {
                 auth_token,
-                lifetime: Duration::from_secs(expires_in).min(MAX_CACHED_LIFETIME),
+                lifetime: Duration::from_secs(expires_in)
+                    .saturating_sub(EXPIRY_MARGIN)
+                    .min(MAX_CACHED_LIFETIME),
             }),
             None => Err(self.answer_error(
                 endpoint,
@@ -757,9 +788,10 @@ mod tests {
             assert_eq!(interaction.condition(), Condition::InteractionRequired);
             assert_eq!(interaction.condition().wire().status, 401);
         }
-        let foreign = DownstreamError::ForeignInteraction {
+        let foreign = DownstreamError::BadInteraction {
             url: url.clone(),
             interaction: "https://elsewhere.example/i".to_owned(),
+            reason: "it is not on the downstream's own origin",
         };
         assert_eq!(foreign.condition(), Condition::ServerFault);
         let refused = DownstreamError::Refused {

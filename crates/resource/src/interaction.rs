@@ -27,20 +27,22 @@
 //! another's interaction URL but its neighbours'.
 //!
 //! Sessions are 256-bit random ids, bound to the caller (agent, delegate,
-//! and the user of its token), live in memory for ten minutes, and are
-//! used once (profile: P-AS-8 allows memory). The browser's return to the
-//! callback names its session through a cookie set on the way out
-//! (HttpOnly, SameSite=Lax, Secure outside dev mode, named after this
-//! resource so that resources on one host do not overwrite each other's).
+//! the user of its token, and the chain of actors before it), live in
+//! memory for ten minutes (profile: P-AS-8 allows memory), and end at the
+//! callback or at the first failed attempt (E§9.9). A reload of the
+//! interaction page sends the user to the same next page again. The
+//! browser's return to the callback is tied to its session by a cookie set
+//! on the way out, one per session (HttpOnly, SameSite=Lax, Secure outside
+//! dev mode, named after this resource so that resources on one host do
+//! not overwrite each other's); on the consent path the auth server's
+//! `state` must match as well.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use aauth_http::browser::{
-    cookie_value, error as error_page, html_response, redirect_uri_registered, see_other,
-};
+use aauth_http::browser::{PageError, redirect_uri_registered, see_other, with_cookie};
 use aauth_http::server::ErrorResponse;
 use aauth_protocol::challenge::AgentAuth;
 use aauth_protocol::error::{Condition, ErrorCode};
@@ -51,6 +53,7 @@ use aauth_protocol::verify::VerifiedRequest;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use moka::policy::EvictionPolicy;
 use url::Url;
 
 use crate::AppState;
@@ -63,14 +66,18 @@ pub const INTERACTION_PATH: &str = "/interaction";
 pub const CALLBACK_PATH: &str = "/interaction/callback";
 /// How long a session waits for the user (P-UI-1: 10 min).
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(10 * 60);
-/// Most sessions kept at once; the least used go first beyond this.
-const MAX_SESSIONS: u64 = 100_000;
+/// Most memory the sessions may take, in (approximate) bytes. Beyond it the
+/// least recently used go first, so a new session is always kept.
+const MAX_SESSION_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest query accepted on the two pages.
 const MAX_QUERY: usize = 8 * 1024;
 
 /// Who a session, and the grant it leads to, belongs to (P-UI-1: "bound to
-/// the requesting agent and delegate"; and to the user of the caller's
-/// token, so that one user's consent never serves another's request).
+/// the requesting agent and delegate"). The user of the caller's token and
+/// the actors before the caller (`act`) are part of it too: a resource
+/// further down a chain sees the same caller (the resource before it) for
+/// every agent and user upstream, and must not let one of them use what
+/// another's user granted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Binding {
     /// The calling agent.
@@ -79,16 +86,30 @@ pub struct Binding {
     pub delegate: Option<String>,
     /// The `sub` of the caller's auth token, when it has one.
     pub user: Option<String>,
+    /// The caller's token's `act` claim as JSON, when it has one.
+    pub act: Option<String>,
 }
 
 impl Binding {
     /// The caller of an authorized request; `None` without an agent.
     pub fn of(verified: &VerifiedRequest) -> Option<Self> {
+        let claims = verified.auth_token().map(|t| t.claims());
         Some(Self {
             agent: verified.agent()?.clone(),
             delegate: verified.delegate().map(str::to_owned),
-            user: verified.auth_token().and_then(|t| t.claims().sub.clone()),
+            user: claims.and_then(|c| c.sub.clone()),
+            act: claims
+                .and_then(|c| c.act.as_ref())
+                .and_then(|act| serde_json::to_string(act).ok()),
         })
+    }
+
+    /// Roughly how many bytes it holds.
+    fn weight(&self) -> usize {
+        self.agent.as_str().len()
+            + self.delegate.as_ref().map_or(0, String::len)
+            + self.user.as_ref().map_or(0, String::len)
+            + self.act.as_ref().map_or(0, String::len)
     }
 }
 
@@ -101,12 +122,14 @@ enum Purpose {
     Onward(Url),
 }
 
-/// Where a visiting user goes back to, and the `state` sent to the auth
-/// server for them.
+/// A user's visit: where they go back to, where they were sent, the
+/// `state` sent to the auth server for them, and when.
 #[derive(Debug, Clone)]
 struct Visit {
     return_url: Url,
+    next: Url,
     state: Option<String>,
+    at: Instant,
 }
 
 #[derive(Debug)]
@@ -116,7 +139,18 @@ struct Session {
     visit: Mutex<Option<Visit>>,
 }
 
+/// Room kept for a session's visit (two URLs and a state), in bytes.
+const VISIT_WEIGHT: usize = 2 * 1024;
+
 impl Session {
+    fn weight(&self) -> u32 {
+        let onward = match &self.purpose {
+            Purpose::Consent => 0,
+            Purpose::Onward(url) => url.as_str().len(),
+        };
+        u32::try_from(self.caller.weight() + onward + VISIT_WEIGHT).unwrap_or(u32::MAX)
+    }
+
     fn visit(&self) -> Option<Visit> {
         self.visit
             .lock()
@@ -134,7 +168,8 @@ pub struct Interactions {
     sessions: moka::sync::Cache<String, Arc<Session>>,
     interaction_url: Url,
     callback_url: Url,
-    cookie: String,
+    /// Every session cookie's name starts so; the rest names the session.
+    cookie_prefix: String,
     secure: bool,
 }
 
@@ -142,7 +177,7 @@ impl fmt::Debug for Interactions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Interactions")
             .field("sessions", &self.sessions.entry_count())
-            .field("cookie", &self.cookie)
+            .field("cookie_prefix", &self.cookie_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -156,12 +191,18 @@ impl Interactions {
         let tag: String = tag.iter().take(4).map(|b| format!("{b:02x}")).collect();
         Ok(Self {
             sessions: moka::sync::Cache::builder()
-                .max_capacity(MAX_SESSIONS)
+                .max_capacity(MAX_SESSION_BYTES)
+                .weigher(|id: &String, session: &Arc<Session>| {
+                    session
+                        .weight()
+                        .saturating_add(u32::try_from(id.len()).unwrap_or(u32::MAX))
+                })
+                .eviction_policy(EvictionPolicy::lru())
                 .time_to_live(SESSION_LIFETIME)
                 .build(),
             interaction_url: base.join(INTERACTION_PATH)?,
             callback_url: base.join(CALLBACK_PATH)?,
-            cookie: format!("aauth-interaction-{tag}"),
+            cookie_prefix: format!("aauth-interaction-{tag}-"),
             secure: !dev,
         })
     }
@@ -210,59 +251,57 @@ impl Interactions {
         self.sessions.invalidate(id);
     }
 
-    fn set_cookie(&self, id: &str) -> Option<HeaderValue> {
+    /// The cookie naming session `id` in a browser: one per session, so
+    /// that two interactions in one browser do not overwrite each other.
+    fn cookie_name(&self, id: &str) -> String {
+        let tag = sha256(id.as_bytes());
+        let tag: String = tag.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("{}{tag}", self.cookie_prefix)
+    }
+
+    fn set_cookie(&self, id: &str) -> Result<HeaderValue, PageError> {
+        self.cookie(id, id, SESSION_LIFETIME.as_secs())
+    }
+
+    fn clear_cookie(&self, id: &str) -> Result<HeaderValue, PageError> {
+        self.cookie(id, "", 0)
+    }
+
+    fn cookie(&self, id: &str, value: &str, max_age: u64) -> Result<HeaderValue, PageError> {
         let secure = if self.secure { "; Secure" } else { "" };
         HeaderValue::from_str(&format!(
-            "{}={id}; Path={INTERACTION_PATH}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
-            self.cookie,
-            SESSION_LIFETIME.as_secs()
+            "{}={value}; Path={INTERACTION_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+            self.cookie_name(id),
         ))
-        .ok()
+        .map_err(PageError::internal)
     }
 
-    fn clear_cookie(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&format!(
-            "{}=; Path={INTERACTION_PATH}; Max-Age=0; HttpOnly; SameSite=Lax",
-            self.cookie
-        ))
-        .ok()
-    }
-}
-
-/// An error page: the user stays here; nothing redirects to an unchecked URL.
-#[derive(Debug)]
-struct PageError {
-    status: StatusCode,
-    message: String,
-}
-
-impl PageError {
-    fn bad(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
-    }
-
-    fn peer(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_GATEWAY,
-            message: message.into(),
-        }
+    /// The sessions this browser's cookies name, still alive, with their ids.
+    fn sessions_of(&self, headers: &HeaderMap) -> Vec<(String, Arc<Session>)> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| name.starts_with(&self.cookie_prefix))
+            .filter_map(|(name, id)| {
+                let session = self.sessions.get(id)?;
+                // The cookie's name must be the one made for this id.
+                (self.cookie_name(id) == name).then(|| (id.to_owned(), session))
+            })
+            .collect()
     }
 }
 
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        html_response(self.status, error_page(&self.message))
-    }
-}
-
-fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
-    if let Some(cookie) = cookie {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
+/// A 502 page: the next hop could not be reached or asked. Details go to
+/// the log, not to whoever holds the link.
+fn peer_failed(what: &str, error: &dyn fmt::Display) -> PageError {
+    tracing::warn!(%error, "{what}");
+    PageError::new(
+        StatusCode::BAD_GATEWAY,
+        format!("{what}. Return to the application and try again later."),
+    )
 }
 
 /// The query's parameters; a repeated one is refused rather than guessed.
@@ -284,9 +323,11 @@ fn parameters(raw: Option<&str>) -> Result<HashMap<String, String>, PageError> {
 }
 
 fn downstream(state: &AppState) -> Result<&Downstream, PageError> {
-    state.downstream().ok_or_else(|| PageError {
-        status: StatusCode::NOT_FOUND,
-        message: "This resource calls no other and never needs the user.".to_owned(),
+    state.downstream().ok_or_else(|| {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            "This resource calls no other and never needs the user.",
+        )
     })
 }
 
@@ -310,9 +351,31 @@ async fn visit_inner(state: &AppState, raw: Option<&str>) -> Result<Response, Pa
     let session = interactions
         .session(id)
         .ok_or_else(|| PageError::bad(EXPIRED))?;
-    let return_url = check_return_url(state, &session.caller, query.get("return_url")).await?;
+    // E§9.9: a failed attempt ends the session.
+    let return_url = match check_return_url(state, &session.caller, query.get("return_url")).await {
+        Ok(url) => url,
+        Err(error) => {
+            if error.status() == StatusCode::BAD_REQUEST {
+                interactions.close(id);
+            }
+            return Err(error);
+        }
+    };
+    // A reload: the same next page again, nothing asked twice.
+    if let Some(visit) = session.visit() {
+        if visit.return_url != return_url {
+            interactions.close(id);
+            return Err(PageError::bad(
+                "This interaction is already under way for another return_url.",
+            ));
+        }
+        return Ok(with_cookie(
+            see_other(&visit.next),
+            Some(interactions.set_cookie(id)?),
+        ));
+    }
     let callback = interactions.callback_url();
-    let (location, sent_state) = match &session.purpose {
+    let (next, sent_state) = match &session.purpose {
         Purpose::Consent => match downstream.start_consent(callback).await {
             Ok(ConsentStart::Granted(grant)) => {
                 // The auth server needed no one after all.
@@ -322,10 +385,10 @@ async fn visit_inner(state: &AppState, raw: Option<&str>) -> Result<Response, Pa
             }
             Ok(ConsentStart::Consent { url, state }) => (url, Some(state)),
             Err(error) => {
-                tracing::warn!(%error, "the downstream authorization could not start");
-                return Err(PageError::peer(format!(
-                    "The next service could not be asked: {error}"
-                )));
+                return Err(peer_failed(
+                    "The next service could not be asked for the user's consent",
+                    &error,
+                ));
             }
         },
         Purpose::Onward(target) => {
@@ -335,14 +398,16 @@ async fn visit_inner(state: &AppState, raw: Option<&str>) -> Result<Response, Pa
             (url, None)
         }
     };
-    tracing::info!(next = %location.origin().ascii_serialization(), "sending the user on (P-UI-2)");
+    tracing::info!(next = %next.origin().ascii_serialization(), "sending the user on (P-UI-2)");
     session.set_visit(Visit {
         return_url,
+        next: next.clone(),
         state: sent_state,
+        at: Instant::now(),
     });
     Ok(with_cookie(
-        see_other(&location),
-        interactions.set_cookie(id),
+        see_other(&next),
+        Some(interactions.set_cookie(id)?),
     ))
 }
 
@@ -366,9 +431,7 @@ async fn check_return_url(
         .discovery()
         .agent_metadata(&caller.agent)
         .await
-        .map_err(|e| {
-            PageError::peer(format!("The application's metadata could not be read: {e}"))
-        })?;
+        .map_err(|e| peer_failed("The application's metadata could not be read", &e))?;
     let registered = metadata.redirect_uris.as_deref().unwrap_or_default();
     if !redirect_uri_registered(registered, return_url) {
         return Err(PageError::bad(format!(
@@ -397,48 +460,68 @@ async fn callback_inner(
 ) -> Result<Response, PageError> {
     let downstream = downstream(state)?;
     let interactions = state.interactions();
-    let id = cookie_value(headers, &interactions.cookie).ok_or_else(|| {
-        PageError::bad("This browser has no interaction in progress here (it needs cookies).")
-    })?;
-    let session = interactions
-        .session(id)
-        .ok_or_else(|| PageError::bad(EXPIRED))?;
-    let visit = session
-        .visit()
-        .ok_or_else(|| PageError::bad("This interaction was not started from this resource."))?;
     let query = parameters(raw)?;
-    let error = query.get("error").map(String::as_str);
-    let outcome = match &session.purpose {
-        Purpose::Consent => {
-            // The state binds this callback to the request this resource made.
-            if query.get("state").map(String::as_str) != visit.state.as_deref() {
-                return Err(PageError::bad(
-                    "The state does not match the one this resource sent.",
-                ));
-            }
-            match (error, query.get("code")) {
-                (Some(error), _) => Err(pass_on(error)),
-                (None, Some(code)) => {
-                    let callback = interactions.callback_url();
-                    match downstream.finish_consent(code, callback).await {
-                        Ok(grant) => {
-                            downstream.keep_grant(session.caller.clone(), grant).await;
-                            Ok(())
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "the code could not be exchanged");
-                            Err(ErrorCode::ServerError)
-                        }
-                    }
-                }
-                (None, None) => {
-                    return Err(PageError::bad("The link carries neither code nor error."));
-                }
+    let sent_state = query.get("state").map(String::as_str);
+    // The browser's own sessions, those it was sent on from: the consent
+    // one whose state came back, or else the one it last left for a
+    // downstream's interaction page.
+    let mine: Vec<_> = interactions
+        .sessions_of(headers)
+        .into_iter()
+        .filter_map(|(id, session)| session.visit().map(|visit| (id, session, visit)))
+        .collect();
+    if mine.is_empty() {
+        return Err(PageError::bad(
+            "This browser has no interaction in progress here (it needs cookies), or it has \
+             expired. Return to the application and try again.",
+        ));
+    }
+    let found = match sent_state {
+        Some(sent) => mine
+            .iter()
+            .find(|(_, _, visit)| visit.state.as_deref() == Some(sent)),
+        None => mine
+            .iter()
+            .filter(|(_, session, _)| matches!(session.purpose, Purpose::Onward(_)))
+            .max_by_key(|(_, _, visit)| visit.at),
+    };
+    let Some((id, session, visit)) = found.cloned() else {
+        // E§9.9: a failed attempt ends the sessions it could have been for.
+        for (id, session, _) in &mine {
+            if matches!(session.purpose, Purpose::Consent) {
+                interactions.close(id);
             }
         }
+        return Err(PageError::bad(
+            "The state does not match any this resource sent; start again from the application.",
+        ));
+    };
+    interactions.close(&id);
+    let error = query.get("error").map(String::as_str);
+    let outcome = match &session.purpose {
+        Purpose::Consent => match (error, query.get("code")) {
+            (Some(error), _) => Err(pass_on(error)),
+            (None, Some(code)) => {
+                match downstream
+                    .finish_consent(code, interactions.callback_url())
+                    .await
+                {
+                    Ok(grant) => {
+                        downstream.keep_grant(session.caller.clone(), grant).await;
+                        Ok(())
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the code could not be exchanged");
+                        Err(ErrorCode::ServerError)
+                    }
+                }
+            }
+            (None, None) => {
+                return Err(PageError::bad("The link carries neither code nor error."));
+            }
+        },
         Purpose::Onward(_) => error.map_or(Ok(()), |e| Err(pass_on(e))),
     };
-    interactions.close(id);
     let mut back = visit.return_url;
     if let Err(code) = outcome {
         back.query_pairs_mut().append_pair("error", code.as_str());
@@ -447,7 +530,10 @@ async fn callback_inner(
         outcome = outcome.map_or_else(|e| e.as_str().to_owned(), |()| "done".to_owned()),
         "sending the user back (P-UI-2)"
     );
-    Ok(with_cookie(see_other(&back), interactions.clear_cookie()))
+    Ok(with_cookie(
+        see_other(&back),
+        Some(interactions.clear_cookie(&id)?),
+    ))
 }
 
 /// The `error` passed back to the agent: the user's refusal as
@@ -481,6 +567,7 @@ mod tests {
             agent: Origin::parse("https://agent.example", OriginMode::Production).unwrap(),
             delegate: Some("d1".to_owned()),
             user: Some("alice".to_owned()),
+            act: None,
         }
     }
 
@@ -506,26 +593,62 @@ mod tests {
     }
 
     #[test]
-    fn session_cookies_are_named_per_resource_and_secure_outside_dev() {
-        let dev = interactions(true).set_cookie("abc").unwrap();
-        let dev = dev.to_str().unwrap();
-        assert!(dev.starts_with("aauth-interaction-"));
-        assert!(dev.contains("=abc; Path=/interaction; Max-Age=600; HttpOnly; SameSite=Lax"));
-        assert!(!dev.contains("Secure"));
-        assert!(
-            interactions(false)
-                .set_cookie("abc")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .ends_with("; Secure")
+    fn session_cookies_are_named_per_resource_and_session_and_secure_outside_dev() {
+        let dev = interactions(true);
+        let set = dev.set_cookie("abc").unwrap();
+        let set = set.to_str().unwrap();
+        let name = dev.cookie_name("abc");
+        assert!(name.starts_with("aauth-interaction-"));
+        assert_eq!(
+            set,
+            format!("{name}=abc; Path=/interaction; Max-Age=600; HttpOnly; SameSite=Lax")
         );
+        assert_ne!(dev.cookie_name("abd"), name);
+        let cleared = dev.clear_cookie("abc").unwrap();
+        assert_eq!(
+            cleared.to_str().unwrap(),
+            format!("{name}=; Path=/interaction; Max-Age=0; HttpOnly; SameSite=Lax")
+        );
+        let production = interactions(false);
+        for cookie in [production.set_cookie("abc"), production.clear_cookie("abc")] {
+            assert!(cookie.unwrap().to_str().unwrap().ends_with("; Secure"));
+        }
         let other = Interactions::new(
             &Origin::parse("http://127.0.0.1:8081", OriginMode::Dev).unwrap(),
             true,
         )
         .unwrap();
-        assert_ne!(other.cookie, interactions(true).cookie);
+        assert_ne!(other.cookie_name("abc"), name, "per resource");
+    }
+
+    #[test]
+    fn a_browser_finds_only_sessions_its_cookies_name_correctly() {
+        let interactions = interactions(true);
+        let error = interactions.challenge(caller(), NeedsUser::Consent, "why");
+        let header = error.into_response().headers()["agent-auth"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let url = Url::parse(
+            AgentAuth::parse(&header)
+                .unwrap()
+                .user_interaction_url()
+                .unwrap(),
+        )
+        .unwrap();
+        let id = url.query_pairs().next().unwrap().1.into_owned();
+        let headers = |cookie: String| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
+            headers
+        };
+        let right = format!("other=1; {}={id}", interactions.cookie_name(&id));
+        assert_eq!(interactions.sessions_of(&headers(right)).len(), 1);
+        // The id under another session's cookie name, or an unknown id.
+        let wrong_name = format!("{}={id}", interactions.cookie_name("x"));
+        assert!(interactions.sessions_of(&headers(wrong_name)).is_empty());
+        let unknown = format!("{}=x", interactions.cookie_name("x"));
+        assert!(interactions.sessions_of(&headers(unknown)).is_empty());
     }
 
     #[test]

@@ -458,18 +458,73 @@ async fn a_resource_with_a_downstream_registers_its_interaction_callback() {
 #[tokio::test]
 async fn a_downstream_asking_for_the_user_elsewhere_is_a_server_error() {
     // profile: P-UI-3 — each resource only ever sends the user to its own
-    // next hop; a user_interaction on another origin is not passed on.
+    // next hop, and adds the return_url itself (P-UI-2); any other
+    // user_interaction is not passed on.
+    let auth = auth_server().await;
+    for (interaction, why) in [
+        (
+            "https://elsewhere.example/interaction?session=x".to_owned(),
+            "not on the downstream's own origin",
+        ),
+        (
+            "{downstream}/interaction?session=x&return_url=https://elsewhere.example/".to_owned(),
+            "already carries a return_url",
+        ),
+    ] {
+        let (listener, downstream) = listen().await;
+        let interaction = interaction.replace("{downstream}", downstream.as_str());
+        let auth_server = auth.origin.clone();
+        // What the small auth server reads of a resource token (it checks
+        // no signature).
+        let resource_token = format!(
+            "e30.{}.x",
+            b64::url_encode(json!({"iss": downstream.as_str(), "scope": "chain.read"}).to_string())
+        );
+        let router = axum::Router::new().route(
+            "/chain",
+            get(move |headers: axum::http::HeaderMap| async move {
+                let with_token = headers
+                    .get("signature-key")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("jwt"));
+                // As itself, R1 is asked for an auth token; with one, the
+                // downstream asks for the user.
+                let challenge = if with_token {
+                    aauth_protocol::challenge::AgentAuth::user_interaction(&interaction)
+                } else {
+                    aauth_protocol::challenge::AgentAuth::auth_token(&resource_token, &auth_server)
+                };
+                ErrorResponse::new(Condition::InteractionRequired, "the user is needed")
+                    .with_challenge(challenge.unwrap())
+                    .into_response()
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let r1 = resource(&auth.origin, Some(&format!("{downstream}/chain"))).await;
+        let agent = Agent::new();
+        let upstream = agent.token_for(&auth, &r1, "alice");
+        let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
+        assert_eq!(status, 500, "{answer}");
+        let description = answer["error_description"].as_str().unwrap();
+        assert!(description.contains(why), "{description}");
+    }
+}
+
+#[tokio::test]
+async fn a_need_for_the_user_answered_to_r1_itself_is_not_passed_on() {
+    // profile: P-UI-1 — a session is bound to a caller; a downstream that
+    // asks for the user before R1 presents any caller's token gets no
+    // caller's user: R1 needs a resource token challenge there.
     let auth = auth_server().await;
     let (listener, downstream) = listen().await;
+    let interaction = format!("{downstream}/interaction?session=x");
     let router = axum::Router::new().route(
         "/chain",
-        get(|| async {
-            let challenge = aauth_protocol::challenge::AgentAuth::user_interaction(
-                "https://elsewhere.example/interaction?session=x",
-            )
-            .unwrap();
+        get(move || async move {
             ErrorResponse::new(Condition::InteractionRequired, "the user is needed")
-                .with_challenge(challenge)
+                .with_challenge(
+                    aauth_protocol::challenge::AgentAuth::user_interaction(&interaction).unwrap(),
+                )
                 .into_response()
         }),
     );
@@ -477,11 +532,12 @@ async fn a_downstream_asking_for_the_user_elsewhere_is_a_server_error() {
     let r1 = resource(&auth.origin, Some(&format!("{downstream}/chain"))).await;
     let agent = Agent::new();
     let upstream = agent.token_for(&auth, &r1, "alice");
-    let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
-    assert_eq!(status, 500, "{answer}");
-    let description = answer["error_description"].as_str().unwrap();
+    let reply = agent.reply(&format!("{r1}/chain"), &upstream).await;
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert!(reply.agent_auth().is_none());
     assert!(
-        description.contains("not on its own origin"),
-        "{description}"
+        reply.text().contains("without a resource token challenge"),
+        "{}",
+        reply.text()
     );
 }
