@@ -42,7 +42,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use aauth_http::browser::{PageError, redirect_uri_registered, see_other, with_cookie};
+use aauth_http::browser::{PageError, cookies, redirect_uri_registered, see_other, with_cookie};
 use aauth_http::server::ErrorResponse;
 use aauth_protocol::challenge::AgentAuth;
 use aauth_protocol::error::{Condition, ErrorCode};
@@ -51,7 +51,7 @@ use aauth_protocol::keys::sha256;
 use aauth_protocol::metadata::RedirectUri;
 use aauth_protocol::verify::VerifiedRequest;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use moka::policy::EvictionPolicy;
 use url::Url;
@@ -278,12 +278,7 @@ impl Interactions {
 
     /// The sessions this browser's cookies name, still alive, with their ids.
     fn sessions_of(&self, headers: &HeaderMap) -> Vec<(String, Arc<Session>)> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
+        cookies(headers)
             .filter(|(name, _)| name.starts_with(&self.cookie_prefix))
             .filter_map(|(name, id)| {
                 let session = self.sessions.get(id)?;
@@ -552,6 +547,8 @@ fn pass_on(error: &str) -> ErrorCode {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     fn interactions(dev: bool) -> Interactions {
