@@ -32,18 +32,7 @@ fn quiet() -> Arc<PlayedUser> {
 }
 
 async fn call_chain(chain: &Chain) -> (u16, Value) {
-    let agent = chain.server_agent(quiet()).unwrap();
-    let reply = agent
-        .call(
-            Method::GET,
-            &format!("{}/chain", chain.r1.url()),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-    let json = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
-    (reply.status.as_u16(), json)
+    get_chain(&chain.server_agent(quiet()).unwrap(), chain).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -271,16 +260,17 @@ async fn one_level_r1_asks_the_user_at_as2_and_the_retry_succeeds() {
     assert_eq!(status, 200, "{json}; logs in {}", chain.dir().display());
     let (r1, as2) = (chain.r1.url(), chain.as2.url());
     let path = user.stops();
+    assert_eq!(path.len(), 4, "{path:#?}");
     assert_eq!(
-        path.iter().map(String::as_str).collect::<Vec<_>>()[..4],
+        path[..3],
         [
-            format!("{r1}/interaction").as_str(),
-            format!("{as2}/agent/auth").as_str(),
-            format!("{r1}/interaction/callback").as_str(),
-            path[3].as_str(),
+            format!("{r1}/interaction"),
+            format!("{as2}/agent/auth"),
+            format!("{r1}/interaction/callback"),
         ],
         "{path:#?}"
     );
+    // ...and back to the agent's loopback listener.
     assert!(path[3].starts_with("http://127.0.0.1:") && path[3].ends_with("/callback"));
     assert!(
         lines

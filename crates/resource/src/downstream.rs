@@ -33,7 +33,7 @@ use aauth_http::discovery::Discovery;
 use aauth_protocol::challenge::AgentAuth;
 use aauth_protocol::error::{Condition, ErrorCode};
 use aauth_protocol::ids::{Kid, Origin, OriginMode};
-use aauth_protocol::keys::{CryptoError, SigningKey, random_bytes, sha256};
+use aauth_protocol::keys::{SigningKey, sha256};
 use aauth_protocol::metadata::AuthServerMetadata;
 use http::StatusCode;
 use moka::Expiry;
@@ -272,15 +272,9 @@ struct TokenAnswer {
 pub enum ConsentStart {
     /// The auth server granted it directly (E§9.4).
     Granted(Exchanged),
-    /// The user must consent at `url` (the auth server's
-    /// `agent_auth_endpoint` with the request token, the redirect URI and
-    /// `state`, E§9.5); the callback must bring `state` back.
-    Consent {
-        /// Where to send the user.
-        url: Url,
-        /// The `state` sent along.
-        state: String,
-    },
+    /// The user must consent here: the auth server's `agent_auth_endpoint`
+    /// with the request token, the redirect URI and `state` (E§9.5).
+    Consent(Url),
 }
 
 /// The auth server a downstream's challenge names, once checked.
@@ -484,27 +478,19 @@ impl Downstream {
     /// consent there, `request_type=code`)". This is its first half: a
     /// fresh resource token from the downstream, then `request_type=auth`
     /// with `redirect_uri` (E§9.3).
-    pub async fn start_consent(&self, redirect_uri: &Url) -> Result<ConsentStart, DownstreamError> {
+    pub async fn start_consent(
+        &self,
+        redirect_uri: &Url,
+        state: &str,
+    ) -> Result<ConsentStart, DownstreamError> {
         let first = self.get(&self.me).await?;
         let challenge = self.resource_token_challenge(&first)?;
-        let resource_token = challenge.resource_token().unwrap_or_default();
-        let endpoint = self
-            .token_endpoint(challenge.auth_server().unwrap_or_default())
-            .await?;
-        tracing::info!(
-            downstream = %self.url,
-            auth_server = %endpoint.auth_server,
-            "asking for this resource's own grant, with the user (E§9.3, P-UI-2)"
-        );
-        let answer = self
-            .token_request(
-                &endpoint,
+        let (endpoint, answer) = self
+            .present_resource_token(
+                challenge,
                 "auth",
-                &[
-                    ("request_type", "auth"),
-                    ("resource_token", resource_token),
-                    ("redirect_uri", redirect_uri.as_str()),
-                ],
+                &[("redirect_uri", redirect_uri.as_str())],
+                "asking for this resource's own grant, with the user (E§9.3, P-UI-2)",
             )
             .await?;
         if let Some(granted) = self.granted(&endpoint, "auth", &answer) {
@@ -528,15 +514,11 @@ impl Downstream {
                 reason: "its agent_auth_endpoint is not on its own origin".to_owned(),
             });
         }
-        let state = random_token().map_err(|e| DownstreamError::Transport {
-            url: self.url.to_string(),
-            reason: format!("no randomness for state: {e}"),
-        })?;
         url.query_pairs_mut()
             .append_pair("request_token", &request_token)
             .append_pair("redirect_uri", redirect_uri.as_str())
-            .append_pair("state", &state);
-        Ok(ConsentStart::Consent { url, state })
+            .append_pair("state", state);
+        Ok(ConsentStart::Consent(url))
     }
 
     /// The second half of P-UI-2: `request_type=code` with the code the
@@ -589,32 +571,45 @@ impl Downstream {
         challenge: &AgentAuth,
         upstream: &str,
     ) -> Result<Exchanged, DownstreamError> {
-        let resource_token = challenge.resource_token().unwrap_or_default();
-        let endpoint = self
-            .token_endpoint(challenge.auth_server().unwrap_or_default())
-            .await?;
-        tracing::info!(
-            downstream = %self.url,
-            auth_server = %endpoint.auth_server,
-            "exchanging the caller's auth token for the downstream (E§9.10)"
-        );
-        let answer = self
-            .token_request(
-                &endpoint,
+        let (endpoint, answer) = self
+            .present_resource_token(
+                challenge,
                 "exchange",
-                &[
-                    ("request_type", "exchange"),
-                    ("resource_token", resource_token),
-                    // profile: P-AS-7 — "sends the upstream auth token in the
-                    // form parameter upstream_token".
-                    ("upstream_token", upstream),
-                ],
+                // profile: P-AS-7 — "sends the upstream auth token in the
+                // form parameter upstream_token".
+                &[("upstream_token", upstream)],
+                "exchanging the caller's auth token for the downstream (E§9.10)",
             )
             .await?;
         self.granted(&endpoint, "exchange", &answer)
             .unwrap_or_else(|| {
                 Err(self.answer_error(&endpoint, "exchange", "no auth_token".to_owned()))
             })
+    }
+
+    /// `request_type` with the challenge's resource token and `extra`, at
+    /// the auth server the challenge names (checked by [`Self::token_endpoint`]).
+    async fn present_resource_token(
+        &self,
+        challenge: &AgentAuth,
+        request_type: &'static str,
+        extra: &[(&str, &str)],
+        what: &str,
+    ) -> Result<(TokenEndpoint, TokenAnswer), DownstreamError> {
+        let endpoint = self
+            .token_endpoint(challenge.auth_server().unwrap_or_default())
+            .await?;
+        tracing::info!(downstream = %self.url, auth_server = %endpoint.auth_server, "{what}");
+        let mut form = vec![
+            ("request_type", request_type),
+            (
+                "resource_token",
+                challenge.resource_token().unwrap_or_default(),
+            ),
+        ];
+        form.extend_from_slice(extra);
+        let answer = self.token_request(&endpoint, request_type, &form).await?;
+        Ok((endpoint, answer))
     }
 
     /// The auth server a challenge names, checked: the configured one, with
@@ -752,13 +747,6 @@ fn refused(reply: &Reply) -> bool {
     )
 }
 
-/// 256 random bits, base64url: an interaction session id or a `state`.
-pub fn random_token() -> Result<String, CryptoError> {
-    let mut bytes = [0u8; 32];
-    random_bytes(&mut bytes)?;
-    Ok(aauth_protocol::b64::url_encode(bytes))
-}
-
 /// A peer's error answer in brief: its `error` and description, quoted.
 fn describe(reply: &Reply) -> String {
     match &reply.error {
@@ -805,13 +793,6 @@ mod tests {
                 .to_string()
                 .starts_with("downstream http://127.0.0.1:1/chain")
         );
-    }
-
-    #[test]
-    fn random_tokens_are_256_bits_and_differ() {
-        let (a, b) = (random_token().unwrap(), random_token().unwrap());
-        assert_eq!(a.len(), 43);
-        assert_ne!(a, b);
     }
 
     #[test]

@@ -47,7 +47,7 @@ use aauth_http::server::ErrorResponse;
 use aauth_protocol::challenge::AgentAuth;
 use aauth_protocol::error::{Condition, ErrorCode};
 use aauth_protocol::ids::{Origin, OriginMode};
-use aauth_protocol::keys::sha256;
+use aauth_protocol::keys::{CryptoError, random_bytes, sha256};
 use aauth_protocol::metadata::RedirectUri;
 use aauth_protocol::verify::VerifiedRequest;
 use axum::extract::{RawQuery, State};
@@ -57,7 +57,7 @@ use moka::policy::EvictionPolicy;
 use url::Url;
 
 use crate::AppState;
-use crate::downstream::{ConsentStart, Downstream, NeedsUser, random_token};
+use crate::downstream::{ConsentStart, Downstream, NeedsUser};
 
 /// Where the user is sent (P-UI-1).
 pub const INTERACTION_PATH: &str = "/interaction";
@@ -113,15 +113,6 @@ impl Binding {
     }
 }
 
-/// What the user does through this resource.
-#[derive(Debug, Clone)]
-enum Purpose {
-    /// Consent at the downstream's auth server to this resource's own grant.
-    Consent,
-    /// The downstream's own interaction page, on its origin.
-    Onward(Url),
-}
-
 /// A user's visit: where they go back to, where they were sent, the
 /// `state` sent to the auth server for them, and when.
 #[derive(Debug, Clone)]
@@ -135,7 +126,8 @@ struct Visit {
 #[derive(Debug)]
 struct Session {
     caller: Binding,
-    purpose: Purpose,
+    /// What the user does through this resource.
+    purpose: NeedsUser,
     visit: Mutex<Option<Visit>>,
 }
 
@@ -145,8 +137,8 @@ const VISIT_WEIGHT: usize = 2 * 1024;
 impl Session {
     fn weight(&self) -> u32 {
         let onward = match &self.purpose {
-            Purpose::Consent => 0,
-            Purpose::Onward(url) => url.as_str().len(),
+            NeedsUser::Consent => 0,
+            NeedsUser::Onward(url) => url.as_str().len(),
         };
         u32::try_from(self.caller.weight() + onward + VISIT_WEIGHT).unwrap_or(u32::MAX)
     }
@@ -215,10 +207,6 @@ impl Interactions {
     /// P-UI-1: a session for `caller`, and the 401 `interaction_required`
     /// that sends its user here.
     pub fn challenge(&self, caller: Binding, need: NeedsUser, why: &str) -> ErrorResponse {
-        let purpose = match need {
-            NeedsUser::Consent => Purpose::Consent,
-            NeedsUser::Onward(url) => Purpose::Onward(url),
-        };
         let Ok(id) = random_token() else {
             return ErrorResponse::new(Condition::ServerFault, "no randomness for a session");
         };
@@ -226,7 +214,7 @@ impl Interactions {
             id.clone(),
             Arc::new(Session {
                 caller,
-                purpose,
+                purpose: need,
                 visit: Mutex::new(None),
             }),
         );
@@ -287,6 +275,13 @@ impl Interactions {
             })
             .collect()
     }
+}
+
+/// 256 random bits, base64url: an interaction session id or a `state`.
+pub fn random_token() -> Result<String, CryptoError> {
+    let mut bytes = [0u8; 32];
+    random_bytes(&mut bytes)?;
+    Ok(aauth_protocol::b64::url_encode(bytes))
 }
 
 /// A 502 page: the next hop could not be reached or asked. Details go to
@@ -371,22 +366,25 @@ async fn visit_inner(state: &AppState, raw: Option<&str>) -> Result<Response, Pa
     }
     let callback = interactions.callback_url();
     let (next, sent_state) = match &session.purpose {
-        Purpose::Consent => match downstream.start_consent(callback).await {
-            Ok(ConsentStart::Granted(grant)) => {
-                // The auth server needed no one after all.
-                downstream.keep_grant(session.caller.clone(), grant).await;
-                interactions.close(id);
-                return Ok(see_other(&return_url));
+        NeedsUser::Consent => {
+            let state = random_token().map_err(PageError::internal)?;
+            match downstream.start_consent(callback, &state).await {
+                Ok(ConsentStart::Granted(grant)) => {
+                    // The auth server needed no one after all.
+                    downstream.keep_grant(session.caller.clone(), grant).await;
+                    interactions.close(id);
+                    return Ok(see_other(&return_url));
+                }
+                Ok(ConsentStart::Consent(url)) => (url, Some(state)),
+                Err(error) => {
+                    return Err(peer_failed(
+                        "The next service could not be asked for the user's consent",
+                        &error,
+                    ));
+                }
             }
-            Ok(ConsentStart::Consent { url, state }) => (url, Some(state)),
-            Err(error) => {
-                return Err(peer_failed(
-                    "The next service could not be asked for the user's consent",
-                    &error,
-                ));
-            }
-        },
-        Purpose::Onward(target) => {
+        }
+        NeedsUser::Onward(target) => {
             let mut url = target.clone();
             url.query_pairs_mut()
                 .append_pair("return_url", callback.as_str());
@@ -477,13 +475,13 @@ async fn callback_inner(
             .find(|(_, _, visit)| visit.state.as_deref() == Some(sent)),
         None => mine
             .iter()
-            .filter(|(_, session, _)| matches!(session.purpose, Purpose::Onward(_)))
+            .filter(|(_, session, _)| matches!(session.purpose, NeedsUser::Onward(_)))
             .max_by_key(|(_, _, visit)| visit.at),
     };
     let Some((id, session, visit)) = found.cloned() else {
         // E§9.9: a failed attempt ends the sessions it could have been for.
         for (id, session, _) in &mine {
-            if matches!(session.purpose, Purpose::Consent) {
+            if matches!(session.purpose, NeedsUser::Consent) {
                 interactions.close(id);
             }
         }
@@ -494,7 +492,7 @@ async fn callback_inner(
     interactions.close(&id);
     let error = query.get("error").map(String::as_str);
     let outcome = match &session.purpose {
-        Purpose::Consent => match (error, query.get("code")) {
+        NeedsUser::Consent => match (error, query.get("code")) {
             (Some(error), _) => Err(pass_on(error)),
             (None, Some(code)) => {
                 match downstream
@@ -515,7 +513,7 @@ async fn callback_inner(
                 return Err(PageError::bad("The link carries neither code nor error."));
             }
         },
-        Purpose::Onward(_) => error.map_or(Ok(()), |e| Err(pass_on(e))),
+        NeedsUser::Onward(_) => error.map_or(Ok(()), |e| Err(pass_on(e))),
     };
     let mut back = visit.return_url;
     if let Err(code) = outcome {
@@ -646,6 +644,13 @@ mod tests {
         assert!(interactions.sessions_of(&headers(wrong_name)).is_empty());
         let unknown = format!("{}=x", interactions.cookie_name("x"));
         assert!(interactions.sessions_of(&headers(unknown)).is_empty());
+    }
+
+    #[test]
+    fn random_tokens_are_256_bits_and_differ() {
+        let (a, b) = (random_token().unwrap(), random_token().unwrap());
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
     }
 
     #[test]
