@@ -38,6 +38,9 @@ pub struct Options {
     pub rate_limits: [u32; 4],
     /// The rate window, seconds.
     pub rate_window: u64,
+    /// More TOML for the end of the resource's configuration file (tables
+    /// such as `[replay_cache]`).
+    pub resource_config: String,
     /// Keep the run's directory after the world is dropped.
     pub keep: bool,
 }
@@ -48,6 +51,7 @@ impl Default for Options {
             auth_token_lifetime: 600,
             rate_limits: [5, 10, 100, 1000],
             rate_window: 60,
+            resource_config: String::new(),
             keep: false,
         }
     }
@@ -153,8 +157,10 @@ unsigned = {unsigned}
 pseudonymous = {pseudonymous}
 identified = {identified}
 authorized = {authorized}
+{extra}
 "#,
                 window = options.rate_window,
+                extra = options.resource_config,
             ),
         )?;
 

@@ -523,7 +523,8 @@ async fn hwk_at_the_token_endpoint_is_asked_for_an_identity() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_auth_token_never_signs_at_the_token_endpoint() {
-    // profile: P-AS-1 — "An auth token in Signature-Key is never accepted here".
+    // profile: P-AS-1 — "An auth token in Signature-Key is never accepted
+    // here": its signature verifies, so the refusal is for its level (P-ERR-1).
     let world = world();
     let (auth_token, refresh_token) = direct_grant(&world).await;
     let key = std::sync::Arc::new(world.agent_server_key().unwrap().key);
@@ -537,7 +538,7 @@ async fn an_auth_token_never_signs_at_the_token_endpoint() {
         ],
     )
     .await;
-    assert_error(&reply, 401, "invalid_signature");
+    assert_error(&reply, 401, "insufficient_auth_level");
     assert_challenge(&reply, Level::Identified);
 }
 

@@ -453,7 +453,7 @@ impl SigningClient {
             Some(nonce) => Some(nonce),
             // profile: P-SIG-6 — "Our agents send a Nonce header … on
             // POST/PUT/PATCH/DELETE and cover it."
-            None if needs_nonce(&method) => {
+            None if Nonce::expected_for(method.as_str()) => {
                 Some(Nonce::generate().map_err(|e| ClientError::Nonce(e.to_string()))?)
             }
             None => None,
@@ -614,14 +614,6 @@ pub fn reply(status: StatusCode, headers: HeaderMap, body: Bytes) -> Reply {
     }
 }
 
-/// P-SIG-6: the methods that get a fresh `Nonce`.
-fn needs_nonce(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    )
-}
-
 /// `@authority` for `url` as its server's canonical authority (E§10.3.1):
 /// the lowercase host, and the port only when it is not the default.
 pub fn authority(url: &Url) -> Result<String, ClientError> {
@@ -662,6 +654,7 @@ mod tests {
     use std::sync::Mutex;
 
     use aauth_protocol::challenge::Level;
+    use aauth_protocol::httpsig::NonceRule;
     use aauth_protocol::ids::OriginMode;
     use aauth_protocol::keys::Algorithm;
     use aauth_protocol::tokens::agent_token::AgentTokenBuilder;
@@ -693,8 +686,7 @@ mod tests {
             Ok(body) => body,
             Err(e) => return e.into_response(),
         };
-        let require_nonce = parts.method != Method::GET;
-        match verifier.verify(&parts, &body, require_nonce).await {
+        match verifier.verify(&parts, &body).await {
             Ok(v) => axum::Json(json!({
                 "level": format!("{:?}", v.level()),
                 "agent": v.agent().map(Origin::as_str),
@@ -733,6 +725,7 @@ mod tests {
         let mut config = VerifierConfig::new(origin.clone());
         config.origin_mode = OriginMode::Dev;
         config.trusted_auth_servers = vec![origin.clone()];
+        config.http.require_nonce = NonceRule::NonIdempotent;
         let discovery = Discovery::new(Fetcher::new(OriginMode::Dev).unwrap(), OriginMode::Dev);
         let verifier = Arc::new(RequestVerifier::new(config, discovery, true));
         let app = Router::new()

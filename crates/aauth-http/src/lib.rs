@@ -7,9 +7,9 @@
 //!   64 KiB, 5 s.
 //! * [`discovery`]: metadata and JWKS with the P-MD-3 cache, and the bridge
 //!   from [`aauth_protocol::verify::KeyNeed`] to a synchronous key directory.
-//! * [`server`]: verifying requests in axum handlers (E§10.7) with a `Nonce`
-//!   replay cache, and rendering errors with their `Agent-Auth` challenge
-//!   (P-ERR-1..3).
+//! * [`server`]: verifying requests in axum handlers (E§10.7) with the
+//!   `Nonce` replay cache of [`replay`], which fails closed, and rendering
+//!   errors with their `Agent-Auth` challenge (P-ERR-1..3).
 //! * [`browser`]: HTML pages and the redirect URI rule, for the pages a
 //!   user's browser is shown or sent through (P-AS-4, P-UI-2).
 //! * [`client`]: the signing side — sign a request as an AAuth identity
@@ -21,5 +21,6 @@ pub mod client;
 pub mod discovery;
 pub mod fetch;
 pub mod guard;
+pub mod replay;
 pub mod runtime;
 pub mod server;

@@ -2,24 +2,28 @@
 //! discovery and a replay cache, and answer failures as the specification's
 //! JSON errors with their `Agent-Auth` challenge (P-ERR-1..3, P-CH-4).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aauth_protocol::challenge::AgentAuth;
-use aauth_protocol::error::{Condition, ErrorBody};
+use aauth_protocol::error::{ChallengeKind, Condition, ErrorBody};
 use aauth_protocol::httpsig::{HeaderSource, Request};
-use aauth_protocol::ids::Thumbprint;
 use aauth_protocol::keys::sha256;
+use aauth_protocol::signature_key::Scheme;
 use aauth_protocol::verify::{
-    self, ExpiredTokenHolder, KeyDirectory, TokenCache, ValidatedToken, VerifiedRequest,
-    VerifierConfig,
+    ExpiredTokenHolder, KeyDirectory, Presented, Rejection, TokenCache, ValidatedToken,
+    VerifiedRequest, VerifierConfig,
 };
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::discovery::Discovery;
+use crate::replay::{Client, Outcome, ReplayCache, ReplayLimits};
 
 /// The `Agent-Auth` response header (E§4, D§13.3).
 pub const AGENT_AUTH: &str = "agent-auth";
@@ -81,7 +85,7 @@ impl ErrorResponse {
         self
     }
 
-    /// Adds `Retry-After` (429, E§4.5).
+    /// Adds `Retry-After` (429, E§4.5; 503).
     #[must_use]
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.0.retry_after = Some(seconds);
@@ -146,14 +150,41 @@ pub struct Rejected {
     /// Set when the only fault was an expired auth token, so a resource can
     /// add a fresh resource token to its challenge (P-ERR-1).
     pub expired_token_holder: Option<Box<ExpiredTokenHolder>>,
+    /// Seconds for `Retry-After`, when the refusal is temporary.
+    pub retry_after: Option<u64>,
 }
 
 impl Rejected {
+    /// A refusal with nothing but its row and description.
+    pub fn new(condition: Condition, description: impl Into<String>) -> Self {
+        Self {
+            condition,
+            description: description.into(),
+            required_components: None,
+            signature_base: None,
+            expired_token_holder: None,
+            retry_after: None,
+        }
+    }
+
+    /// The error response with `challenge`, when the row carries one
+    /// (P-ERR-1's last column; a full replay cache, for one, has none).
+    pub fn into_error_with_challenge(self, challenge: AgentAuth) -> ErrorResponse {
+        let challenged = self.condition.wire().challenge != ChallengeKind::None;
+        let error = self.into_error();
+        if challenged {
+            error.with_challenge(challenge)
+        } else {
+            error
+        }
+    }
+
     /// The error response, without a challenge.
     pub fn into_error(self) -> ErrorResponse {
         let mut error = ErrorResponse::new(self.condition, self.description);
         error.0.body.required_components = self.required_components;
         error.0.body.signature_base = self.signature_base;
+        error.0.retry_after = self.retry_after;
         error
     }
 }
@@ -202,33 +233,40 @@ impl TokenCache for Tokens {
 
 /// Verifies requests for one server: its configuration, discovery, a
 /// replay cache for `Nonce` values (P-SIG-6), and the tokens it validated.
+///
+/// Each request is read once ([`Presented::read`]: `Signature-Key` parsed,
+/// the signature base built, the token looked up in the cache), the keys it
+/// names are fetched, and verification finishes with them; a `Nonce` is
+/// then checked against the replay cache ([`crate::replay`]).
 #[derive(Debug, Clone)]
 pub struct RequestVerifier {
     config: VerifierConfig,
-    with_nonce: VerifierConfig,
     discovery: Discovery,
-    nonces: moka::sync::Cache<(Thumbprint, String), ()>,
+    nonces: Arc<ReplayCache>,
     tokens: Tokens,
     dev: bool,
 }
 
 impl RequestVerifier {
-    /// A verifier for `config`. In `dev` mode failures carry the signature
-    /// base the server computed (P-ERR-3).
+    /// A verifier for `config`, with a replay cache of the default
+    /// [`ReplayLimits`]. In `dev` mode failures carry the signature base the
+    /// server computed (P-ERR-3).
     pub fn new(config: VerifierConfig, discovery: Discovery, dev: bool) -> Self {
-        let mut with_nonce = config.clone();
-        with_nonce.http.require_nonce = true;
-        // A nonce need only be remembered while its `created` is acceptable:
-        // `max_skew` either side of now.
-        let window = config.http.max_skew.saturating_mul(2).saturating_add(1);
+        Self::with_replay_limits(config, discovery, dev, ReplayLimits::default())
+    }
+
+    /// [`RequestVerifier::new`] with a replay cache of `limits`.
+    pub fn with_replay_limits(
+        config: VerifierConfig,
+        discovery: Discovery,
+        dev: bool,
+        limits: ReplayLimits,
+    ) -> Self {
+        let nonces = Arc::new(ReplayCache::new(limits, config.http.max_skew));
         Self {
             config,
-            with_nonce,
             discovery,
-            nonces: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(Duration::from_secs(window))
-                .build(),
+            nonces,
             tokens: Tokens::new(),
             dev,
         }
@@ -244,32 +282,33 @@ impl RequestVerifier {
         &self.discovery
     }
 
+    /// The `Nonce` replay cache.
+    pub fn replay_cache(&self) -> &ReplayCache {
+        &self.nonces
+    }
+
     /// Whether the server runs in dev mode.
     pub fn dev(&self) -> bool {
         self.dev
     }
 
     /// Verifies the request in `parts` with its `body`, fetching the keys it
-    /// needs through discovery first. `require_nonce` makes a missing `Nonce`
-    /// an error (P-SIG-6); a present one is always checked against the
-    /// replay cache.
-    pub async fn verify(
-        &self,
-        parts: &Parts,
-        body: &[u8],
-        require_nonce: bool,
-    ) -> Result<VerifiedRequest, Rejected> {
+    /// needs through discovery first. Whether a `Nonce` is required is the
+    /// configuration's [`NonceRule`](aauth_protocol::httpsig::NonceRule)
+    /// (P-SIG-6); a present one is always checked against the replay cache.
+    pub async fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedRequest, Rejected> {
         let headers = Headers(&parts.headers);
-        let request = self.request(parts, &headers, body, require_nonce);
-        // A token validated before needs no keys: skip discovery entirely, so
-        // that under load nothing is looked up or refetched for it.
-        let need = if self.presents_cached_token(&parts.headers) {
-            verify::KeyNeed::None
-        } else {
-            verify::key_need(&request, self.config_for(require_nonce))
-        };
-        let directory = self.discovery.prefetch(&need).await;
-        self.verify_with(parts, body, require_nonce, &directory)
+        let presented = Presented::read(
+            &self.request(parts, &headers, body),
+            &self.config,
+            &self.tokens,
+            unix_now(),
+        )
+        .map_err(|rejection| self.rejected(rejection))?;
+        // A token validated before needs no keys: nothing is looked up or
+        // refetched for it under load.
+        let directory = self.discovery.prefetch(&presented.key_need()).await;
+        self.finish(parts, presented, &directory)
     }
 
     /// [`RequestVerifier::verify`] with keys from `directory` instead of
@@ -279,67 +318,91 @@ impl RequestVerifier {
         &self,
         parts: &Parts,
         body: &[u8],
-        require_nonce: bool,
         directory: &D,
     ) -> Result<VerifiedRequest, Rejected> {
-        let config = self.config_for(require_nonce);
         let headers = Headers(&parts.headers);
-        let request = self.request(parts, &headers, body, require_nonce);
-        let verified =
-            verify::verify_request_cached(&request, config, directory, &self.tokens, unix_now())
-                .map_err(|rejection| Rejected {
-                    condition: rejection.error.condition(),
-                    description: rejection.error.to_string(),
-                    required_components: rejection
-                        .error
-                        .required_components()
-                        .map(<[String]>::to_vec),
-                    signature_base: rejection.signature_base.filter(|_| self.dev),
-                    expired_token_holder: rejection.expired_token_holder,
-                })?;
-        // E§10.5: "Check that the nonce has not been used previously within
-        // the replay window", scoped by (authority, key, nonce). The authority
-        // is this server's own, so the key and the nonce name an entry.
+        let presented = Presented::read(
+            &self.request(parts, &headers, body),
+            &self.config,
+            &self.tokens,
+            unix_now(),
+        )
+        .map_err(|rejection| self.rejected(rejection))?;
+        self.finish(parts, presented, directory)
+    }
+
+    /// The second half: the keys, the signature, then the `Nonce`.
+    fn finish<D: KeyDirectory + ?Sized>(
+        &self,
+        parts: &Parts,
+        presented: Presented,
+        directory: &D,
+    ) -> Result<VerifiedRequest, Rejected> {
+        let now = unix_now();
+        let verified = presented
+            .verify(&self.config, directory, &self.tokens, now)
+            .map_err(|rejection| self.rejected(rejection))?;
         if let Some(nonce) = verified.nonce() {
-            let entry = self
-                .nonces
-                .entry((verified.thumbprint().clone(), nonce.as_str().to_owned()))
-                .or_insert(());
-            if !entry.is_fresh() {
-                return Err(Rejected {
-                    condition: Condition::NonceReplayed,
-                    description: "this Nonce was already used with this key (E§10.5)".to_owned(),
-                    required_components: None,
-                    signature_base: None,
-                    expired_token_holder: None,
-                });
+            // Keys with an identity are clients by themselves; anyone can
+            // mint hwk keys, so those count against their address.
+            let client = match verified.scheme() {
+                Scheme::Hwk => Client::address(
+                    parts
+                        .extensions
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|info| info.0.ip()),
+                ),
+                Scheme::JwksUri | Scheme::Jwt | Scheme::X509 => Client::Key(verified.thumbprint()),
+            };
+            let outcome = self.nonces.check(
+                client,
+                verified.thumbprint(),
+                nonce,
+                verified.created(),
+                now,
+            );
+            match outcome {
+                Outcome::Fresh => {}
+                Outcome::Replayed => {
+                    return Err(Rejected::new(
+                        Condition::NonceReplayed,
+                        "this Nonce was already used with this key (E§10.5)",
+                    ));
+                }
+                // Fail closed: a Nonce that cannot be remembered is not
+                // accepted (P-SIG-6).
+                Outcome::Full { retry_after } => {
+                    tracing::warn!(
+                        ?client,
+                        entries = self.nonces.len(),
+                        "the Nonce replay cache is full for this client; refusing"
+                    );
+                    return Err(Rejected {
+                        retry_after: Some(retry_after),
+                        ..Rejected::new(
+                            Condition::ReplayCacheFull,
+                            "the server cannot remember more Nonces from this client right now; \
+                             retry after the time in Retry-After",
+                        )
+                    });
+                }
             }
         }
         Ok(verified)
     }
 
-    /// Whether `Signature-Key` carries a token this verifier has validated
-    /// and that has not expired (the verifier checks `exp` again anyway).
-    fn presents_cached_token(&self, headers: &HeaderMap) -> bool {
-        let Some(field) = headers
-            .get("signature-key")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| aauth_protocol::signature_key::parse(v).ok())
-        else {
-            return false;
-        };
-        let aauth_protocol::signature_key::SignatureKey::Jwt { jwt } = &field.key else {
-            return false;
-        };
-        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-        self.tokens.get(jwt).is_some_and(|token| now < token.exp())
-    }
-
-    fn config_for(&self, require_nonce: bool) -> &VerifierConfig {
-        if require_nonce {
-            &self.with_nonce
-        } else {
-            &self.config
+    /// A protocol-crate refusal as the server reports it.
+    fn rejected(&self, rejection: Rejection) -> Rejected {
+        Rejected {
+            condition: rejection.error.condition(),
+            description: rejection.error.to_string(),
+            required_components: rejection
+                .error
+                .required_components()
+                .map(<[String]>::to_vec),
+            signature_base: rejection.signature_base.filter(|_| self.dev),
+            expired_token_holder: rejection.expired_token_holder,
+            retry_after: None,
         }
     }
 
@@ -350,11 +413,10 @@ impl RequestVerifier {
         parts: &'a Parts,
         headers: &'a Headers<'a>,
         body: &'a [u8],
-        require_nonce: bool,
     ) -> Request<'a, Headers<'a>> {
         Request {
             method: parts.method.as_str(),
-            authority: &self.config_for(require_nonce).authority,
+            authority: &self.config.authority,
             target: parts
                 .uri
                 .path_and_query()
@@ -547,8 +609,7 @@ mod token_cache_tests {
             .unwrap();
 
         let first = signed_parts(&agent_key, &token);
-        assert!(!verifier.presents_cached_token(&first.headers));
-        verifier.verify(&first, b"", false).await.unwrap();
+        verifier.verify(&first, b"").await.unwrap();
         let fetched = hits.load(Ordering::SeqCst);
         assert_eq!(fetched, 2, "metadata and JWKS, once each");
 
@@ -556,8 +617,7 @@ mod token_cache_tests {
         // the cached documents would have been dropped.
         verifier.discovery.documents_for_tests().invalidate_all();
         let again = signed_parts(&agent_key, &token);
-        assert!(verifier.presents_cached_token(&again.headers));
-        verifier.verify(&again, b"", false).await.unwrap();
+        verifier.verify(&again, b"").await.unwrap();
         assert_eq!(hits.load(Ordering::SeqCst), fetched);
     }
 }

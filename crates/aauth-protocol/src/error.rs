@@ -57,13 +57,18 @@ pub enum ErrorCode {
     /// RFC 6749 §4.1.2.1: the user denied consent.
     AccessDenied,
     /// RFC 6749 §4.1.2.1: the server itself failed (its database, its
-    /// randomness); never a consequence of what the caller sent.
+    /// randomness), or a peer it called on the caller's behalf did; never a
+    /// consequence of what the caller sent.
     ServerError,
+    /// RFC 6749 §4.1.2.1: the server cannot handle the request now (its
+    /// replay cache is full, or a peer it called did not answer in time);
+    /// the same request may succeed later.
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::InvalidSignature,
         Self::ReplayedNonce,
         Self::InsufficientAuthLevel,
@@ -81,6 +86,7 @@ impl ErrorCode {
         Self::UnsupportedRequestType,
         Self::AccessDenied,
         Self::ServerError,
+        Self::TemporarilyUnavailable,
     ];
 
     /// The code's wire spelling.
@@ -103,6 +109,7 @@ impl ErrorCode {
             Self::UnsupportedRequestType => "unsupported_request_type",
             Self::AccessDenied => "access_denied",
             Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
@@ -189,6 +196,15 @@ pub enum Condition {
     /// lists what callers cause; P-ERR-2's "no input yields a 500" holds
     /// because no input reaches this row.
     ServerFault,
+    /// The `Nonce` replay cache cannot remember one more entry (it is full,
+    /// or the client's share is): the request is refused rather than
+    /// accepted unremembered (P-SIG-6). Sent with `Retry-After`.
+    ReplayCacheFull,
+    /// A peer the server called on the caller's behalf (a downstream
+    /// resource or its auth server) failed or refused: a bad gateway.
+    UpstreamFailed,
+    /// A peer the server called on the caller's behalf did not answer in time.
+    UpstreamTimeout,
 }
 
 /// How a [`Condition`] appears on the wire.
@@ -239,6 +255,9 @@ impl Condition {
             Self::ExchangeNeedsInteraction => (400, E::InteractionRequired, C::None),
             Self::ConsentDenied => (303, E::AccessDenied, C::None),
             Self::ServerFault => (500, E::ServerError, C::None),
+            Self::ReplayCacheFull => (503, E::TemporarilyUnavailable, C::None),
+            Self::UpstreamFailed => (502, E::ServerError, C::None),
+            Self::UpstreamTimeout => (504, E::TemporarilyUnavailable, C::None),
         };
         Wire {
             status,
@@ -285,7 +304,7 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
         }
-        assert_eq!(ErrorCode::from_wire("temporarily_unavailable"), None);
+        assert_eq!(ErrorCode::from_wire("slow_down"), None);
     }
 
     /// profile: P-ERR-1 — one assertion per row of the table.
@@ -360,6 +379,9 @@ mod tests {
             ),
             (K::ConsentDenied, 303, E::AccessDenied, C::None),
             (K::ServerFault, 500, E::ServerError, C::None),
+            (K::ReplayCacheFull, 503, E::TemporarilyUnavailable, C::None),
+            (K::UpstreamFailed, 502, E::ServerError, C::None),
+            (K::UpstreamTimeout, 504, E::TemporarilyUnavailable, C::None),
         ];
         for (condition, status, code, challenge) in rows {
             assert_eq!(

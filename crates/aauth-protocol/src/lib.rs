@@ -32,9 +32,12 @@
 //! | [`error`] | error codes and the P-ERR-1 table, as one exhaustive match |
 //!
 //! Validation functions take the current time and the keys the caller has
-//! resolved: [`verify::key_need`] says which party's keys a request needs,
-//! the caller fetches them however it likes, and [`verify::verify_request`]
-//! answers from a [`verify::KeyDirectory`] synchronously.
+//! resolved: [`verify::Presented::read`] reads a request once and its
+//! [`key_need`](verify::Presented::key_need) says which party's keys it
+//! needs, the caller fetches them however it likes, and
+//! [`verify::Presented::verify`] answers from a [`verify::KeyDirectory`]
+//! synchronously ([`verify::verify_request`] does both for a directory that
+//! already holds every key).
 #![forbid(unsafe_code)]
 
 pub mod b64;

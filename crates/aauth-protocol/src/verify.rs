@@ -21,9 +21,11 @@
 //!
 //! Keys that live on other servers come from a [`KeyDirectory`] the caller
 //! supplies; it answers synchronously from what the caller already fetched.
-//! [`key_need`] tells the caller, before verification, which issuer's keys
-//! one request will need, so that an asynchronous layer can fetch them (with
-//! the guards of P-MD-3) and then call [`verify_request`].
+//! An asynchronous layer reads the request once with [`Presented::read`],
+//! asks [`Presented::key_need`] which issuer's keys it will need, fetches
+//! them (with the guards of P-MD-3) and finishes with
+//! [`Presented::verify`]; [`verify_request`] does both halves for a caller
+//! whose directory already holds every key.
 
 use std::sync::Arc;
 
@@ -35,8 +37,10 @@ use crate::jwk::PublicKey;
 use crate::keys::VerifyingKey;
 use crate::signature_key::{self, AAUTH_AGENT_WELL_KNOWN, Scheme, SignatureKey, SignatureKeyError};
 use crate::tokens::agent_token::{self, AgentTokenContext, AgentTokenError, VerifiedAgentToken};
-use crate::tokens::auth_token::{self, AuthTokenContext, AuthTokenError, VerifiedAuthToken};
-use crate::tokens::{KeyLookupError, PeekError, TokenType};
+use crate::tokens::auth_token::{
+    self, AuthTokenContext, AuthTokenError, Validity, VerifiedAuthToken,
+};
+use crate::tokens::{KeyLookupError, Peek, PeekError, TokenType};
 
 /// Whose published keys a lookup is for; each kind of party publishes its
 /// JWKS through its own metadata document (E§8).
@@ -132,6 +136,11 @@ pub struct VerifierConfig {
     pub http: VerifyPolicy,
     /// Seconds of grace after a token's `exp` (P-TOK-5; default 0).
     pub token_leeway_secs: u32,
+    /// Whether an auth token in `Signature-Key` can be a caller's key. Off at
+    /// an auth server's token endpoint (profile: P-AS-1): such a request is
+    /// checked for a valid signature by the key the token names, nothing is
+    /// fetched for it, and it is refused as `insufficient_auth_level`.
+    pub accept_auth_tokens: bool,
 }
 
 impl VerifierConfig {
@@ -145,6 +154,7 @@ impl VerifierConfig {
             origin_mode: OriginMode::Production,
             http: VerifyPolicy::default(),
             token_leeway_secs: 0,
+            accept_auth_tokens: true,
         }
     }
 }
@@ -261,9 +271,17 @@ pub enum VerifyError {
         /// error code (an auth token is `invalid_auth_token` whatever failed).
         declared: Option<TokenType>,
     },
+    /// An auth token was presented where none is accepted (profile: P-AS-1),
+    /// on a request signed by the key it names.
+    #[error(
+        "an auth token is never accepted here (profile P-AS-1); sign as the agent server \
+         (jwks_uri) or with an agent token"
+    )]
+    AuthTokenRefused,
     /// A resource token was presented as the `jwt` of `Signature-Key`.
     #[error(
-        "Signature-Key jwt is a resource token; present an auth token (auth+jwt) obtained with it"
+        "Signature-Key jwt is a resource token, which never signs a request: it goes to the auth \
+         server as resource_token, and the auth token obtained with it signs"
     )]
     ResourceTokenAsKey,
     /// The agent token failed an E§5.7 step.
@@ -307,6 +325,9 @@ impl VerifyError {
                     | PeekError::Issuer { .. } => error.condition(TokenType::Auth),
                 },
             },
+            // P-ERR-1: "valid signature, level too low": the request is
+            // signed, but not at a level this endpoint takes.
+            Self::AuthTokenRefused => Condition::LevelTooLow,
             // P-ERR-1: "a resource token presented as one" is an invalid auth token.
             Self::ResourceTokenAsKey => Condition::AuthTokenInvalid,
             Self::AgentToken(error) => error.condition(),
@@ -391,52 +412,347 @@ fn signature_key_header<H: HeaderSource + ?Sized>(
     }
 }
 
-/// Which keys [`verify_request`] will ask the directory for, read from the
-/// unverified `Signature-Key` (nothing here is trusted; it only tells an
-/// asynchronous caller what to fetch). P-TOK-6: an auth token whose `iss`
-/// is not trusted needs nothing, because it will be refused before any fetch.
-pub fn key_need<H: HeaderSource + ?Sized>(
-    request: &Request<'_, H>,
+/// Where the key that must have signed a request comes from, as far as it
+/// can be told before any key is fetched.
+#[derive(Debug, Clone)]
+enum Source {
+    /// `hwk`: the key itself (E§10.7).
+    Inline(PublicKey),
+    /// `jwks_uri` with `well-known="aauth-agent"`: a key of the agent
+    /// server's JWKS (SK0§2.4, P-SK-3).
+    AgentServer { agent: Origin, kid: Kid },
+    /// A token this verifier validated before, unexpired when read.
+    Validated(ValidatedToken),
+    /// An agent token, to validate with its issuer's keys (E§5.7).
+    AgentToken { jwt: String, peek: Peek },
+    /// An auth token, to validate with its issuer's keys (E§7.7); an issuer
+    /// that is not `trusted` is refused without a fetch (P-TOK-6).
+    AuthToken {
+        jwt: String,
+        peek: Peek,
+        trusted: bool,
+    },
+    /// An auth token where none is accepted: only possession of the key it
+    /// names is checked, before the refusal.
+    RefusedAuthToken { cnf: PublicKey },
+}
+
+/// A request read once (E§10.7 up to the key): `Signature-Key` parsed, every
+/// check of the signing profile that needs no key passed, the signature
+/// base built, and the token in `Signature-Key` looked up in the verifier's
+/// cache or read for its issuer. [`Presented::key_need`] then says which
+/// keys to fetch, and [`Presented::verify`] finishes with them.
+#[derive(Debug)]
+pub struct Presented {
+    scheme: Scheme,
+    prepared: httpsig::Prepared,
+    source: Source,
+}
+
+impl Presented {
+    /// Reads `request` for the verifier of `config` at time `now` (Unix
+    /// seconds), looking a token up in `cache`. Refuses at once what needs
+    /// no key to refuse.
+    pub fn read<H, C>(
+        request: &Request<'_, H>,
+        config: &VerifierConfig,
+        cache: &C,
+        now: u64,
+    ) -> Result<Self, Rejection>
+    where
+        H: HeaderSource + ?Sized,
+        C: TokenCache + ?Sized,
+    {
+        // E§10.3.1: "the receiver MUST use the configured canonical authority
+        // as the value of @authority" (profile: P-SIG-5), whatever the caller
+        // put there.
+        let request = &Request {
+            authority: &config.authority,
+            ..*request
+        };
+
+        // E§10.1.1 steps 1–3: parse Signature-Key, exactly one member, its label Lk.
+        let header = signature_key_header(request)?;
+        let field = signature_key::parse(&header).map_err(VerifyError::SignatureKey)?;
+
+        // E§10.1.1 steps 4–6 and the signing profile (E§10.3–10.5): labels,
+        // covered components, created/expires, nonce, Content-Digest, base.
+        let prepared = httpsig::prepare(request, &field.label, &config.http, now)
+            .map_err(VerifyError::Signature)?;
+
+        // E§10.7: "Extract the scheme parameter".
+        let scheme = field.key.scheme();
+        match source(field.key, config, cache, now) {
+            Ok(source) => Ok(Self {
+                scheme,
+                prepared,
+                source,
+            }),
+            Err(error) => Err(Rejection {
+                error,
+                signature_base: Some(prepared.signature_base().to_owned()),
+                expired_token_holder: None,
+            }),
+        }
+    }
+
+    /// Which remote keys [`Presented::verify`] will ask its directory for.
+    pub fn key_need(&self) -> KeyNeed {
+        match &self.source {
+            Source::AgentServer { agent, kid } => KeyNeed::Keys {
+                owner: KeyOwner::Agent,
+                origin: agent.clone(),
+                kid: kid.clone(),
+            },
+            Source::AgentToken { peek, .. } => KeyNeed::Keys {
+                owner: KeyOwner::Agent,
+                origin: peek.iss.clone(),
+                kid: peek.kid.clone(),
+            },
+            Source::AuthToken {
+                peek,
+                trusted: true,
+                ..
+            } => KeyNeed::Keys {
+                owner: KeyOwner::AuthServer,
+                origin: peek.iss.clone(),
+                kid: peek.kid.clone(),
+            },
+            Source::Inline(_)
+            | Source::Validated(_)
+            | Source::AuthToken { trusted: false, .. }
+            | Source::RefusedAuthToken { .. } => KeyNeed::None,
+        }
+    }
+
+    /// The signature base computed for the request.
+    pub fn signature_base(&self) -> &str {
+        self.prepared.signature_base()
+    }
+
+    /// Finishes E§10.7 at time `now` with keys from `directory`: "Follow
+    /// the scheme-specific verification procedure", then the signature
+    /// itself. A token that passes validation goes into `cache`.
+    pub fn verify<D, C>(
+        self,
+        config: &VerifierConfig,
+        directory: &D,
+        cache: &C,
+        now: u64,
+    ) -> Result<VerifiedRequest, Rejection>
+    where
+        D: KeyDirectory + ?Sized,
+        C: TokenCache + ?Sized,
+    {
+        let resolved = match self.resolve(config, directory, cache, now) {
+            Ok(resolved) => resolved,
+            Err((error, expired)) => {
+                let holder = expired.and_then(|token| self.expired_token_holder(&token));
+                return Err(Rejection {
+                    expired_token_holder: holder,
+                    ..self.rejection(error)
+                });
+            }
+        };
+
+        // The HTTP signature itself, with the key the scheme yielded.
+        let verifying_key = VerifyingKey::new(&resolved.key)
+            .map_err(|_| self.rejection(VerifyError::Signature(HttpSigError::SignatureInvalid)))?;
+        if let Err(error) = self.prepared.verify(&verifying_key) {
+            // P-SK-4: with a token, the request must be signed by exactly the
+            // token's cnf.jwk (E§5.7 step 12, E§7.7 step 13).
+            let error = match self.scheme {
+                Scheme::Jwt => VerifyError::KeyBinding(error),
+                Scheme::Hwk | Scheme::JwksUri | Scheme::X509 => VerifyError::Signature(error),
+            };
+            return Err(self.rejection(error));
+        }
+
+        Ok(VerifiedRequest {
+            level: resolved.level,
+            scheme: self.scheme,
+            thumbprint: resolved.key.thumbprint(),
+            key: resolved.key,
+            agent: resolved.agent,
+            delegate: resolved.delegate,
+            agent_token: resolved.agent_token,
+            auth_token: resolved.auth_token,
+            nonce: self.prepared.nonce().cloned(),
+            created: self.prepared.created(),
+        })
+    }
+
+    fn rejection(&self, error: VerifyError) -> Rejection {
+        Rejection {
+            error,
+            signature_base: Some(self.prepared.signature_base().to_owned()),
+            expired_token_holder: None,
+        }
+    }
+
+    /// The key the request's scheme yields, or why there is none; with the
+    /// token when its only fault is its expiry.
+    fn resolve<D, C>(
+        &self,
+        config: &VerifierConfig,
+        directory: &D,
+        cache: &C,
+        now: u64,
+    ) -> Result<Resolved, (VerifyError, Option<Arc<VerifiedAuthToken>>)>
+    where
+        D: KeyDirectory + ?Sized,
+        C: TokenCache + ?Sized,
+    {
+        let now_secs = i64::try_from(now).unwrap_or(i64::MAX);
+        match &self.source {
+            // E§10.7 hwk: "Reconstruct the public key from the parameters".
+            Source::Inline(key) => Ok(Resolved::inline(key.clone())),
+            // SK0§2.4 discovery: {id}/.well-known/{well-known} → jwks_uri → kid.
+            Source::AgentServer { agent, kid } => {
+                let key = directory
+                    .key(KeyOwner::Agent, agent, kid)
+                    .map_err(|e| (VerifyError::AgentKey(e), None))?;
+                Ok(Resolved {
+                    key,
+                    level: Level::Identified,
+                    agent: Some(agent.clone()),
+                    delegate: None,
+                    agent_token: None,
+                    auth_token: None,
+                })
+            }
+            // A token validated before is only checked for expiry again
+            // (E§5.7 step 8, E§7.7 step 8: "current time MUST be less than
+            // expiration", with the leeway of P-TOK-5): it was read unexpired
+            // and may have expired while keys were fetched.
+            Source::Validated(token) => {
+                let exp = token.exp();
+                if now_secs < exp.saturating_add(i64::from(config.token_leeway_secs)) {
+                    return Ok(Resolved::from(token.clone()));
+                }
+                Err(match token {
+                    ValidatedToken::Agent(_) => (
+                        VerifyError::AgentToken(AgentTokenError::Expired { exp, now: now_secs }),
+                        None,
+                    ),
+                    ValidatedToken::Auth(token) => (
+                        VerifyError::AuthToken(AuthTokenError::Expired { exp, now: now_secs }),
+                        Some(token.clone()),
+                    ),
+                })
+            }
+            // E§10.7 jwt: "Validate the JWT completely according to its type"
+            // before its cnf.jwk is trusted (P-SK-4).
+            Source::AgentToken { jwt, .. } => {
+                let mut ctx = AgentTokenContext::new(now_secs, &config.identifier);
+                ctx.origin_mode = config.origin_mode;
+                ctx.leeway_secs = config.token_leeway_secs;
+                let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::Agent, iss, kid);
+                let token = agent_token::validate(jwt, &ctx, &keys)
+                    .map_err(|e| (VerifyError::AgentToken(e), None))?;
+                let token = ValidatedToken::Agent(Arc::new(token));
+                cache.insert(jwt, &token);
+                Ok(Resolved::from(token))
+            }
+            Source::AuthToken { jwt, .. } => {
+                let mut ctx = AuthTokenContext::new(
+                    now_secs,
+                    &config.trusted_auth_servers,
+                    &config.identifier,
+                );
+                ctx.origin_mode = config.origin_mode;
+                ctx.leeway_secs = config.token_leeway_secs;
+                let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::AuthServer, iss, kid);
+                match auth_token::check(jwt, &ctx, &keys) {
+                    Ok(Validity::Valid(token)) => {
+                        let token = ValidatedToken::Auth(Arc::new(*token));
+                        cache.insert(jwt, &token);
+                        Ok(Resolved::from(token))
+                    }
+                    Ok(Validity::ExpiredButGenuine { token, error }) => {
+                        Err((VerifyError::AuthToken(error), Some(Arc::new(*token))))
+                    }
+                    Err(error) => Err((VerifyError::AuthToken(error), None)),
+                }
+            }
+            // Possession of the key the token names, then the refusal: the
+            // signature is checked like any other, so that a bad one is
+            // reported as one (profile: P-AS-1).
+            Source::RefusedAuthToken { cnf } => {
+                let key = VerifyingKey::new(cnf)
+                    .map_err(|_| (VerifyError::Signature(HttpSigError::SignatureInvalid), None))?;
+                match self.prepared.verify(&key) {
+                    Ok(()) => Err((VerifyError::AuthTokenRefused, None)),
+                    Err(error) => Err((VerifyError::KeyBinding(error), None)),
+                }
+            }
+        }
+    }
+
+    /// For an auth token whose only fault is its expiry: whom to mint a fresh
+    /// resource token for, if the request is signed with its `cnf.jwk`.
+    fn expired_token_holder(&self, token: &VerifiedAuthToken) -> Option<Box<ExpiredTokenHolder>> {
+        let key = VerifyingKey::new(token.cnf_key()).ok()?;
+        self.prepared.verify(&key).ok()?;
+        Some(Box::new(ExpiredTokenHolder {
+            agent: token.agent()?.clone(),
+            key: token.cnf_key().clone(),
+        }))
+    }
+}
+
+/// The [`Source`] of `key`: everything that needs no key is checked here.
+fn source<C: TokenCache + ?Sized>(
+    key: SignatureKey,
     config: &VerifierConfig,
-) -> KeyNeed {
-    let Ok(header) = signature_key_header(request) else {
-        return KeyNeed::None;
-    };
-    let Ok(field) = signature_key::parse(&header) else {
-        return KeyNeed::None;
-    };
-    match field.key {
+    cache: &C,
+    now: u64,
+) -> Result<Source, VerifyError> {
+    match key {
+        SignatureKey::Hwk(key) => Ok(Source::Inline(key)),
         SignatureKey::JwksUri {
             id,
             well_known,
             kid,
-        } if well_known == AAUTH_AGENT_WELL_KNOWN => match Origin::parse(&id, config.origin_mode) {
-            Ok(origin) => KeyNeed::Keys {
-                owner: KeyOwner::Agent,
-                origin,
-                kid,
-            },
-            Err(_) => KeyNeed::None,
-        },
-        SignatureKey::Jwt { jwt } => match crate::tokens::peek(&jwt, config.origin_mode) {
-            Ok(peek) if peek.typ == TokenType::Agent => KeyNeed::Keys {
-                owner: KeyOwner::Agent,
-                origin: peek.iss,
-                kid: peek.kid,
-            },
-            Ok(peek)
-                if peek.typ == TokenType::Auth
-                    && config.trusted_auth_servers.contains(&peek.iss) =>
-            {
-                KeyNeed::Keys {
-                    owner: KeyOwner::AuthServer,
-                    origin: peek.iss,
-                    kid: peek.kid,
-                }
+        } => {
+            // profile: P-SK-3 — only aauth-agent establishes agent identity.
+            if well_known != AAUTH_AGENT_WELL_KNOWN {
+                return Err(VerifyError::UnsupportedWellKnown(echo(&well_known)));
             }
-            _ => KeyNeed::None,
-        },
-        _ => KeyNeed::None,
+            let agent =
+                Origin::parse(&id, config.origin_mode).map_err(VerifyError::AgentIdentifier)?;
+            Ok(Source::AgentServer { agent, kid })
+        }
+        SignatureKey::Jwt { jwt } => {
+            let now_secs = i64::try_from(now).unwrap_or(i64::MAX);
+            if let Some(token) = cache.get(&jwt)
+                && now_secs
+                    < token
+                        .exp()
+                        .saturating_add(i64::from(config.token_leeway_secs))
+            {
+                return Ok(Source::Validated(token));
+            }
+            let peek = crate::tokens::peek(&jwt, config.origin_mode).map_err(|error| {
+                VerifyError::Jwt {
+                    declared: crate::tokens::declared_type(&jwt),
+                    error,
+                }
+            })?;
+            match peek.typ {
+                TokenType::Agent => Ok(Source::AgentToken { jwt, peek }),
+                TokenType::Auth if !config.accept_auth_tokens => Ok(Source::RefusedAuthToken {
+                    cnf: auth_token::unverified_cnf_key(&jwt).map_err(VerifyError::AuthToken)?,
+                }),
+                TokenType::Auth => {
+                    let trusted = config.trusted_auth_servers.contains(&peek.iss);
+                    Ok(Source::AuthToken { jwt, peek, trusted })
+                }
+                TokenType::Resource => Err(VerifyError::ResourceTokenAsKey),
+            }
+        }
+        // profile: P-SK-5.
+        SignatureKey::X509 { .. } => Err(VerifyError::X509Unsupported),
     }
 }
 
@@ -448,6 +764,20 @@ struct Resolved {
     delegate: Option<String>,
     agent_token: Option<Arc<VerifiedAgentToken>>,
     auth_token: Option<Arc<VerifiedAuthToken>>,
+}
+
+impl Resolved {
+    /// An `hwk` key: pseudonymous.
+    fn inline(key: PublicKey) -> Self {
+        Self {
+            key,
+            level: Level::Pseudonymous,
+            agent: None,
+            delegate: None,
+            agent_token: None,
+            auth_token: None,
+        }
+    }
 }
 
 impl From<ValidatedToken> for Resolved {
@@ -500,191 +830,7 @@ where
     D: KeyDirectory + ?Sized,
     C: TokenCache + ?Sized,
 {
-    // E§10.3.1: "the receiver MUST use the configured canonical authority as
-    // the value of @authority" (profile: P-SIG-5), whatever the caller put there.
-    let request = &Request {
-        authority: &config.authority,
-        ..*request
-    };
-
-    // E§10.1.1 steps 1–3: parse Signature-Key, exactly one member, its label Lk.
-    let header = signature_key_header(request)?;
-    let field = signature_key::parse(&header).map_err(VerifyError::SignatureKey)?;
-
-    // E§10.1.1 steps 4–6 and the signing profile (E§10.3–10.5): labels,
-    // covered components, created/expires, nonce, Content-Digest, base.
-    let prepared = httpsig::prepare(request, &field.label, &config.http, now)
-        .map_err(VerifyError::Signature)?;
-    let with_base = |error: VerifyError| Rejection {
-        error,
-        signature_base: Some(prepared.signature_base().to_owned()),
-        expired_token_holder: None,
-    };
-
-    // E§10.7: "Extract the scheme parameter … Follow the scheme-specific
-    // verification procedure".
-    let scheme = field.key.scheme();
-    let resolved = match resolve_key(&field.key, config, directory, cache, now) {
-        Ok(resolved) => resolved,
-        Err(error) => {
-            let holder = match (&error, &field.key) {
-                (
-                    VerifyError::AuthToken(AuthTokenError::Expired { .. }),
-                    SignatureKey::Jwt { jwt },
-                ) => expired_token_holder(jwt, &prepared, config, directory, now),
-                _ => None,
-            };
-            return Err(Rejection {
-                expired_token_holder: holder,
-                ..with_base(error)
-            });
-        }
-    };
-
-    // The HTTP signature itself, with the key the scheme yielded.
-    let verifying_key = VerifyingKey::new(&resolved.key)
-        .map_err(|_| with_base(VerifyError::Signature(HttpSigError::SignatureInvalid)))?;
-    if let Err(error) = prepared.verify(&verifying_key) {
-        // P-SK-4: with a token, the request must be signed by exactly the
-        // token's cnf.jwk (E§5.7 step 12, E§7.7 step 13).
-        let error = match scheme {
-            Scheme::Jwt => VerifyError::KeyBinding(error),
-            Scheme::Hwk | Scheme::JwksUri | Scheme::X509 => VerifyError::Signature(error),
-        };
-        return Err(with_base(error));
-    }
-
-    Ok(VerifiedRequest {
-        level: resolved.level,
-        scheme,
-        thumbprint: resolved.key.thumbprint(),
-        key: resolved.key,
-        agent: resolved.agent,
-        delegate: resolved.delegate,
-        agent_token: resolved.agent_token,
-        auth_token: resolved.auth_token,
-        nonce: prepared.nonce().cloned(),
-        created: prepared.created(),
-    })
-}
-
-/// For an auth token that failed only its expiry: validates it again with
-/// unbounded leeway (every other E§7.7 step still applies) and checks that
-/// the request is signed with its `cnf.jwk`. Runs on the failure path only.
-fn expired_token_holder<D: KeyDirectory + ?Sized>(
-    jwt: &str,
-    prepared: &httpsig::Prepared,
-    config: &VerifierConfig,
-    directory: &D,
-    now: u64,
-) -> Option<Box<ExpiredTokenHolder>> {
-    let now_secs = i64::try_from(now).unwrap_or(i64::MAX);
-    let mut ctx = AuthTokenContext::new(now_secs, &config.trusted_auth_servers, &config.identifier);
-    ctx.origin_mode = config.origin_mode;
-    ctx.leeway_secs = u32::MAX;
-    let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::AuthServer, iss, kid);
-    let token = auth_token::validate(jwt, &ctx, &keys).ok()?;
-    let key = VerifyingKey::new(token.cnf_key()).ok()?;
-    prepared.verify(&key).ok()?;
-    Some(Box::new(ExpiredTokenHolder {
-        agent: token.agent()?.clone(),
-        key: token.cnf_key().clone(),
-    }))
-}
-
-fn resolve_key<D: KeyDirectory + ?Sized, C: TokenCache + ?Sized>(
-    key: &SignatureKey,
-    config: &VerifierConfig,
-    directory: &D,
-    cache: &C,
-    now: u64,
-) -> Result<Resolved, VerifyError> {
-    let now_secs = i64::try_from(now).unwrap_or(i64::MAX);
-    match key {
-        // E§10.7 hwk: "Reconstruct the public key from the parameters".
-        SignatureKey::Hwk(key) => Ok(Resolved {
-            key: key.clone(),
-            level: Level::Pseudonymous,
-            agent: None,
-            delegate: None,
-            agent_token: None,
-            auth_token: None,
-        }),
-        // SK0§2.4 discovery: {id}/.well-known/{well-known} → jwks_uri → kid.
-        SignatureKey::JwksUri {
-            id,
-            well_known,
-            kid,
-        } => {
-            // profile: P-SK-3 — only aauth-agent establishes agent identity.
-            if well_known != AAUTH_AGENT_WELL_KNOWN {
-                return Err(VerifyError::UnsupportedWellKnown(echo(well_known)));
-            }
-            let agent =
-                Origin::parse(id, config.origin_mode).map_err(VerifyError::AgentIdentifier)?;
-            let key = directory
-                .key(KeyOwner::Agent, &agent, kid)
-                .map_err(VerifyError::AgentKey)?;
-            Ok(Resolved {
-                key,
-                level: Level::Identified,
-                agent: Some(agent),
-                delegate: None,
-                agent_token: None,
-                auth_token: None,
-            })
-        }
-        // E§10.7 jwt: "Validate the JWT completely according to its type"
-        // before its cnf.jwk is trusted (P-SK-4).
-        SignatureKey::Jwt { jwt } => {
-            // A token validated before is only checked for expiry again
-            // (E§5.7 step 8, E§7.7 step 8: "current time MUST be less than
-            // expiration", with the leeway of P-TOK-5).
-            if let Some(token) = cache.get(jwt)
-                && now_secs
-                    < token
-                        .exp()
-                        .saturating_add(i64::from(config.token_leeway_secs))
-            {
-                return Ok(Resolved::from(token));
-            }
-            let peek =
-                crate::tokens::peek(jwt, config.origin_mode).map_err(|error| VerifyError::Jwt {
-                    declared: crate::tokens::declared_type(jwt),
-                    error,
-                })?;
-            let token = match peek.typ {
-                TokenType::Agent => {
-                    let mut ctx = AgentTokenContext::new(now_secs, &config.identifier);
-                    ctx.origin_mode = config.origin_mode;
-                    ctx.leeway_secs = config.token_leeway_secs;
-                    let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::Agent, iss, kid);
-                    ValidatedToken::Agent(Arc::new(
-                        agent_token::validate(jwt, &ctx, &keys).map_err(VerifyError::AgentToken)?,
-                    ))
-                }
-                TokenType::Auth => {
-                    let mut ctx = AuthTokenContext::new(
-                        now_secs,
-                        &config.trusted_auth_servers,
-                        &config.identifier,
-                    );
-                    ctx.origin_mode = config.origin_mode;
-                    ctx.leeway_secs = config.token_leeway_secs;
-                    let keys =
-                        |iss: &Origin, kid: &Kid| directory.key(KeyOwner::AuthServer, iss, kid);
-                    ValidatedToken::Auth(Arc::new(
-                        auth_token::validate(jwt, &ctx, &keys).map_err(VerifyError::AuthToken)?,
-                    ))
-                }
-                TokenType::Resource => return Err(VerifyError::ResourceTokenAsKey),
-            };
-            cache.insert(jwt, &token);
-            Ok(Resolved::from(token))
-        }
-        // profile: P-SK-5.
-        SignatureKey::X509 { .. } => Err(VerifyError::X509Unsupported),
-    }
+    Presented::read(request, config, cache, now)?.verify(config, directory, cache, now)
 }
 
 #[cfg(test)]
@@ -1005,7 +1151,8 @@ mod tests {
             headers: &headers,
             body: None,
         };
-        assert_eq!(key_need(&request, &w.config), KeyNeed::None);
+        let presented = Presented::read(&request, &w.config, &NoTokenCache, NOW).unwrap();
+        assert_eq!(presented.key_need(), KeyNeed::None);
         let rejection = verify(&w, &headers).unwrap_err();
         assert_eq!(code(&rejection), ErrorCode::InvalidAuthToken);
     }
@@ -1057,7 +1204,8 @@ mod tests {
                 headers: &headers,
                 body: None,
             };
-            assert_eq!(key_need(&request, &w.config), need, "{field:?}");
+            let presented = Presented::read(&request, &w.config, &NoTokenCache, NOW).unwrap();
+            assert_eq!(presented.key_need(), need, "{field:?}");
         }
     }
 
@@ -1241,6 +1389,146 @@ mod tests {
     }
 
     #[test]
+    fn a_token_read_unexpired_that_expires_before_the_keys_arrive_is_expired_but_genuine() {
+        // The cached token is carried from read to verify (one lookup); if
+        // its `exp` passes in between, it is refused as expired, with its
+        // holder, and nothing is validated again.
+        let w = world();
+        let token = auth_token(&w, w.delegate.public_key());
+        let headers = signed_get(&w.delegate, &SignatureKeyField::jwt(Label::sig(), token));
+        let mut config = w.config.clone();
+        config.http.max_skew = 3_600;
+        let request = Request {
+            method: "GET",
+            authority: "resource.example",
+            target: "/data?x=1",
+            headers: &headers,
+            body: None,
+        };
+        let cache = Cache::default();
+        verify_request_cached(&request, &config, &w.directory, &cache, NOW).unwrap();
+        let exp = u64::try_from(cache.get(headers_jwt(&headers)).unwrap().exp()).unwrap();
+
+        let presented = Presented::read(&request, &config, &cache, exp - 1).unwrap();
+        assert_eq!(presented.key_need(), KeyNeed::None, "served from the cache");
+        let directory = Counting(&w.directory, std::cell::Cell::new(0));
+        let rejection = presented
+            .verify(&config, &directory, &cache, exp)
+            .unwrap_err();
+        assert_eq!(directory.1.get(), 0);
+        assert!(
+            matches!(
+                rejection.error,
+                VerifyError::AuthToken(AuthTokenError::Expired { .. })
+            ),
+            "{:?}",
+            rejection.error
+        );
+        assert_eq!(
+            rejection.expired_token_holder.as_deref(),
+            Some(&ExpiredTokenHolder {
+                agent: origin("https://agent.example"),
+                key: w.delegate.public_key().clone(),
+            })
+        );
+    }
+
+    #[test]
+    fn an_expired_token_that_also_fails_a_later_step_is_expired_and_not_genuine() {
+        // E§7.7 step 8 comes before step 10: the expiry is what is reported,
+        // and a token for another audience is not genuine here.
+        let w = world();
+        let token = AuthTokenBuilder::new(
+            origin("https://auth.example"),
+            origin("https://elsewhere.example"),
+            origin("https://agent.example"),
+            w.delegate.public_key().clone(),
+        )
+        .build(NOW as i64)
+        .unwrap()
+        .sign(&w.auth_server, &kid("as-1"))
+        .unwrap();
+        let headers = signed_get(&w.delegate, &SignatureKeyField::jwt(Label::sig(), token));
+        let mut config = w.config.clone();
+        config.http.max_skew = 3_600;
+        let request = Request {
+            method: "GET",
+            authority: "resource.example",
+            target: "/data?x=1",
+            headers: &headers,
+            body: None,
+        };
+        let rejection = verify_request(&request, &config, &w.directory, NOW + 3_000).unwrap_err();
+        assert!(
+            matches!(
+                rejection.error,
+                VerifyError::AuthToken(AuthTokenError::Expired { .. })
+            ),
+            "{:?}",
+            rejection.error
+        );
+        assert!(rejection.expired_token_holder.is_none());
+        // Unexpired, the audience is what fails.
+        let rejection = verify_request(&request, &config, &w.directory, NOW).unwrap_err();
+        assert!(
+            matches!(
+                rejection.error,
+                VerifyError::AuthToken(AuthTokenError::Audience(_))
+            ),
+            "{:?}",
+            rejection.error
+        );
+    }
+
+    #[test]
+    fn where_auth_tokens_are_refused_the_signature_is_checked_first_and_nothing_is_fetched() {
+        // profile: P-AS-1 — an auth server's token endpoint never takes an
+        // auth token as its caller; P-ERR-1: a valid signature at a level the
+        // endpoint does not take is insufficient_auth_level, and a bad one is
+        // reported as a signature fault, with the base.
+        let mut w = world();
+        w.config.accept_auth_tokens = false;
+        let token = auth_token(&w, w.delegate.public_key());
+        let field = SignatureKeyField::jwt(Label::sig(), token);
+        let headers = signed_get(&w.delegate, &field);
+        let request = Request {
+            method: "GET",
+            authority: "resource.example",
+            target: "/data?x=1",
+            headers: &headers,
+            body: None,
+        };
+        let presented = Presented::read(&request, &w.config, &NoTokenCache, NOW).unwrap();
+        assert_eq!(presented.key_need(), KeyNeed::None);
+        let directory = Counting(&w.directory, std::cell::Cell::new(0));
+        let rejection = presented
+            .verify(&w.config, &directory, &NoTokenCache, NOW)
+            .unwrap_err();
+        assert_eq!(directory.1.get(), 0, "no key is looked up");
+        assert_eq!(rejection.error, VerifyError::AuthTokenRefused);
+        assert_eq!(code(&rejection), ErrorCode::InsufficientAuthLevel);
+        assert!(rejection.signature_base.is_some());
+
+        // Signed by another key than the one the token names.
+        let other = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let rejection = verify(&w, &signed_get(&other, &field)).unwrap_err();
+        assert_eq!(code(&rejection), ErrorCode::KeyBindingFailed);
+        assert!(rejection.signature_base.is_some());
+
+        // A token that names no key is an invalid auth token.
+        let segment = |json: &str| crate::b64::url_encode(json.as_bytes());
+        let no_cnf = format!(
+            "{}.{}.{}",
+            segment(r#"{"alg":"EdDSA","typ":"auth+jwt","kid":"as-1"}"#),
+            segment(r#"{"iss":"https://auth.example"}"#),
+            segment("sig")
+        );
+        let field = SignatureKeyField::jwt(Label::sig(), no_cnf);
+        let rejection = verify(&w, &signed_get(&w.delegate, &field)).unwrap_err();
+        assert_eq!(code(&rejection), ErrorCode::InvalidAuthToken);
+    }
+
+    #[test]
     fn x509_is_reported_unsupported() {
         // profile: P-SK-5
         let w = world();
@@ -1276,6 +1564,10 @@ mod tests {
             ),
             (VerifyError::ResourceTokenAsKey, ErrorCode::InvalidAuthToken),
             (
+                VerifyError::AuthTokenRefused,
+                ErrorCode::InsufficientAuthLevel,
+            ),
+            (
                 VerifyError::KeyBinding(HttpSigError::SignatureInvalid),
                 ErrorCode::KeyBindingFailed,
             ),
@@ -1309,7 +1601,7 @@ mod tests {
                 headers: &headers,
                 body: None,
             };
-            let _ = key_need(&request, &w.config);
+            let _ = Presented::read(&request, &w.config, &NoTokenCache, NOW).map(|p| p.key_need());
             proptest::prop_assert!(verify(&w, &headers).is_err());
         }
     }

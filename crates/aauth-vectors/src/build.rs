@@ -4,10 +4,10 @@
 
 use aauth_protocol::b64;
 use aauth_protocol::challenge::Level;
-use aauth_protocol::httpsig::VerifyPolicy;
 use aauth_protocol::httpsig::{
     Nonce, Request, SignOptions, SignatureInput, Signed, build_signature_base, sign,
 };
+use aauth_protocol::httpsig::{NonceRule, VerifyPolicy};
 use aauth_protocol::ids::{Label, Origin, OriginMode};
 use aauth_protocol::keys::{SigningKey, sha256};
 use aauth_protocol::verify::{Rejection, VerifiedRequest, VerifierConfig, verify_request};
@@ -272,11 +272,17 @@ pub fn config(spec: &VerifierSpec) -> Result<VerifierConfig> {
         origin_mode,
         http: VerifyPolicy {
             max_skew: spec.max_skew,
-            require_nonce: spec.require_nonce,
+            require_nonce: if spec.require_nonce {
+                NonceRule::Always
+            } else {
+                NonceRule::Optional
+            },
             lenient_base64: spec.lenient_base64,
             additional_components: spec.additional_components.clone(),
         },
         token_leeway_secs: spec.token_leeway,
+        // The vectors are a resource's view: auth tokens are callers.
+        accept_auth_tokens: true,
     })
 }
 

@@ -21,6 +21,7 @@ use aauth_http::server::{
 };
 use aauth_protocol::challenge::{AgentAuth, Level};
 use aauth_protocol::error::Condition;
+use aauth_protocol::httpsig::NonceRule;
 use aauth_protocol::ids::{Kid, Origin, OriginMode};
 use aauth_protocol::jose;
 use aauth_protocol::jwk::PublicKey;
@@ -80,6 +81,8 @@ impl AppState {
         let mut verifier = VerifierConfig::new(origin.clone());
         verifier.origin_mode = mode;
         verifier.http.max_skew = config.max_clock_skew;
+        // P-SIG-6: every delegate endpoint is a POST that changes state.
+        verifier.http.require_nonce = NonceRule::Always;
         // This server checks only its own keys (the agent tokens it issued),
         // through `verify_with`; discovery is never asked for anything.
         let fetcher = Fetcher::new(mode).map_err(|e| StartError::Config(e.to_string()))?;
@@ -115,8 +118,8 @@ impl AppState {
     ) -> Result<VerifiedRequest, ErrorResponse> {
         self.0
             .verifier
-            .verify_with(parts, body, true, self)
-            .map_err(|rejected| rejected.into_error().with_challenge(challenge))
+            .verify_with(parts, body, self)
+            .map_err(|rejected| rejected.into_error_with_challenge(challenge))
     }
 
     /// An agent token for delegate `sub` binding `key` (E§5.3, P-TOK-2).

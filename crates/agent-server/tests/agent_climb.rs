@@ -24,6 +24,7 @@ use aauth_http::runtime::ServerKey;
 use aauth_http::server::{ErrorResponse, RequestVerifier, parse_form, read_body, unix_now};
 use aauth_protocol::challenge::{AgentAuth, Level};
 use aauth_protocol::error::Condition;
+use aauth_protocol::httpsig::NonceRule;
 use aauth_protocol::ids::{Kid, Origin, OriginMode, Scope};
 use aauth_protocol::keys::{Algorithm, SigningKey};
 use aauth_protocol::tokens::auth_token::AuthTokenBuilder;
@@ -84,7 +85,7 @@ impl World {
 async fn data(State(world): State<World>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = read_body(body, 1 << 20).await.unwrap();
-    let verified = match world.verifier.verify(&parts, &body, false).await {
+    let verified = match world.verifier.verify(&parts, &body).await {
         Ok(v) => v,
         Err(rejected) => {
             let challenge = if rejected.condition == Condition::AuthTokenInvalid {
@@ -130,7 +131,7 @@ async fn data(State(world): State<World>, request: Request) -> Response {
 async fn token(State(world): State<World>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = read_body(body, 1 << 16).await.unwrap();
-    let verified = match world.verifier.verify(&parts, &body, true).await {
+    let verified = match world.verifier.verify(&parts, &body).await {
         Ok(v) => v,
         Err(rejected) => return rejected.into_error().into_response(),
     };
@@ -188,6 +189,8 @@ async fn start_world(policy: Policy) -> World {
     let mut config = VerifierConfig::new(origin.clone());
     config.origin_mode = OriginMode::Dev;
     config.trusted_auth_servers = vec![origin.clone()];
+    // The resource's GETs need none; the token endpoint's POSTs do.
+    config.http.require_nonce = NonceRule::NonIdempotent;
     let discovery = Discovery::new(Fetcher::new(OriginMode::Dev).unwrap(), OriginMode::Dev);
     let world = World {
         origin: origin.clone(),

@@ -41,6 +41,7 @@ use aauth_http::discovery::Discovery;
 use aauth_http::fetch::Fetcher;
 use aauth_http::runtime::{ServerKey, StartError};
 use aauth_http::server::{ErrorResponse, RequestVerifier, unix_now};
+use aauth_protocol::httpsig::NonceRule;
 use aauth_protocol::ids::{Kid, Origin, OriginMode};
 use aauth_protocol::jwk::{Jwks, JwksKey};
 use aauth_protocol::keys::{Algorithm, PrivateJwk, SigningKey};
@@ -109,10 +110,14 @@ impl AppState {
             .map_err(|e| StartError::Config(e.to_string()))?;
         let (key, jwks) = signing_key(&store).await?;
         let mut verifier_config = VerifierConfig::new(issuer.clone());
-        // P-AS-1: no trusted auth servers — an auth token is never a caller here.
+        // P-AS-1: "An auth token in Signature-Key is never accepted here":
+        // checked for its signature, then refused, with nothing fetched.
         verifier_config.trusted_auth_servers = Vec::new();
+        verifier_config.accept_auth_tokens = false;
         verifier_config.origin_mode = mode;
         verifier_config.http.max_skew = config.max_skew;
+        // P-SIG-6: "The auth server's token endpoint requires it."
+        verifier_config.http.require_nonce = NonceRule::Always;
         verifier_config.token_leeway_secs = config.token_leeway;
         let verifier = RequestVerifier::new(verifier_config, discovery, dev);
         let metadata = metadata(&issuer, &config)?;

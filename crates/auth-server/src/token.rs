@@ -19,7 +19,7 @@ use aauth_protocol::error::Condition;
 use aauth_protocol::ids::{Kid, Origin, Scope};
 use aauth_protocol::jwk::PublicKey;
 use aauth_protocol::metadata::RedirectUri;
-use aauth_protocol::signature_key::{self, Scheme, SignatureKey};
+use aauth_protocol::signature_key::Scheme;
 use aauth_protocol::tokens::auth_token::{
     self, Act, AuthTokenBuilder, AuthTokenContext, AuthTokenError, Consumer, VerifiedAuthToken,
 };
@@ -143,58 +143,41 @@ async fn handle(state: &AppState, request: Request) -> Result<Value, Failure> {
     }
 }
 
-/// P-ERR-1, row "AS: caller not identified / bad caller signature": a
-/// `Signature-Key` this endpoint refuses is an `invalid_signature`, with the
-/// identity challenge.
-fn not_identified(description: &str) -> ErrorResponse {
-    ErrorResponse::new(Condition::SignatureInvalid, description)
-        .with_challenge(AgentAuth::identity())
-}
-
-const AUTH_TOKEN_REFUSED: &str = "an auth token is never accepted at the token endpoint (profile P-AS-1): \
-     sign as the agent server (jwks_uri) or with an agent token";
-
 /// P-AS-1: the signature must verify, with a `Nonce`, and identify the
 /// agent: a `jwks_uri` agent server or a `jwt` agent token.
+///
+/// P-ERR-1, row "AS: caller not identified / bad caller signature": a
+/// refusal keeps the code of the signature row it falls in, with the
+/// identity challenge. "An auth token in `Signature-Key` is never accepted
+/// here": the verifier (configured with `accept_auth_tokens` off) checks the
+/// signature by the key the token names, fetches nothing for it, and refuses
+/// it as `insufficient_auth_level`.
 async fn authenticate(
     state: &AppState,
     parts: &Parts,
     body: &[u8],
 ) -> Result<Caller, ErrorResponse> {
-    // P-AS-1: "An auth token in Signature-Key is never accepted here" —
-    // refused before any key is fetched for it.
-    let presented = parts
-        .headers
-        .get("signature-key")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| signature_key::parse(v).ok());
-    if let Some(field) = presented
-        && let SignatureKey::Jwt { jwt } = &field.key
-        && matches!(
-            tokens::declared_type(jwt),
-            Some(TokenType::Auth | TokenType::Resource)
-        )
-    {
-        return Err(not_identified(AUTH_TOKEN_REFUSED));
-    }
-    // P-SIG-6: "The auth server's token endpoint requires it."
-    let verified = match state.verifier().verify(parts, body, true).await {
-        Ok(verified) => verified,
-        Err(rejected) if rejected.condition == Condition::AuthTokenInvalid => {
-            return Err(not_identified(AUTH_TOKEN_REFUSED));
-        }
-        // P-ERR-1: "AS: caller not identified / bad caller signature — as in
-        // the signature rows, `httpsig; identity=?1`".
-        Err(rejected) => return Err(rejected.into_error().with_challenge(AgentAuth::identity())),
+    // P-SIG-6: "The auth server's token endpoint requires it" (the
+    // verifier's nonce rule is `Always`).
+    let verified = state
+        .verifier()
+        .verify(parts, body)
+        .await
+        .map_err(|rejected| rejected.into_error_with_challenge(AgentAuth::identity()))?;
+    let too_low = |description: &str| {
+        ErrorResponse::new(Condition::LevelTooLow, description)
+            .with_challenge(AgentAuth::identity())
     };
     match verified.level() {
-        Level::Pseudonymous => Err(ErrorResponse::new(
-            Condition::LevelTooLow,
+        Level::Pseudonymous => Err(too_low(
             "the token endpoint needs an identified agent: sign as the agent server (jwks_uri) \
              or with an agent token (profile P-AS-1)",
-        )
-        .with_challenge(AgentAuth::identity())),
-        Level::Authorized => Err(not_identified(AUTH_TOKEN_REFUSED)),
+        )),
+        // The verifier never lets one through (`accept_auth_tokens` is off).
+        Level::Authorized => Err(too_low(
+            "an auth token is never accepted here (profile P-AS-1); sign as the agent server \
+             (jwks_uri) or with an agent token",
+        )),
         Level::Identified => match verified.agent() {
             Some(agent) => Ok(Caller {
                 agent: agent.clone(),
@@ -202,7 +185,7 @@ async fn authenticate(
                 key: verified.key().clone(),
                 scheme: verified.scheme(),
             }),
-            None => Err(not_identified("the request does not identify an agent")),
+            None => Err(too_low("the request does not identify an agent")),
         },
     }
 }

@@ -258,7 +258,10 @@ async fn pseudonymous_callers_get_the_identity_challenge() {
 
 #[tokio::test]
 async fn auth_tokens_are_never_callers_here() {
-    // profile: P-AS-1 — "An auth token in Signature-Key is never accepted here".
+    // profile: P-AS-1 — "An auth token in Signature-Key is never accepted
+    // here". The signature is checked first (by the key the token names, with
+    // nothing fetched); a valid one is refused for its level (P-ERR-1:
+    // insufficient_auth_level), a bad one as a bad signature, with the base.
     let w = World::new().await;
     let d = w.delegate("delegate-1");
     let key = w.state.key();
@@ -275,16 +278,31 @@ async fn auth_tokens_are_never_callers_here() {
     let field = SignatureKeyField::jwt(Label::sig(), token)
         .to_header_value(Syntax::Sk0)
         .unwrap();
+    let form = [("request_type", "auth"), ("scope", "jobs.run")];
+    let reply = w.send(w.signed_token_request(&d.key, &field, &form)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.error(), "insufficient_auth_level");
+    assert_eq!(reply.header("agent-auth"), Some("httpsig;identity"));
+    assert!(
+        reply.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("P-AS-1"),
+        "{:?}",
+        reply.json()
+    );
+
     let reply = w
-        .send(w.signed_token_request(
-            &d.key,
-            &field,
-            &[("request_type", "auth"), ("scope", "jobs.run")],
-        ))
+        .send(w.signed_token_request(&ed25519(), &field, &form))
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(reply.error(), "invalid_signature");
+    assert_eq!(reply.error(), "key_binding_failed");
     assert_eq!(reply.header("agent-auth"), Some("httpsig;identity"));
+    assert!(
+        reply.json()["signature_base"].is_string(),
+        "dev mode shows the base it checked: {:?}",
+        reply.json()
+    );
 }
 
 #[tokio::test]

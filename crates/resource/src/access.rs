@@ -13,7 +13,7 @@ use aauth_protocol::ids::{Origin, Scope};
 use aauth_protocol::jwk::PublicKey;
 use aauth_protocol::tokens::resource_token::ResourceTokenBuilder;
 use aauth_protocol::verify::VerifiedRequest;
-use axum::http::{HeaderMap, Method, request::Parts};
+use axum::http::{HeaderMap, request::Parts};
 
 use crate::AppState;
 
@@ -49,15 +49,6 @@ pub fn is_signed(headers: &HeaderMap) -> bool {
     ["signature", "signature-input", "signature-key"]
         .iter()
         .any(|name| headers.contains_key(*name))
-}
-
-/// P-SIG-6: "a resource requires it for non-idempotent methods by default".
-fn needs_nonce(state: &AppState, method: &Method) -> bool {
-    state.settings().require_nonce
-        && matches!(
-            *method,
-            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-        )
 }
 
 /// The error for a failed verification, with the challenge P-ERR-1's last
@@ -96,7 +87,7 @@ pub async fn verify(
 ) -> Result<VerifiedRequest, ErrorResponse> {
     state
         .verifier()
-        .verify(parts, body, needs_nonce(state, &parts.method))
+        .verify(parts, body)
         .await
         .map_err(|rejected| rejection(state, rejected, requirement))
 }

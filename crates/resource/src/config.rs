@@ -30,11 +30,16 @@
 //! pseudonymous = 10
 //! identified = 100
 //! authorized = 1000
+//!
+//! [replay_cache]                            # P-SIG-6; full: 503 + Retry-After
+//! capacity = 1000000                        # Nonces remembered in all
+//! per_client = 65536                        # per key; per address for hwk keys
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use aauth_http::replay::ReplayLimits;
 use aauth_http::runtime::StartError;
 use aauth_protocol::ids::{Origin, OriginMode, Scope};
 use aauth_protocol::metadata::{HttpsUrl, ScopeDescriptions};
@@ -85,6 +90,8 @@ pub struct Config {
     pub lenient_base64: bool,
     /// The progressive rate tiers of `GET /public` (E§4.5).
     pub rate_limit: RateLimits,
+    /// The bounds of the `Nonce` replay cache (P-SIG-6).
+    pub replay_cache: ReplayLimits,
     /// The URL `GET /chain` calls, acting as an agent (E§3.9, P-MD-4); its
     /// scope need is learnt from its challenge.
     pub downstream: Option<String>,
@@ -110,6 +117,7 @@ impl Default for Config {
             token_leeway: 0,
             lenient_base64: false,
             rate_limit: RateLimits::default(),
+            replay_cache: ReplayLimits::default(),
             downstream: None,
             downstream_auth_server: None,
         }
@@ -252,6 +260,7 @@ impl Config {
         if self.name.trim().is_empty() {
             return Err(StartError::Config("name must not be empty".to_owned()));
         }
+        self.replay_cache.check().map_err(StartError::Config)?;
         Ok(Settings {
             identifier: public,
             auth_server,
@@ -265,6 +274,7 @@ impl Config {
             token_leeway: self.token_leeway,
             lenient_base64: self.lenient_base64,
             rate_limit: rate,
+            replay_cache: self.replay_cache,
             downstream,
             downstream_auth_server,
         })
@@ -313,6 +323,8 @@ pub struct Settings {
     pub lenient_base64: bool,
     /// E§4.5.
     pub rate_limit: RateLimits,
+    /// P-SIG-6.
+    pub replay_cache: ReplayLimits,
     /// The URL `GET /chain` calls (E§3.9), if any.
     pub downstream: Option<Url>,
     /// The downstream's auth server, with `downstream`.

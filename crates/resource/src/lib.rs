@@ -98,7 +98,7 @@ use aauth_http::discovery::Discovery;
 use aauth_http::fetch::Fetcher;
 use aauth_http::runtime::{ServerKey, StartError};
 use aauth_http::server::RequestVerifier;
-use aauth_protocol::httpsig::VerifyPolicy;
+use aauth_protocol::httpsig::{NonceRule, VerifyPolicy};
 use aauth_protocol::ids::{Kid, OriginMode};
 use aauth_protocol::keys::SigningKey;
 use aauth_protocol::metadata::{AgentMetadata, HttpsUrl, RedirectUri, ResourceMetadata};
@@ -154,12 +154,22 @@ impl AppState {
         verifier_config.token_leeway_secs = settings.token_leeway;
         verifier_config.http = VerifyPolicy {
             max_skew: settings.max_skew,
-            // Decided per request: P-SIG-6 (non-idempotent methods).
-            require_nonce: false,
+            // P-SIG-6: "a resource requires it for non-idempotent methods
+            // by default", with a switch for peers that never send one.
+            require_nonce: if settings.require_nonce {
+                NonceRule::NonIdempotent
+            } else {
+                NonceRule::Optional
+            },
             lenient_base64: settings.lenient_base64,
             additional_components: Vec::new(),
         };
-        let verifier = RequestVerifier::new(verifier_config, discovery.clone(), settings.dev);
+        let verifier = RequestVerifier::with_replay_limits(
+            verifier_config,
+            discovery.clone(),
+            settings.dev,
+            settings.replay_cache,
+        );
 
         let url = |path: &str| {
             HttpsUrl::from_origin(&settings.identifier, path)

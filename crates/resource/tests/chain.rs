@@ -29,6 +29,7 @@ use aauth_http::runtime::ServerKey;
 use aauth_http::server::{ErrorResponse, RequestVerifier, read_body, unix_now};
 use aauth_protocol::b64;
 use aauth_protocol::error::Condition;
+use aauth_protocol::httpsig::NonceRule;
 use aauth_protocol::ids::{Kid, Origin, OriginMode, Scope};
 use aauth_protocol::jwk::{Jwks, JwksKey};
 use aauth_protocol::keys::{Algorithm, SigningKey};
@@ -94,7 +95,7 @@ async fn token(State(server): State<Arc<AuthServer>>, request: Request) -> Respo
         Err(error) => return error.into_response(),
     };
     // P-AS-1: signed, with a Nonce.
-    let verified = match server.verifier.verify(&parts, &body, true).await {
+    let verified = match server.verifier.verify(&parts, &body).await {
         Ok(verified) => verified,
         Err(rejected) => return rejected.into_error().into_response(),
     };
@@ -171,6 +172,8 @@ async fn auth_server() -> Arc<AuthServer> {
     .to_json_value();
     let mut config = VerifierConfig::new(origin.clone());
     config.origin_mode = OriginMode::Dev;
+    // P-AS-1: signed, with a Nonce.
+    config.http.require_nonce = NonceRule::Always;
     let discovery = Discovery::new(Fetcher::new(OriginMode::Dev).unwrap(), OriginMode::Dev);
     let server = Arc::new(AuthServer {
         origin,

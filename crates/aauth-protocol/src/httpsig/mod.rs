@@ -35,7 +35,7 @@ mod verify;
 
 pub use base::{SignatureInput, SignatureValue, build_signature_base};
 pub use components::{Component, FieldName};
-pub use nonce::Nonce;
+pub use nonce::{Nonce, NonceRule};
 pub use request::{HeaderSource, Request};
 pub use sign::{SignError, SignOptions, Signed, sign};
 pub use verify::{Prepared, VerifyPolicy, prepare, verify_signature};

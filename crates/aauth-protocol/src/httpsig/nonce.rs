@@ -45,6 +45,37 @@ impl Nonce {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// P-SIG-6: whether a request with this method carries a `Nonce` — our
+    /// agents send one, and a resource requires one by default — on POST,
+    /// PUT, PATCH and DELETE.
+    pub fn expected_for(method: &str) -> bool {
+        matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+    }
+}
+
+/// When a verifier requires a `Nonce` (P-SIG-6). A `Nonce` that is sent is
+/// checked whatever the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonceRule {
+    /// Never required.
+    #[default]
+    Optional,
+    /// Required where [`Nonce::expected_for`] says (a resource's default).
+    NonIdempotent,
+    /// Required on every request (the auth server's token endpoint).
+    Always,
+}
+
+impl NonceRule {
+    /// Whether a request with `method` must carry a `Nonce`.
+    pub fn requires(self, method: &str) -> bool {
+        match self {
+            Self::Optional => false,
+            Self::NonIdempotent => Nonce::expected_for(method),
+            Self::Always => true,
+        }
+    }
 }
 
 impl fmt::Debug for Nonce {

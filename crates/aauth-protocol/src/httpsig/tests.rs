@@ -806,7 +806,7 @@ fn a_nonce_must_carry_96_bits_of_base64url() {
 fn a_required_nonce_must_be_present() {
     // profile: P-SIG-6 — token endpoint and non-idempotent resource methods.
     let require = VerifyPolicy {
-        require_nonce: true,
+        require_nonce: NonceRule::Always,
         ..VerifyPolicy::default()
     };
     let key = ed25519();
@@ -1041,4 +1041,19 @@ proptest! {
         msg.set("Signature-Input", &format!("sig=({}){params}", components.join(" ")));
         let _ = msg.prepare(&VerifyPolicy::default());
     }
+}
+
+#[test]
+fn the_nonce_rule_for_resources_covers_exactly_the_non_idempotent_methods() {
+    // profile: P-SIG-6 — POST, PUT, PATCH and DELETE; the agent's signer and
+    // a resource's verifier read the same list.
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        assert!(NonceRule::NonIdempotent.requires(method), "{method}");
+        assert!(Nonce::expected_for(method), "{method}");
+    }
+    for method in ["GET", "HEAD", "OPTIONS", "post"] {
+        assert!(!NonceRule::NonIdempotent.requires(method), "{method}");
+    }
+    assert!(NonceRule::Always.requires("GET"));
+    assert!(!NonceRule::Optional.requires("POST"));
 }

@@ -6,7 +6,7 @@
 
 use super::base::{SignatureInput, SignatureValue, build_signature_base};
 use super::components::{Component, FieldName};
-use super::nonce::Nonce;
+use super::nonce::{Nonce, NonceRule};
 use super::request::{HeaderSource, Request};
 use super::{HttpSigError, MAX_SIGNATURE_FIELD_LEN};
 use crate::content_digest::{ContentDigest, ContentDigestError};
@@ -19,9 +19,9 @@ pub struct VerifyPolicy {
     /// Allowed distance of `created` from the clock, in seconds (E§10.4,
     /// D§10.4: 60 unless the receiver's policy says otherwise).
     pub max_skew: u64,
-    /// Require a `Nonce` header (P-SIG-6: the token endpoint always; a
-    /// resource for non-idempotent methods by default).
-    pub require_nonce: bool,
+    /// When a `Nonce` header is required (P-SIG-6: the token endpoint
+    /// always; a resource for non-idempotent methods by default).
+    pub require_nonce: NonceRule,
     /// Accept base64url and unpadded signature values (P-SIG-7; off by default).
     pub lenient_base64: bool,
     /// The resource's `additional_signature_components` (D§10.3, D§9.3).
@@ -34,7 +34,7 @@ impl Default for VerifyPolicy {
     fn default() -> Self {
         Self {
             max_skew: 60,
-            require_nonce: false,
+            require_nonce: NonceRule::Optional,
             lenient_base64: false,
             additional_components: Vec::new(),
         }
@@ -242,8 +242,8 @@ where
     };
     // P-SIG-6: endpoints that require a nonce; a resource listing `nonce` in
     // its additional_signature_components requires one too.
-    let nonce_required =
-        policy.require_nonce || policy.additional_components.iter().any(|c| c == "nonce");
+    let nonce_required = policy.require_nonce.requires(request.method)
+        || policy.additional_components.iter().any(|c| c == "nonce");
     if nonce.is_none() && nonce_required {
         return Err(HttpSigError::NonceMissing);
     }

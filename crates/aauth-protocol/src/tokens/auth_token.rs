@@ -464,6 +464,38 @@ pub fn validate<K: IssuerKeys + ?Sized>(
     ctx: &AuthTokenContext<'_>,
     keys: &K,
 ) -> Result<VerifiedAuthToken, AuthTokenError> {
+    match check(token, ctx, keys)? {
+        Validity::Valid(token) => Ok(*token),
+        Validity::ExpiredButGenuine { error, .. } => Err(error),
+    }
+}
+
+/// What [`check`] found of a token that failed no step but, perhaps, its
+/// expiry.
+#[derive(Debug)]
+pub enum Validity {
+    /// Every step passed.
+    Valid(Box<VerifiedAuthToken>),
+    /// Step 8 failed on `exp` alone: the token is genuine (signed by a
+    /// trusted issuer's key, for this audience, well formed), but expired.
+    /// P-ERR-1 lets a resource answer it with a fresh resource token.
+    ExpiredButGenuine {
+        /// The token as every other step read it.
+        token: Box<VerifiedAuthToken>,
+        /// The step 8 error ([`AuthTokenError::Expired`]).
+        error: AuthTokenError,
+    },
+}
+
+/// [`validate`], telling a token whose only fault is its expiry from one
+/// with any other fault, in one pass. When a token is expired and also
+/// fails a later step, that step's failure is not reported: step 8 comes
+/// first, and the token is not genuine.
+pub fn check<K: IssuerKeys + ?Sized>(
+    token: &str,
+    ctx: &AuthTokenContext<'_>,
+    keys: &K,
+) -> Result<Validity, AuthTokenError> {
     use AuthTokenError as E;
 
     // 1. "Parse the JWT and extract the JOSE header"
@@ -506,36 +538,40 @@ pub fn validate<K: IssuerKeys + ?Sized>(
     // 8. "Verify the `exp` claim (current time MUST be less than expiration)"
     let exp = claims.exp.ok_or(E::MissingClaim("exp"))?;
     let now = ctx.now;
-    check_clock(exp, claims.iat, claims.nbf, now, ctx.leeway_secs).map_err(
-        |fault| match fault {
-            ClockFault::Expired => E::Expired { exp, now },
-            ClockFault::IssuedInFuture(iat) => E::IssuedInFuture { iat, now },
-            ClockFault::NotYetValid(nbf) => E::NotYetValid { nbf, now },
-        },
-    )?;
+    let expired = match check_clock(exp, claims.iat, claims.nbf, now, ctx.leeway_secs) {
+        Ok(()) => None,
+        // Go on: whether the token is otherwise genuine matters (P-ERR-1).
+        Err(ClockFault::Expired) => Some(E::Expired { exp, now }),
+        Err(ClockFault::IssuedInFuture(iat)) => return Err(E::IssuedInFuture { iat, now }),
+        Err(ClockFault::NotYetValid(nbf)) => return Err(E::NotYetValid { nbf, now }),
+    };
+    // From here on, an expired token reports its expiry, the earlier step.
+    let fail = |error: AuthTokenError| expired.clone().unwrap_or(error);
 
     // 10. "Verify the `aud` matches the resource identifier being accessed"
     // profile: P-TOK-4 — a string, or an array containing it.
-    let aud = claims.aud.ok_or(E::MissingClaim("aud"))?;
+    let aud = claims.aud.ok_or_else(|| fail(E::MissingClaim("aud")))?;
     if !aud.contains(ctx.audience.as_str()) {
-        return Err(E::Audience(ctx.audience.clone()));
+        return Err(fail(E::Audience(ctx.audience.clone())));
     }
 
     // 11. "Verify the `agent` claim is present"
     // E§7.3: "REQUIRED if `aud` is not the agent identifier" — an agent
     // consuming its own SSO token may find it omitted.
     let agent = match (claims.agent, ctx.consumer) {
-        (Some(agent), _) => Some(Origin::parse(&agent, ctx.origin_mode).map_err(E::Agent)?),
+        (Some(agent), _) => {
+            Some(Origin::parse(&agent, ctx.origin_mode).map_err(|error| fail(E::Agent(error)))?)
+        }
         (None, Consumer::Agent) => None,
-        (None, Consumer::Resource) => return Err(E::MissingClaim("agent")),
+        (None, Consumer::Resource) => return Err(fail(E::MissingClaim("agent"))),
     };
 
     // 12. "Extract the public key from `cnf.jwk`"
     let jwk = claims
         .cnf
         .and_then(|cnf| cnf.jwk)
-        .ok_or(E::MissingClaim("cnf.jwk"))?;
-    let cnf = PublicKey::from_json_value(&jwk).map_err(E::Cnf)?;
+        .ok_or_else(|| fail(E::MissingClaim("cnf.jwk")))?;
+    let cnf = PublicKey::from_json_value(&jwk).map_err(|error| fail(E::Cnf(error)))?;
 
     // 13. "Verify that the HTTPSig request signature was created with the key
     //     from `cnf.jwk`" — the caller's step, with `cnf_key()`.
@@ -547,17 +583,17 @@ pub fn validate<K: IssuerKeys + ?Sized>(
         .as_deref()
         .map(Scope::parse)
         .transpose()
-        .map_err(E::Scope)?;
+        .map_err(|error| fail(E::Scope(error)))?;
 
     // profile: P-AS-7 — the `act` chain is bounded.
     if let Some(act) = &claims.act {
         let depth = act.depth();
         if depth > MAX_ACT_DEPTH {
-            return Err(E::ActTooDeep { depth });
+            return Err(fail(E::ActTooDeep { depth }));
         }
     }
 
-    Ok(VerifiedAuthToken {
+    let token = VerifiedAuthToken {
         claims: AuthTokenClaims {
             iss,
             aud,
@@ -575,7 +611,41 @@ pub fn validate<K: IssuerKeys + ?Sized>(
         },
         kid,
         alg: header.alg(),
+    };
+    Ok(match expired {
+        None => Validity::Valid(Box::new(token)),
+        Some(error) => Validity::ExpiredButGenuine {
+            token: Box::new(token),
+            error,
+        },
     })
+}
+
+#[derive(Deserialize)]
+struct CnfOnly {
+    cnf: Option<ConfirmationReceived>,
+}
+
+/// **Unverified**: the `cnf.jwk` an auth token declares, read without
+/// checking anything the token says. For one use only: a verifier that never
+/// accepts auth tokens (the auth server's token endpoint, profile: P-AS-1)
+/// checks with it that the request was at least signed by the key the token
+/// names before it refuses the request for its level, so that a bad
+/// signature is reported as one. Nothing may be granted on the strength of
+/// this key.
+pub fn unverified_cnf_key(token: &str) -> Result<PublicKey, AuthTokenError> {
+    let jws = UnverifiedJws::parse(token).map_err(|error| match error {
+        JwsError::Encrypted => AuthTokenError::Encrypted,
+        error => AuthTokenError::Malformed(error),
+    })?;
+    let claims: CnfOnly = jws
+        .unverified_claims_for_routing(TokenType::Auth.typ())
+        .map_err(AuthTokenError::Claims)?;
+    let jwk = claims
+        .cnf
+        .and_then(|cnf| cnf.jwk)
+        .ok_or(AuthTokenError::MissingClaim("cnf.jwk"))?;
+    PublicKey::from_json_value(&jwk).map_err(AuthTokenError::Cnf)
 }
 
 #[cfg(test)]
