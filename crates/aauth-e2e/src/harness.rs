@@ -181,6 +181,14 @@ impl Party {
         let _ = child.wait();
     }
 
+    /// Kills it at once (SIGKILL: no shutdown, as in a crash) and waits.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The binary's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -209,3 +209,93 @@ async fn a_code_used_before_a_restart_stays_used_after_it() {
     let reply = token_request(&world, &identity, &form).await;
     assert_error(&reply, 400, "invalid_grant");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_in_the_middle_of_code_redemptions_loses_no_consent() {
+    // E§9.5 and P-AS-8: a code is used up together with the grant it buys.
+    // A burst of redemptions is cut by SIGKILL; afterwards every code is
+    // either redeemable or has its grant — none is gone without one.
+    const CODES: usize = 24;
+    let mut world = world();
+    let identity = server_identity(&world);
+    let mut codes = Vec::with_capacity(CODES);
+    for _ in 0..CODES {
+        let token = resource_token(&world, &identity, "data.write").await;
+        codes.push(approved_code(&world, &identity, &[("resource_token", &token)]).await);
+    }
+
+    let mut burst = tokio::task::JoinSet::new();
+    for (i, (code, redirect_uri)) in codes.iter().cloned().enumerate() {
+        let (world_url, identity) = (token_endpoint(&world), identity.clone());
+        burst.spawn(async move {
+            let form = [
+                ("request_type", "code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect_uri.as_str()),
+            ];
+            let reply = client()
+                .send(&identity, Outgoing::post_form(world_url, &form))
+                .await;
+            (i, reply.map(|reply| reply.status.as_u16()).ok())
+        });
+    }
+    // Kill it as soon as the first redemption is answered: the rest are in
+    // flight, some of them between taking the code and storing the grant.
+    let mut answered = vec![None; CODES];
+    if let Some(Ok((i, status))) = burst.join_next().await {
+        answered[i] = status;
+    }
+    world.auth_server.kill();
+    while let Some(joined) = burst.join_next().await {
+        let (i, status) = joined.expect("a redemption task");
+        answered[i] = status;
+    }
+    world
+        .restart_auth_server()
+        .expect("the auth server restarts");
+
+    let granted_before = answered.iter().filter(|s| **s == Some(200)).count();
+    let mut redeemed_after = 0;
+    for ((code, redirect_uri), status) in codes.iter().zip(&answered) {
+        if *status == Some(200) {
+            continue;
+        }
+        let reply = token_request(
+            &world,
+            &identity,
+            &[
+                ("request_type", "code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+            ],
+        )
+        .await;
+        match reply.status.as_u16() {
+            200 => redeemed_after += 1,
+            // Redeemed before the crash, its answer lost with the process:
+            // then its grant must be in the database (counted below).
+            400 => assert_error(&reply, 400, "invalid_grant"),
+            other => panic!("{other}: {}", reply.text()),
+        }
+    }
+    let grants = count_grants(&world.dir().join("auth-server.db")).await;
+    assert_eq!(
+        grants, CODES,
+        "one grant per code: {granted_before} answered before the crash, \
+         {redeemed_after} redeemed after it"
+    );
+}
+
+/// Grants in the auth server's database, read as its operator would.
+async fn count_grants(database: &std::path::Path) -> usize {
+    use sqlx::Connection as _;
+    let url = format!("sqlite://{}?mode=ro", database.display());
+    let mut connection = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("the database opens");
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grants")
+        .fetch_one(&mut connection)
+        .await
+        .expect("grants are counted");
+    usize::try_from(count).expect("a count")
+}

@@ -482,10 +482,32 @@ async fn decide_inner(state: &AppState, request: Request) -> Result<Response, Pa
         Some("deny") => false,
         _ => return Err(PageError::bad("Choose approve or deny.")),
     };
-    // The decision uses the request up; a second click finds nothing.
+    let code = Secret::generate().map_err(PageError::internal)?;
+    let now = now_secs();
+    // The decision uses the request up (a second click finds nothing) and,
+    // on approval, stores the code in the same transaction: a crash loses
+    // neither the request nor the consent.
     let pending = state
         .store()
-        .take_request(&checked.token.digest())
+        .answer_request(
+            &checked.token.digest(),
+            // P-AS-5 / E§9.5: the code is bound to the request token and
+            // redirect_uri, the agent and delegate, and the user.
+            |pending| {
+                approve.then(|| CodeRecord {
+                    code_hash: code.digest(),
+                    request_hash: pending.token_hash.clone(),
+                    agent: pending.agent.clone(),
+                    delegate_sub: pending.delegate_sub.clone(),
+                    username: user.username.clone(),
+                    resource: pending.resource.clone(),
+                    scope: pending.scope.clone(),
+                    redirect_uri: pending.redirect_uri.clone(),
+                    expires_at: now.saturating_add(i64::from(state.config().code_lifetime)),
+                })
+            },
+            now,
+        )
         .await
         .map_err(PageError::internal)?
         .ok_or_else(|| PageError::bad("This authorization request was already answered."))?;
@@ -498,26 +520,6 @@ async fn decide_inner(state: &AppState, request: Request) -> Result<Response, Pa
         }
         return redirect_with(&pending.redirect_uri, &pairs);
     }
-    let code = Secret::generate().map_err(PageError::internal)?;
-    let now = now_secs();
-    // P-AS-5 / E§9.5: the code is bound to the request token and redirect_uri,
-    // the agent and delegate, and the user.
-    let record = CodeRecord {
-        code_hash: code.digest(),
-        request_hash: pending.token_hash.clone(),
-        agent: pending.agent.clone(),
-        delegate_sub: pending.delegate_sub.clone(),
-        username: user.username.clone(),
-        resource: pending.resource.clone(),
-        scope: pending.scope.clone(),
-        redirect_uri: pending.redirect_uri.clone(),
-        expires_at: now.saturating_add(i64::from(state.config().code_lifetime)),
-    };
-    state
-        .store()
-        .insert_code(&record, now)
-        .await
-        .map_err(PageError::internal)?;
     tracing::info!(agent = %pending.agent, user = %user.username, "consent given");
     let mut pairs = vec![("code", code.expose())];
     if let Some(s) = state_param {

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use sqlx::Row as _;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow,
 };
 
 /// The schema, created at every start if absent.
@@ -188,6 +189,69 @@ fn time(row: &SqliteRow, column: &str) -> Result<i64, StoreError> {
     Ok(row.try_get::<i64, _>(column)?)
 }
 
+fn code_row(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
+    Ok(CodeRecord {
+        code_hash: text(row, "code_hash")?,
+        request_hash: text(row, "request_hash")?,
+        agent: text(row, "agent")?,
+        delegate_sub: optional(row, "delegate_sub")?,
+        username: text(row, "username")?,
+        resource: text(row, "resource")?,
+        scope: text(row, "scope")?,
+        redirect_uri: text(row, "redirect_uri")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}
+
+async fn insert_code(
+    connection: &mut SqliteConnection,
+    code: &CodeRecord,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO codes (code_hash, request_hash, agent, delegate_sub, username, resource,
+         scope, redirect_uri, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&code.code_hash)
+    .bind(&code.request_hash)
+    .bind(&code.agent)
+    .bind(&code.delegate_sub)
+    .bind(&code.username)
+    .bind(&code.resource)
+    .bind(&code.scope)
+    .bind(&code.redirect_uri)
+    .bind(now)
+    .bind(code.expires_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+async fn insert_grant(
+    connection: &mut SqliteConnection,
+    grant: &Grant,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO grants (refresh_hash, agent, delegate_sub, username, resource, scope,
+         created_at, expires_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&grant.refresh_hash)
+    .bind(&grant.agent)
+    .bind(&grant.delegate_sub)
+    .bind(&grant.username)
+    .bind(&grant.resource)
+    .bind(&grant.scope)
+    .bind(now)
+    .bind(grant.expires_at)
+    .bind(grant.revoked_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating on first start, readable by the owner only) the
     /// SQLite file at `path` and creates the schema if absent.
@@ -257,14 +321,17 @@ impl Store {
         now: i64,
         limit: u32,
     ) -> Result<bool, StoreError> {
+        // One transaction, begun by a write: concurrent requests of one agent
+        // are counted one after the other, so the bound holds.
+        let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM pending_requests WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         let pending: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM pending_requests WHERE agent = $1")
                 .bind(&request.agent)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?
                 .try_get("n")?;
         if pending >= i64::from(limit) {
@@ -283,8 +350,9 @@ impl Store {
         .bind(&request.redirect_uri)
         .bind(now)
         .bind(request.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(true)
     }
 
@@ -312,19 +380,32 @@ impl Store {
         row.as_ref().map(Self::request_row).transpose()
     }
 
-    /// Removes and returns the pending request: a decision uses it up.
-    pub async fn take_request(
+    /// Answers the pending request in one transaction: it is removed (a
+    /// decision uses it up) and, when `code` makes one from it, the code is
+    /// stored. A crash leaves either the request, still waiting, or the code:
+    /// never a consent given and lost. `None` when no such request waits.
+    pub async fn answer_request(
         &self,
         token_hash: &str,
+        code: impl FnOnce(&PendingRequest) -> Option<CodeRecord>,
+        now: i64,
     ) -> Result<Option<PendingRequest>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "DELETE FROM pending_requests WHERE token_hash = $1
              RETURNING token_hash, agent, delegate_sub, resource, scope, redirect_uri, expires_at",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.as_ref().map(Self::request_row).transpose()
+        let Some(request) = row.as_ref().map(Self::request_row).transpose()? else {
+            return Ok(None);
+        };
+        if let Some(code) = code(&request) {
+            insert_code(&mut tx, &code, now).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(request))
     }
 
     /// Stores a session.
@@ -377,74 +458,52 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a code.
-    pub async fn insert_code(&self, code: &CodeRecord, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO codes (code_hash, request_hash, agent, delegate_sub, username, resource,
-             scope, redirect_uri, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&code.code_hash)
-        .bind(&code.request_hash)
-        .bind(&code.agent)
-        .bind(&code.delegate_sub)
-        .bind(&code.username)
-        .bind(&code.resource)
-        .bind(&code.scope)
-        .bind(&code.redirect_uri)
-        .bind(now)
-        .bind(code.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Removes and returns the code: whoever presents it uses it up
-    /// (E§9.5: "Authorization codes MUST be single-use").
-    pub async fn take_code(&self, code_hash: &str) -> Result<Option<CodeRecord>, StoreError> {
+    /// Redeems a code in one transaction (E§9.5: "Authorization codes MUST
+    /// be single-use"): it is removed whoever presents it, so a leaked code
+    /// is dead after one attempt, and when `decide` accepts the presenter
+    /// the grant it returns is stored with it. A crash leaves either the
+    /// code, still redeemable, or the grant: never a consent used up without
+    /// its grant. `None` when no such code exists.
+    pub async fn redeem_code<T, R>(
+        &self,
+        code_hash: &str,
+        decide: impl FnOnce(&CodeRecord) -> Result<(Grant, T), R>,
+        now: i64,
+    ) -> Result<Option<Result<T, R>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "DELETE FROM codes WHERE code_hash = $1
              RETURNING code_hash, request_hash, agent, delegate_sub, username, resource, scope,
                        redirect_uri, expires_at",
         )
         .bind(code_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        row.map(|row| {
-            Ok(CodeRecord {
-                code_hash: text(&row, "code_hash")?,
-                request_hash: text(&row, "request_hash")?,
-                agent: text(&row, "agent")?,
-                delegate_sub: optional(&row, "delegate_sub")?,
-                username: text(&row, "username")?,
-                resource: text(&row, "resource")?,
-                scope: text(&row, "scope")?,
-                redirect_uri: text(&row, "redirect_uri")?,
-                expires_at: time(&row, "expires_at")?,
-            })
-        })
-        .transpose()
+        let Some(record) = row.as_ref().map(code_row).transpose()? else {
+            return Ok(None);
+        };
+        let outcome = match decide(&record) {
+            Ok((grant, value)) => {
+                insert_grant(&mut tx, &grant, now).await?;
+                Ok(value)
+            }
+            Err(refusal) => Err(refusal),
+        };
+        tx.commit().await?;
+        Ok(Some(outcome))
+    }
+
+    /// Stores a code as the consent page would, outside any request.
+    #[cfg(test)]
+    async fn insert_code_for_tests(&self, code: &CodeRecord, now: i64) {
+        let mut connection = self.pool.acquire().await.unwrap();
+        insert_code(&mut connection, code, now).await.unwrap();
     }
 
     /// Stores a grant.
     pub async fn insert_grant(&self, grant: &Grant, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO grants (refresh_hash, agent, delegate_sub, username, resource, scope,
-             created_at, expires_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&grant.refresh_hash)
-        .bind(&grant.agent)
-        .bind(&grant.delegate_sub)
-        .bind(&grant.username)
-        .bind(&grant.resource)
-        .bind(&grant.scope)
-        .bind(now)
-        .bind(grant.expires_at)
-        .bind(grant.revoked_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut connection = self.pool.acquire().await?;
+        insert_grant(&mut connection, grant, now).await
     }
 
     /// The grant of this refresh token digest.
@@ -617,8 +676,14 @@ mod tests {
 
         let store = Store::open(&path).await.unwrap();
         assert_eq!(store.request("t").await.unwrap(), Some(request.clone()));
-        assert_eq!(store.take_request("t").await.unwrap(), Some(request));
-        assert_eq!(store.take_request("t").await.unwrap(), None);
+        assert_eq!(
+            store.answer_request("t", |_| None, 1_000).await.unwrap(),
+            Some(request)
+        );
+        assert_eq!(
+            store.answer_request("t", |_| None, 1_000).await.unwrap(),
+            None
+        );
         assert!(store.grant("g").await.unwrap().is_some());
         assert_eq!(store.signing_keys().await.unwrap().len(), 1);
         #[cfg(unix)]
@@ -627,6 +692,84 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "the file holds the private key");
         }
+        store.close().await;
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    fn code(hash: &str) -> CodeRecord {
+        CodeRecord {
+            code_hash: hash.into(),
+            request_hash: "r".into(),
+            agent: "https://a.example".into(),
+            delegate_sub: None,
+            username: "alice".into(),
+            resource: "https://r.example".into(),
+            scope: "a".into(),
+            redirect_uri: "https://a.example/cb".into(),
+            expires_at: 2_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_code_is_redeemed_with_its_grant_or_not_at_all() {
+        // E§9.5 single use, and review finding 9: the code and its grant
+        // change together.
+        let path = temp_db("redeem");
+        let store = Store::open(&path).await.unwrap();
+        store
+            .answer_request("missing", |_| Some(code("never")), 1_000)
+            .await
+            .unwrap();
+        assert!(store.grant("g").await.unwrap().is_none());
+
+        let pending = PendingRequest {
+            token_hash: "t".into(),
+            agent: "https://a.example".into(),
+            delegate_sub: None,
+            resource: "https://r.example".into(),
+            scope: "a".into(),
+            redirect_uri: "https://a.example/cb".into(),
+            expires_at: 1_600,
+        };
+        assert!(store.insert_request(&pending, 1_000, 10).await.unwrap());
+        store
+            .answer_request("t", |_| Some(code("c1")), 1_000)
+            .await
+            .unwrap()
+            .unwrap();
+
+        // A refused presenter uses the code up and stores nothing.
+        let refused: Option<Result<(), &str>> = store
+            .redeem_code("c1", |_| Err("another agent"), 1_001)
+            .await
+            .unwrap();
+        assert_eq!(refused, Some(Err("another agent")));
+        assert_eq!(
+            store
+                .redeem_code("c1", |_| Ok((grant("g", "a", None, None), ())), 1_002)
+                .await
+                .unwrap(),
+            None::<Result<(), ()>>
+        );
+        assert!(store.grant("g").await.unwrap().is_none());
+
+        // A grant that cannot be stored leaves the code as it was.
+        store.answer_request("t2", |_| None, 1_000).await.unwrap();
+        store.insert_code_for_tests(&code("c2"), 1_000).await;
+        store
+            .insert_grant(&grant("taken", "a", None, None), 1_000)
+            .await
+            .unwrap();
+        let failed: Result<Option<Result<(), ()>>, StoreError> = store
+            .redeem_code("c2", |_| Ok((grant("taken", "a", None, None), ())), 1_003)
+            .await;
+        assert!(failed.is_err(), "the grant's key is already used");
+        let redeemed = store
+            .redeem_code("c2", |_| Ok((grant("g2", "a", None, None), ())), 1_004)
+            .await
+            .unwrap();
+        assert_eq!(redeemed, Some(Ok::<(), ()>(())));
+        assert!(store.grant("g2").await.unwrap().is_some());
         store.close().await;
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::config::{ExchangeDecision, User, is_identity_scope};
 use crate::secret::Secret;
-use crate::store::{Grant, PendingRequest};
+use crate::store::{CodeRecord, Grant, PendingRequest};
 
 /// The form parameters of every request type (E§9.3, E§9.6, E§9.7).
 #[derive(Debug, Deserialize)]
@@ -331,12 +331,52 @@ async fn code_request(
     let Some(code) = Secret::received(&code) else {
         return Err(invalid_grant("the code is unknown or was already used"));
     };
-    // E§9.5: "Authorization codes MUST be single-use": taken out whoever
-    // presents it, so a leaked code is dead after one attempt.
-    let Some(record) = state.store().take_code(&code.digest()).await.map_err(db)? else {
-        return Err(invalid_grant("the code is unknown or was already used"));
-    };
+    let refresh_token = Secret::generate().map_err(internal)?;
     let now = now_secs();
+    // E§9.5: "Authorization codes MUST be single-use": taken out whoever
+    // presents it, so a leaked code is dead after one attempt; the grant is
+    // stored in the same transaction, so a crash loses no consent.
+    let redeemed = state
+        .store()
+        .redeem_code(
+            &code.digest(),
+            |record| {
+                check_code(
+                    state,
+                    caller,
+                    form.redirect_uri.as_deref(),
+                    record,
+                    &refresh_token,
+                    now,
+                )
+            },
+            now,
+        )
+        .await
+        .map_err(db)?;
+    let (user, resource, scope) = match redeemed {
+        None => return Err(invalid_grant("the code is unknown or was already used")),
+        Some(Err(refusal)) => return Err(refusal),
+        Some(Ok(granted)) => granted,
+    };
+    let auth_token = issue(state, caller, &resource, &scope, Some(user), now)?;
+    Ok(json!({
+        "auth_token": auth_token,
+        "expires_in": state.config().auth_token_lifetime,
+        "refresh_token": refresh_token.expose(),
+    }))
+}
+
+/// P-AS-5: whether `caller` may redeem the code of `record`, and if so the
+/// grant to store for it (P-AS-6) with what the auth token needs.
+fn check_code<'s>(
+    state: &'s AppState,
+    caller: &Caller,
+    redirect_uri: Option<&str>,
+    record: &CodeRecord,
+    refresh_token: &Secret,
+    now: i64,
+) -> Result<(Grant, (&'s User, Origin, Scope)), Failure> {
     if now >= record.expires_at {
         return Err(invalid_grant("the code has expired"));
     }
@@ -347,8 +387,8 @@ async fn code_request(
         ));
     }
     // P-AS-5: "`redirect_uri`, if sent, must match".
-    if let Some(redirect_uri) = &form.redirect_uri
-        && redirect_uri != &record.redirect_uri
+    if let Some(redirect_uri) = redirect_uri
+        && redirect_uri != record.redirect_uri
     {
         return Err(invalid_grant(
             "redirect_uri does not match the one of the authorization request",
@@ -359,13 +399,16 @@ async fn code_request(
         .user(&record.username)
         .ok_or_else(|| invalid_grant("the user who consented no longer exists"))?;
     let (resource, scope) = stored_grant(state, &record.resource, &record.scope)?;
-    let refresh_token = new_grant(state, caller, Some(user), &resource, &scope, now).await?;
-    let auth_token = issue(state, caller, &resource, &scope, Some(user), now)?;
-    Ok(json!({
-        "auth_token": auth_token,
-        "expires_in": state.config().auth_token_lifetime,
-        "refresh_token": refresh_token.expose(),
-    }))
+    let grant = grant_record(
+        state,
+        caller,
+        Some(user),
+        &resource,
+        &scope,
+        refresh_token,
+        now,
+    );
+    Ok((grant, (user, resource, scope)))
 }
 
 /// `request_type=refresh` (E§9.7, profile: P-AS-6).
@@ -616,8 +659,23 @@ async fn new_grant(
     now: i64,
 ) -> Result<Secret, Failure> {
     let refresh_token = Secret::generate().map_err(internal)?;
+    let grant = grant_record(state, caller, user, resource, scope, &refresh_token, now);
+    state.store().insert_grant(&grant, now).await.map_err(db)?;
+    Ok(refresh_token)
+}
+
+/// The grant row of `refresh_token` (P-AS-6).
+fn grant_record(
+    state: &AppState,
+    caller: &Caller,
+    user: Option<&User>,
+    resource: &Origin,
+    scope: &Scope,
+    refresh_token: &Secret,
+    now: i64,
+) -> Grant {
     let lifetime = i64::try_from(state.config().refresh_token_lifetime).unwrap_or(i64::MAX);
-    let grant = Grant {
+    Grant {
         refresh_hash: refresh_token.digest(),
         agent: caller.agent.as_str().to_owned(),
         delegate_sub: caller.delegate.clone(),
@@ -626,9 +684,7 @@ async fn new_grant(
         scope: scope.to_string(),
         expires_at: now.saturating_add(lifetime),
         revoked_at: None,
-    };
-    state.store().insert_grant(&grant, now).await.map_err(db)?;
-    Ok(refresh_token)
+    }
 }
 
 /// Builds and signs an auth token (E§7.3–7.4, profile: P-TOK-4).
