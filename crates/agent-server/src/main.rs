@@ -81,8 +81,9 @@ struct EnrollArgs {
     /// The agent server's URL.
     #[arg(long)]
     agent: String,
-    /// The enrollment code from `mint-code`.
-    #[arg(long)]
+    /// The enrollment code from `mint-code`. A value that begins with `-`
+    /// (codes minted by earlier versions could) is read as the code.
+    #[arg(long, allow_hyphen_values = true)]
     code: String,
     /// Where to keep the key, agent token and auth tokens.
     #[arg(long)]
@@ -370,5 +371,33 @@ async fn call(args: CallArgs) -> Result<(), String> {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn enroll_takes_a_code_that_begins_with_a_hyphen() {
+        // Review finding 8: `enroll --code "$code"` with such a code failed
+        // with "unexpected argument".
+        let cli = Cli::try_parse_from([
+            "aauth-agent-server",
+            "enroll",
+            "--agent",
+            "http://127.0.0.1:4001",
+            "--code",
+            "-jQ8x_code",
+            "--state-dir",
+            "./delegate",
+        ])
+        .unwrap();
+        let Command::Enroll(args) = cli.command else {
+            panic!("enroll parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.code, "-jQ8x_code");
     }
 }

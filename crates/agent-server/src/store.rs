@@ -75,6 +75,33 @@ pub fn random_id() -> Result<String, StoreError> {
     Ok(b64::url_encode(bytes))
 }
 
+/// The alphabet of enrollment codes: RFC 4648 base32 in lower case. No
+/// code can begin with `-`, so none is ever read as a command-line flag.
+const CODE_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// A fresh enrollment code: 160 random bits as 32 characters of
+/// [`CODE_ALPHABET`].
+fn new_code() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 20];
+    random_bytes(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
+    let mut code = String::with_capacity(32);
+    // 160 bits are exactly 32 groups of 5.
+    let mut bits = 0u64;
+    let mut held = 0u32;
+    for byte in bytes {
+        bits = (bits << 8) | u64::from(byte);
+        held += 8;
+        while held >= 5 {
+            held -= 5;
+            let index = usize::try_from((bits >> held) & 0x1f).unwrap_or(0);
+            code.push(char::from(
+                CODE_ALPHABET.get(index).copied().unwrap_or(b'a'),
+            ));
+        }
+    }
+    Ok(code)
+}
+
 fn now_i64(now: u64) -> i64 {
     i64::try_from(now).unwrap_or(i64::MAX)
 }
@@ -127,7 +154,7 @@ impl Store {
         now: u64,
         lifetime: u32,
     ) -> Result<EnrollmentCode, StoreError> {
-        let code = random_id()?;
+        let code = new_code()?;
         sqlx::query(
             "INSERT INTO enrollment_codes (code_hash, sub, expires_at) VALUES ($1, $2, $3)",
         )
@@ -229,6 +256,23 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_base32_and_never_look_like_a_flag() {
+        // Review finding 8: one base64url code in 64 began with `-`, and
+        // `enroll --code "$code"` then read it as a flag.
+        let codes: Vec<String> = (0..2_000).map(|_| new_code().unwrap()).collect();
+        for code in &codes {
+            assert_eq!(code.len(), 32, "{code}");
+            assert!(code.bytes().all(|b| CODE_ALPHABET.contains(&b)), "{code}");
+        }
+        let distinct: std::collections::HashSet<_> = codes.iter().collect();
+        assert_eq!(distinct.len(), codes.len());
+        // Every symbol turns up: all 160 bits are used.
+        for symbol in CODE_ALPHABET {
+            assert!(codes.iter().any(|c| c.as_bytes().contains(symbol)));
+        }
+    }
 
     #[tokio::test]
     async fn a_code_is_redeemed_once_and_only_before_it_expires() {
