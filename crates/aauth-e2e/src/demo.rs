@@ -27,6 +27,7 @@ pub fn options() -> Options {
         rate_limits: [3, 5, 100, 1000],
         rate_window: 60,
         resource_config: String::new(),
+        server_args: Vec::new(),
         keep: false,
     }
 }

@@ -41,6 +41,9 @@ pub struct Options {
     /// More TOML for the end of the resource's configuration file (tables
     /// such as `[replay_cache]`).
     pub resource_config: String,
+    /// More arguments for every server's `serve` (such as
+    /// `--header-timeout 1`).
+    pub server_args: Vec<String>,
     /// Keep the run's directory after the world is dropped.
     pub keep: bool,
 }
@@ -52,6 +55,7 @@ impl Default for Options {
             rate_limits: [5, 10, 100, 1000],
             rate_window: 60,
             resource_config: String::new(),
+            server_args: Vec::new(),
             keep: false,
         }
     }
@@ -85,6 +89,7 @@ pub struct World {
     auth_port: u16,
     auth_config: PathBuf,
     agent_config: PathBuf,
+    server_args: Vec<String>,
 }
 
 fn client() -> Result<SigningClient, WorldError> {
@@ -165,14 +170,16 @@ authorized = {authorized}
         )?;
 
         let serve = |config: &Path, port: u16| -> Vec<String> {
-            vec![
+            let mut args = vec![
                 "serve".into(),
                 "--dev".into(),
                 "--config".into(),
                 config.display().to_string(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
-            ]
+            ];
+            args.extend(options.server_args.iter().cloned());
+            args
         };
         let agent_server = Party::start(
             "aauth-agent-server",
@@ -220,6 +227,7 @@ authorized = {authorized}
             auth_port,
             auth_config,
             agent_config,
+            server_args: options.server_args.clone(),
         })
     }
 
@@ -244,7 +252,7 @@ authorized = {authorized}
     /// same database (P-AS-8: state survives a restart).
     pub fn restart_auth_server(&mut self) -> Result<(), WorldError> {
         self.auth_server.stop();
-        let args = vec![
+        let mut args = vec![
             "serve".into(),
             "--dev".into(),
             "--config".into(),
@@ -252,6 +260,7 @@ authorized = {authorized}
             "--listen".into(),
             format!("127.0.0.1:{}", self.auth_port),
         ];
+        args.extend(self.server_args.iter().cloned());
         self.auth_server = Party::start("aauth-auth-server", "auth-server-2", &args, &self.root)?;
         Ok(())
     }

@@ -2,12 +2,19 @@
 //! client sends more than it can remember or hold. Each run is bounded in
 //! count and time.
 
+// A test crate: its helpers may unwrap and panic like its tests.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
+
+use std::time::{Duration, Instant};
 
 use aauth_e2e::world::Options;
 use aauth_http::client::{Identity, Outgoing};
 use aauth_protocol::httpsig::Nonce;
 use common::*;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_nonce_flood_past_the_replay_cache_bound_is_refused_and_no_replay_passes() {
@@ -58,5 +65,118 @@ async fn a_nonce_flood_past_the_replay_cache_bound_is_refused_and_no_replay_pass
     // Every accepted request, replayed inside its window, is refused.
     for signed in accepted {
         assert_error(&send(signed).await, 401, "replayed_nonce");
+    }
+}
+
+/// The address of a party's URL.
+fn address(url: &str) -> String {
+    url.trim_start_matches("http://").to_owned()
+}
+
+/// Sends `head` and then one more byte every 200 ms, never finishing the
+/// headers; returns how long the server kept the connection open.
+async fn trickle(address: String, head: &'static [u8]) -> Duration {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    if !head.is_empty() {
+        stream.write_all(head).await.unwrap();
+    }
+    let mut buffer = [0u8; 1024];
+    while started.elapsed() < Duration::from_secs(10) {
+        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer)).await {
+            // Closed (or answered and closed): the server gave up on it.
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+            Err(_) if head.is_empty() => {}
+            Err(_) => {
+                if stream.write_all(b"a").await.is_err() {
+                    return started.elapsed();
+                }
+            }
+        }
+    }
+    panic!("{address}: a connection that never finished its headers was kept for 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn half_sent_headers_and_silent_connections_are_closed_on_every_server() {
+    // A client that opens connections and sends a byte now and then held
+    // them for good: the request time limit starts only once the headers
+    // are in. Every server now closes them after --header-timeout.
+    let world = start(&Options {
+        server_args: vec!["--header-timeout".to_owned(), "1".to_owned()],
+        ..Options::default()
+    });
+    let mut slow = tokio::task::JoinSet::new();
+    for party in [&world.agent_server, &world.auth_server, &world.resource] {
+        for _ in 0..5 {
+            let at = address(party.url());
+            slow.spawn(trickle(
+                at.clone(),
+                b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+            ));
+            slow.spawn(trickle(at, b""));
+        }
+    }
+    while let Some(held) = slow.join_next().await {
+        let held = held.unwrap();
+        assert!(
+            held >= Duration::from_millis(900) && held < Duration::from_secs(4),
+            "closed after {held:?}"
+        );
+    }
+    // The servers still answer.
+    let reply = plain()
+        .get(format!("{}/public", world.resource.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_cap_are_refused_with_503_and_the_server_recovers() {
+    let world = start(&Options {
+        server_args: vec!["--max-connections".to_owned(), "8".to_owned()],
+        ..Options::default()
+    });
+    let at = address(world.resource.url());
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(TcpStream::connect(&at).await.unwrap());
+    }
+    // Let the server accept them all.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let request = format!("GET /public HTTP/1.1\r\nHost: {at}\r\n\r\n");
+    let mut extra = TcpStream::connect(&at).await.unwrap();
+    extra.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), extra.read_to_end(&mut answer))
+        .await
+        .expect("the refusal comes at once")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("\"temporarily_unavailable\""), "{answer}");
+
+    // Once the held connections go, new ones are served.
+    drop(held);
+    let started = Instant::now();
+    loop {
+        let reply = plain()
+            .get(format!("{}/public", world.resource.url()))
+            .send()
+            .await
+            .unwrap();
+        if reply.status() == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still {}",
+            reply.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -139,13 +139,177 @@ pub fn with_time_limit(router: axum::Router) -> axum::Router {
     )
 }
 
+/// How many connections a server holds, and how long a client may take to
+/// send a request's headers: a client that opens connections and sends a
+/// byte now and then must not exhaust the server's descriptors and memory.
+/// The same flags on every server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct ConnectionLimits {
+    /// Seconds a client has to send a request's line and headers, and a
+    /// kept-alive connection to start its next request, before the
+    /// connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Connections held open at most; one more is answered 503
+    /// `temporarily_unavailable` with `Retry-After` and closed. Keep it
+    /// below the process's file descriptor limit.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: 10,
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Refusals of connections over the limit being written at once; past this
+/// a new connection is closed without an answer.
+const MAX_REFUSALS: usize = 64;
+/// Longest a refusal may take: reading the request's head and writing 503.
+const REFUSAL_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Serves `router` until SIGINT or SIGTERM, then finishes open requests.
-/// Every request is bounded by [`REQUEST_TIMEOUT`].
-pub async fn serve(listener: TcpListener, router: axum::Router) -> std::io::Result<()> {
-    let app = with_time_limit(router).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+/// Every request is bounded by [`REQUEST_TIMEOUT`], every connection by
+/// `limits`.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
+    serve_until(listener, router, limits, shutdown_signal()).await
+}
+
+/// [`serve`] until `signal` completes.
+pub async fn serve_until(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use std::sync::Arc;
+    use tokio::sync::{Semaphore, watch};
+
+    let app = with_time_limit(router);
+    let connections = Arc::new(Semaphore::new(
+        usize::try_from(limits.max_connections).unwrap_or(usize::MAX >> 4),
+    ));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let header_timeout = std::time::Duration::from_secs(limits.header_timeout);
+    // Dropped when the signal comes: connections then shut down gracefully.
+    let (running, stopping) = watch::channel(());
+    tokio::spawn(async move {
+        signal.await;
+        drop(stopping);
+    });
+    // Each connection holds a receiver; the sender closes when all are gone.
+    let (open_tx, open_rx) = watch::channel(());
+    let mut refused_logged: Option<std::time::Instant> = None;
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors, or the peer gave up: wait, go on.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = running.closed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            if refused_logged.is_none_or(|at| at.elapsed().as_secs() >= 10) {
+                refused_logged = Some(std::time::Instant::now());
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "too many open connections; refusing new ones with 503"
+                );
+            }
+            if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(permit);
+                });
+            }
+            continue;
+        };
+        let app = app.clone();
+        let (running, open) = (running.clone(), open_rx.clone());
+        tokio::spawn(async move {
+            serve_connection(stream, remote, app, header_timeout, running).await;
+            drop((permit, open));
+        });
+    }
+    drop(open_rx);
+    drop(listener);
+    open_tx.closed().await;
+    Ok(())
+}
+
+/// One connection: HTTP/1.1 with the header timeout, every request given
+/// the peer's address as [`axum::extract::ConnectInfo`].
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    app: axum::Router,
+    header_timeout: std::time::Duration,
+    running: tokio::sync::watch::Sender<()>,
+) {
+    use tower::ServiceExt as _;
+    let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(remote));
+        app.clone().oneshot(request.map(axum::body::Body::new))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%remote, %error, "connection ended");
+            }
+            return;
+        }
+        () = running.closed() => {}
+    }
+    // Shutting down: finish the request in progress, then close.
+    connection.as_mut().graceful_shutdown();
+    if let Err(error) = connection.await {
+        tracing::debug!(%remote, %error, "connection ended");
+    }
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+async fn refuse(stream: tokio::net::TcpStream) {
+    use axum::response::IntoResponse as _;
+    let service = hyper::service::service_fn(|_request: http::Request<_>| async {
+        Ok::<_, std::convert::Infallible>(
+            crate::server::ErrorResponse::new(
+                aauth_protocol::error::Condition::TooManyConnections,
+                "the server has as many connections open as it may; retry after the time in \
+                 Retry-After",
+            )
+            .with_retry_after(1)
+            .into_response(),
+        )
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(REFUSAL_TIME / 2)
+        .keep_alive(false);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(REFUSAL_TIME, connection).await;
 }
 
 async fn shutdown_signal() {

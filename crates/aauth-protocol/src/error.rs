@@ -200,6 +200,9 @@ pub enum Condition {
     /// or the client's share is): the request is refused rather than
     /// accepted unremembered (P-SIG-6). Sent with `Retry-After`.
     ReplayCacheFull,
+    /// The server holds as many connections as it may: a new one is
+    /// answered this and closed. Sent with `Retry-After`.
+    TooManyConnections,
     /// A peer the server called on the caller's behalf (a downstream
     /// resource or its auth server) failed or refused: a bad gateway.
     UpstreamFailed,
@@ -256,6 +259,7 @@ impl Condition {
             Self::ConsentDenied => (303, E::AccessDenied, C::None),
             Self::ServerFault => (500, E::ServerError, C::None),
             Self::ReplayCacheFull => (503, E::TemporarilyUnavailable, C::None),
+            Self::TooManyConnections => (503, E::TemporarilyUnavailable, C::None),
             Self::UpstreamFailed => (502, E::ServerError, C::None),
             Self::UpstreamTimeout => (504, E::TemporarilyUnavailable, C::None),
         };
@@ -380,6 +384,12 @@ mod tests {
             (K::ConsentDenied, 303, E::AccessDenied, C::None),
             (K::ServerFault, 500, E::ServerError, C::None),
             (K::ReplayCacheFull, 503, E::TemporarilyUnavailable, C::None),
+            (
+                K::TooManyConnections,
+                503,
+                E::TemporarilyUnavailable,
+                C::None,
+            ),
             (K::UpstreamFailed, 502, E::ServerError, C::None),
             (K::UpstreamTimeout, 504, E::TemporarilyUnavailable, C::None),
         ];

@@ -156,6 +156,8 @@ struct ServeArgs {
     /// Agent token lifetime in seconds (overrides the config).
     #[arg(long)]
     agent_token_lifetime: Option<u32>,
+    #[command(flatten)]
+    connections: runtime::ConnectionLimits,
     /// Log at debug level.
     #[arg(long)]
     verbose: bool,
@@ -241,7 +243,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         AppState::new(origin.clone(), key, store, &config, dev).map_err(|e| e.to_string())?;
     runtime::announce(&origin);
     tracing::info!(agent = %origin, "agent server ready");
-    runtime::serve(listener, app(state))
+    runtime::serve(listener, app(state), args.connections)
         .await
         .map_err(|e| e.to_string())
 }

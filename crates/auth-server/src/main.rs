@@ -44,6 +44,8 @@ enum Command {
         /// The SQLite file (overrides `database` in the configuration).
         #[arg(long)]
         database: Option<PathBuf>,
+        #[command(flatten)]
+        connections: runtime::ConnectionLimits,
     },
     /// Read a password from standard input and print its argon2id PHC string.
     HashPassword,
@@ -84,6 +86,7 @@ async fn serve(
     listen: Option<SocketAddr>,
     public_url: Option<String>,
     database: Option<PathBuf>,
+    connections: runtime::ConnectionLimits,
 ) -> Result<(), String> {
     let config = load_config(config.as_ref(), database)?;
     let listen = match (listen, &config.listen) {
@@ -103,7 +106,7 @@ async fn serve(
         .map_err(|e| e.to_string())?;
     runtime::announce(&issuer);
     tracing::info!(issuer = %issuer, "auth server ready");
-    runtime::serve(listener, app(state))
+    runtime::serve(listener, app(state), connections)
         .await
         .map_err(|e| e.to_string())
 }
@@ -165,7 +168,8 @@ async fn main() -> ExitCode {
             listen,
             public_url,
             database,
-        } => serve(config, dev, listen, public_url, database).await,
+            connections,
+        } => serve(config, dev, listen, public_url, database, connections).await,
         Command::HashPassword => hash_password(),
         Command::Revoke {
             config,

@@ -77,6 +77,8 @@ struct Serve {
     /// The downstream's auth server: the only one given callers' tokens.
     #[arg(long, value_name = "URL")]
     downstream_auth_server: Option<String>,
+    #[command(flatten)]
+    connections: runtime::ConnectionLimits,
     /// Debug logging (RUST_LOG refines it).
     #[arg(long, short)]
     verbose: bool,
@@ -147,7 +149,7 @@ impl Serve {
         );
         let state = AppState::new(settings, key)?;
         runtime::announce(&origin);
-        runtime::serve(listener, app(state))
+        runtime::serve(listener, app(state), self.connections)
             .await
             .map_err(|e| StartError::Config(format!("server: {e}")))
     }

@@ -176,6 +176,7 @@ async fn run(args: &Args) -> Result<bool, String> {
         rate_limits: [1_000_000_000; 4],
         rate_window: 60,
         resource_config: String::new(),
+        server_args: Vec::new(),
         keep: args.keep,
     };
     let mut world = tokio::task::spawn_blocking(move || World::start(&options))
