@@ -1,8 +1,8 @@
 //! What the agent server keeps (profile: P-AS-8, P-DEL-1): enrolled
 //! delegates and enrollment codes, in one SQLite file created on first
-//! start. Codes are stored as SHA-256 hashes (they are 256-bit random, so a
-//! plain hash is enough) and marked used, never deleted, so a code cannot be
-//! redeemed twice. Queries are plain runtime SQL that PostgreSQL also reads.
+//! start, which fails when the file cannot be written. Codes are stored as
+//! SHA-256 hashes (they are 160-bit random, so a plain hash is enough) and
+//! marked used, never deleted, so a code cannot be redeemed twice. Queries are plain runtime SQL that PostgreSQL also reads.
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -25,7 +25,7 @@ pub enum StoreError {
     Random(String),
 }
 
-/// A one-time enrollment code: 256 random bits, base64url (P-DEL-1).
+/// A one-time enrollment code: 160 random bits, lower-case base32 (P-DEL-1).
 /// `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EnrollmentCode(String);
@@ -49,7 +49,7 @@ pub struct Store {
     pool: SqlitePool,
 }
 
-const SCHEMA: [&str; 2] = [
+const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS delegates (
         sub TEXT PRIMARY KEY,
         jkt TEXT NOT NULL,
@@ -61,6 +61,11 @@ const SCHEMA: [&str; 2] = [
         sub TEXT,
         expires_at INTEGER NOT NULL,
         used_at INTEGER
+    )",
+    // One row, rewritten at every start: proof that the file can be written.
+    "CREATE TABLE IF NOT EXISTS started (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL
     )",
 ];
 
@@ -142,6 +147,18 @@ impl Store {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
+        // A read-only file is found here, at start, not at the first
+        // enrollment (creating a table that exists writes nothing).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        sqlx::query(
+            "INSERT INTO started (id, at) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(now_i64(now))
+        .execute(&pool)
+        .await?;
         Ok(Self { pool })
     }
 
@@ -256,6 +273,23 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_database_that_cannot_be_written_is_refused_at_open() {
+        // Review finding 11: found at start, not at the first enrollment.
+        // SQLite opens a read-only file read-only, as this does (file modes
+        // do not stop root, who may run the tests).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent-server.db");
+        drop(Store::open(&path).await.unwrap());
+        let read_only = SqlitePoolOptions::new()
+            .connect_with(SqliteConnectOptions::new().filename(&path).read_only(true))
+            .await
+            .unwrap();
+        let error = Store::init(read_only).await.unwrap_err();
+        assert!(error.to_string().contains("readonly"), "{error}");
+        assert!(Store::open(&path).await.is_ok());
+    }
 
     #[test]
     fn codes_are_base32_and_never_look_like_a_flag() {

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 };
 
 /// The schema, created at every start if absent.
-const SCHEMA: [&str; 5] = [
+const SCHEMA: [&str; 6] = [
     "CREATE TABLE IF NOT EXISTS signing_keys (
         kid TEXT PRIMARY KEY,
         private_jwk TEXT NOT NULL,
@@ -64,6 +64,11 @@ const SCHEMA: [&str; 5] = [
         created_at BIGINT NOT NULL,
         expires_at BIGINT NOT NULL,
         revoked_at BIGINT
+    )",
+    // One row, rewritten at every start: proof that the file can be written.
+    "CREATE TABLE IF NOT EXISTS started (
+        id BIGINT PRIMARY KEY,
+        at BIGINT NOT NULL
     )",
 ];
 
@@ -254,7 +259,8 @@ async fn insert_grant(
 
 impl Store {
     /// Opens (creating on first start, readable by the owner only) the
-    /// SQLite file at `path` and creates the schema if absent.
+    /// SQLite file at `path`, creates the schema if absent, and fails unless
+    /// the file can be written.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError(sqlx::Error::Io(e)))?;
@@ -264,11 +270,19 @@ impl Store {
             aauth_http::runtime::write_private(path, b"")
                 .map_err(|e| StoreError(sqlx::Error::Io(e)))?;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5));
+        Self::connect(
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5)),
+        )
+        .await
+    }
+
+    /// Connects with `options`, creates the schema if absent, and fails
+    /// unless the database can be written.
+    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -276,6 +290,15 @@ impl Store {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
+        // A read-only file is found here, at start, not at the first code
+        // redemption (creating a table that exists writes nothing).
+        sqlx::query(
+            "INSERT INTO started (id, at) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(i64::try_from(aauth_http::server::unix_now()).unwrap_or(i64::MAX))
+        .execute(&pool)
+        .await?;
         Ok(Self { pool })
     }
 
@@ -595,6 +618,21 @@ mod tests {
             expires_at: 2_000,
             revoked_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_database_that_cannot_be_written_is_refused_at_open() {
+        // Review finding 11: a read-only file in a writable folder opened,
+        // and the first code redemption failed with a 500. SQLite opens such
+        // a file read-only, as this does (whoever runs the test: file modes
+        // do not stop root).
+        let path = temp_db("read-only");
+        Store::open(&path).await.unwrap().close().await;
+        let read_only = SqliteConnectOptions::new().filename(&path).read_only(true);
+        let error = Store::connect(read_only).await.unwrap_err();
+        assert!(error.to_string().contains("readonly"), "{error}");
+        Store::open(&path).await.unwrap().close().await;
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[tokio::test]
