@@ -1,17 +1,25 @@
 //! Discovery of metadata documents and JWKS (E§8, SK0§2.4, E§10.7), with the
 //! cache of profile P-MD-3.
 //!
-//! * Documents are cached for their `Cache-Control: max-age`, clamped to
-//!   [60 s, 24 h] (5 min without one).
-//! * Concurrent misses for one URL coalesce into one fetch.
+//! * Documents are cached by (kind, URL) for their `Cache-Control:
+//!   max-age`, clamped to [60 s, 24 h] (5 min without one). The kind is part
+//!   of the key: a `jwks_uri` that names another party's metadata URL is
+//!   another entry, never a document of the wrong kind.
+//! * Concurrent misses for one document coalesce into one fetch, and one
+//!   origin is fetched from one request at a time.
+//! * A failed fetch is remembered, with its reason, for [`FAILURE_TTL`]: a
+//!   client naming a dead or hostile origin on every request makes the
+//!   server fetch once, not once per request.
+//! * Fetches are bounded in number per second ([`FetchBudget`]); past it,
+//!   discovery fails at once without going out.
 //! * An unknown `kid` triggers at most one refetch of that party's metadata
-//!   and JWKS per minute.
+//!   and JWKS per minute; concurrent requests naming it share that refetch.
 //! * When a fetch fails, a copy younger than 24 h is used, and a warning logged.
 //!
 //! [`Discovery::prefetch`] turns a [`KeyNeed`] into a [`Prefetched`]
 //! directory that the synchronous verifier of the protocol crate can read.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aauth_protocol::ids::{Kid, Origin, OriginMode};
@@ -27,8 +35,86 @@ use crate::fetch::{FetchError, Fetcher};
 pub const STALE_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// At most one refetch for an unknown `kid` per party in this interval (P-MD-3).
 pub const KID_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a failed fetch is remembered before the URL is tried again.
+pub const FAILURE_TTL: Duration = Duration::from_secs(30);
 /// Most documents cached.
 pub const CACHE_CAPACITY: u64 = 10_000;
+
+/// How many fetches discovery may start: a steady rate with a burst above
+/// it (a token bucket). The default, 20 a second with bursts of 100, lets a
+/// server meet 10 new parties a second (metadata and keys each) and keeps a
+/// stream of requests naming fresh origins from turning it into a crawler.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FetchBudget {
+    /// Fetches a second, sustained.
+    pub per_second: f64,
+    /// Fetches that may start at once after a quiet spell.
+    pub burst: f64,
+}
+
+impl Default for FetchBudget {
+    fn default() -> Self {
+        Self {
+            per_second: 20.0,
+            burst: 100.0,
+        }
+    }
+}
+
+/// The fetches left in the budget, refilled as time passes.
+#[derive(Debug)]
+struct Bucket {
+    budget: FetchBudget,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(budget: FetchBudget) -> Self {
+        Self {
+            budget,
+            tokens: budget.burst,
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes one fetch from the budget, if there is one.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.budget.per_second;
+        self.tokens = (self.tokens + refill).min(self.budget.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Which kind of document a URL was fetched as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocumentKind {
+    /// `/.well-known/aauth-agent` (E§8.1).
+    AgentMetadata,
+    /// `/.well-known/aauth-issuer` (E§8.2).
+    AuthServerMetadata,
+    /// `/.well-known/aauth-resource` (E§8.3).
+    ResourceMetadata,
+    /// A JWK Set, from a metadata document's `jwks_uri`.
+    Jwks,
+}
+
+impl DocumentKind {
+    fn metadata_of(owner: KeyOwner) -> Self {
+        match owner {
+            KeyOwner::Agent => Self::AgentMetadata,
+            KeyOwner::AuthServer => Self::AuthServerMetadata,
+            KeyOwner::Resource => Self::ResourceMetadata,
+        }
+    }
+}
 
 /// A parsed document.
 #[derive(Debug, Clone)]
@@ -54,17 +140,24 @@ impl Document {
     }
 }
 
+/// A cache key: the kind of document and its URL.
+type Key = (DocumentKind, String);
+
+/// What a fetch came to, as the cache keeps it: the document for its
+/// max-age, or the failure for [`FAILURE_TTL`].
 #[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    document: Document,
-    max_age: Duration,
-}
+pub(crate) struct Entry(Result<(Document, Duration), DiscoveryError>);
 
-struct MaxAge;
+struct Lifetime;
 
-impl Expiry<String, Entry> for MaxAge {
-    fn expire_after_create(&self, _key: &String, value: &Entry, _now: Instant) -> Option<Duration> {
-        Some(value.max_age)
+impl Expiry<Key, Entry> for Lifetime {
+    fn expire_after_create(&self, _key: &Key, entry: &Entry, _now: Instant) -> Option<Duration> {
+        Some(match &entry.0 {
+            Ok((_, max_age)) => *max_age,
+            // Nothing was asked of the peer: try again soon.
+            Err(DiscoveryError::Budget) => Duration::from_secs(1),
+            Err(_) => FAILURE_TTL,
+        })
     }
 }
 
@@ -82,6 +175,9 @@ pub enum DiscoveryError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The budget of fetches was spent: nothing was fetched.
+    #[error("too many documents fetched in the last moments; not fetching more now")]
+    Budget,
 }
 
 /// Fetches and caches metadata and key sets.
@@ -89,9 +185,11 @@ pub enum DiscoveryError {
 pub struct Discovery {
     fetcher: Fetcher,
     mode: OriginMode,
-    documents: moka::future::Cache<String, Entry>,
-    stale: moka::sync::Cache<String, Document>,
-    refetched: moka::sync::Cache<(KeyOwner, Origin), ()>,
+    documents: moka::future::Cache<Key, Entry>,
+    stale: moka::sync::Cache<Key, Document>,
+    refetched: moka::future::Cache<(KeyOwner, Origin), Result<Arc<Jwks>, DiscoveryError>>,
+    origins: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    budget: Arc<Mutex<Bucket>>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -104,29 +202,40 @@ impl std::fmt::Debug for Discovery {
 }
 
 impl Discovery {
-    /// Discovery through `fetcher`, accepting identifiers of `mode`.
+    /// Discovery through `fetcher`, accepting identifiers of `mode`, with
+    /// the default [`FetchBudget`].
     pub fn new(fetcher: Fetcher, mode: OriginMode) -> Self {
+        Self::with_budget(fetcher, mode, FetchBudget::default())
+    }
+
+    /// [`Discovery::new`] with another fetch budget.
+    pub fn with_budget(fetcher: Fetcher, mode: OriginMode, budget: FetchBudget) -> Self {
         Self {
             fetcher,
             mode,
             documents: moka::future::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
-                .expire_after(MaxAge)
+                .expire_after(Lifetime)
                 .build(),
             stale: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(STALE_LIMIT)
                 .build(),
-            refetched: moka::sync::Cache::builder()
+            refetched: moka::future::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(KID_REFETCH_INTERVAL)
                 .build(),
+            origins: moka::sync::Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+            budget: Arc::new(Mutex::new(Bucket::new(budget))),
         }
     }
 
     /// The document cache, for tests that need to expire it.
     #[cfg(test)]
-    pub(crate) fn documents_for_tests(&self) -> &moka::future::Cache<String, Entry> {
+    pub(crate) fn documents_for_tests(&self) -> &moka::future::Cache<Key, Entry> {
         &self.documents
     }
 
@@ -135,35 +244,68 @@ impl Discovery {
         self.mode
     }
 
-    /// Fetches (or returns the cached copy of) `url`, parsed by `parse`.
+    /// Fetches (or returns the cached copy of) `url` as a document of
+    /// `kind`, parsed by `parse`.
     async fn document(
         &self,
+        kind: DocumentKind,
         url: String,
         parse: impl FnOnce(&[u8]) -> Result<Document, String>,
     ) -> Result<Document, DiscoveryError> {
-        let fetch = async {
-            let fetched = self.fetcher.get(&url).await?;
-            let document = parse(&fetched.body).map_err(|reason| DiscoveryError::Document {
-                url: url.clone(),
-                reason,
-            })?;
-            self.stale.insert(url.clone(), document.clone());
-            Ok::<_, DiscoveryError>(Entry {
-                document,
-                max_age: fetched.max_age,
+        let key = (kind, url);
+        // moka runs one fetch for concurrent misses of one key (P-MD-3),
+        // and keeps its outcome, success or failure.
+        let entry = self
+            .documents
+            .get_with_by_ref(&key, async {
+                let fetched = self.fetch(&key.1, parse).await;
+                match &fetched {
+                    Ok((document, _)) => self.stale.insert(key.clone(), document.clone()),
+                    Err(error) => tracing::warn!(url = %key.1, %error, "discovery failed"),
+                }
+                Entry(fetched)
             })
-        };
-        // moka coalesces concurrent misses for one key into one fetch (P-MD-3).
-        match self.documents.try_get_with(url.clone(), fetch).await {
-            Ok(entry) => Ok(entry.document),
-            Err(error) => match self.stale.get(&url) {
+            .await;
+        match entry.0 {
+            Ok((document, _)) => Ok(document),
+            Err(error) => match self.stale.get(&key) {
                 Some(document) => {
-                    tracing::warn!(%url, %error, "discovery failed; using the cached copy (P-MD-3)");
+                    tracing::debug!(url = %key.1, %error, "using the last good copy (P-MD-3)");
                     Ok(document)
                 }
-                None => Err((*error).clone()),
+                None => Err(error),
             },
         }
+    }
+
+    /// One fetch: its origin's turn, a fetch from the budget, then the
+    /// request itself.
+    async fn fetch(
+        &self,
+        url: &str,
+        parse: impl FnOnce(&[u8]) -> Result<Document, String>,
+    ) -> Result<(Document, Duration), DiscoveryError> {
+        let origin = url::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| url.to_owned());
+        let turn = self
+            .origins
+            .get_with(origin, || Arc::new(tokio::sync::Mutex::new(())));
+        let _turn = turn.lock().await;
+        let allowed = self
+            .budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if !allowed {
+            return Err(DiscoveryError::Budget);
+        }
+        let fetched = self.fetcher.get(url).await?;
+        let document = parse(&fetched.body).map_err(|reason| DiscoveryError::Document {
+            url: url.to_owned(),
+            reason,
+        })?;
+        Ok((document, fetched.max_age))
     }
 
     /// The metadata document of `origin` as `owner` publishes it.
@@ -175,7 +317,7 @@ impl Discovery {
         let url = origin.well_known(owner.well_known());
         let mode = self.mode;
         let from = origin.clone();
-        self.document(url, move |body| {
+        self.document(DocumentKind::metadata_of(owner), url, move |body| {
             let parsed = match owner {
                 KeyOwner::Agent => AgentMetadata::from_json(body, &from, mode)
                     .map(|m| Document::Agent(Arc::new(m))),
@@ -222,10 +364,12 @@ impl Discovery {
         }
     }
 
+    /// A document of another kind under a key of this kind: the parser of a
+    /// kind makes only documents of that kind, so this does not happen.
     fn kind_mismatch(&self, origin: &Origin, owner: KeyOwner) -> DiscoveryError {
         DiscoveryError::Document {
             url: origin.well_known(owner.well_known()),
-            reason: "cached under another document kind".to_owned(),
+            reason: "parsed as another kind of document".to_owned(),
         }
     }
 
@@ -241,7 +385,7 @@ impl Discovery {
             .ok_or_else(|| self.kind_mismatch(origin, owner))?
             .to_owned();
         let document = self
-            .document(url.clone(), |body| {
+            .document(DocumentKind::Jwks, url.clone(), |body| {
                 Jwks::from_json(body)
                     .map(|jwks| Document::Jwks(Arc::new(jwks)))
                     .map_err(|e| e.to_string())
@@ -251,13 +395,14 @@ impl Discovery {
             Document::Jwks(jwks) => Ok(jwks),
             _ => Err(DiscoveryError::Document {
                 url,
-                reason: "cached under another document kind".to_owned(),
+                reason: "parsed as another kind of document".to_owned(),
             }),
         }
     }
 
     /// The key `kid` of `origin`. An unknown `kid` refetches the metadata
     /// and JWKS, at most once a minute per party (P-MD-3): keys rotate.
+    /// Concurrent requests for unknown kids of one party share one refetch.
     pub async fn key(
         &self,
         owner: KeyOwner,
@@ -265,10 +410,10 @@ impl Discovery {
         kid: &Kid,
     ) -> Result<PublicKey, KeyLookupError> {
         // P-ERR-2: what a fetch ran into (addresses, statuses, transport
-        // errors) is logged here and never told to the caller, who could
-        // otherwise use discovery to probe hosts.
+        // errors) is logged where it happens and never told to the caller,
+        // who could otherwise use discovery to probe hosts.
         let unavailable = |e: DiscoveryError| {
-            tracing::warn!(%origin, error = %e, "discovery failed");
+            tracing::debug!(%origin, error = %e, "no keys");
             KeyLookupError::Unavailable(format!(
                 "the metadata or keys of {origin} could not be obtained"
             ))
@@ -277,23 +422,38 @@ impl Discovery {
         if let Some(key) = jwks.find(kid) {
             return Ok(key.clone());
         }
-        let gate = (owner, origin.clone());
-        if self.refetched.contains_key(&gate) {
-            return Err(KeyLookupError::UnknownKid(kid.clone()));
-        }
-        self.refetched.insert(gate, ());
-        let metadata_url = origin.well_known(owner.well_known());
-        // Drop the cached metadata and key set, then look again.
-        if let Ok(document) = self.metadata(owner, origin).await
-            && let Some(jwks_uri) = document.jwks_uri()
-        {
-            self.documents.invalidate(jwks_uri).await;
-        }
-        self.documents.invalidate(&metadata_url).await;
-        let jwks = self.jwks(owner, origin).await.map_err(unavailable)?;
-        jwks.find(kid)
+        // One atomic entry per party and minute: the first request for an
+        // unknown kid refetches, the others wait for that refetch and read
+        // its result, and later ones within the minute read it too.
+        let refetched = self
+            .refetched
+            .get_with((owner, origin.clone()), async {
+                self.forget(owner, origin).await;
+                self.jwks(owner, origin).await
+            })
+            .await;
+        refetched
+            .map_err(unavailable)?
+            .find(kid)
             .cloned()
             .ok_or_else(|| KeyLookupError::UnknownKid(kid.clone()))
+    }
+
+    /// Drops the cached metadata of `origin` as `owner`, and the key set it
+    /// names, so that the next lookup fetches both.
+    async fn forget(&self, owner: KeyOwner, origin: &Origin) {
+        let metadata = (
+            DocumentKind::metadata_of(owner),
+            origin.well_known(owner.well_known()),
+        );
+        if let Some(Entry(Ok((document, _)))) = self.documents.get(&metadata).await
+            && let Some(jwks_uri) = document.jwks_uri()
+        {
+            self.documents
+                .invalidate(&(DocumentKind::Jwks, jwks_uri.to_owned()))
+                .await;
+        }
+        self.documents.invalidate(&metadata).await;
     }
 
     /// Fetches what `need` names, so that verification can run synchronously.
@@ -502,6 +662,167 @@ mod tests {
             peer.metadata_hits.load(Ordering::SeqCst) >= 2,
             "it did try again"
         );
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_for_an_unknown_kid_share_one_refetch() {
+        // Review finding 3: the gate was checked and then set, so every
+        // concurrent request naming an unknown kid refetched the key set.
+        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let peer = peer(&key).await;
+        let discovery = discovery();
+        discovery
+            .key(KeyOwner::Agent, &peer.origin, &kid("k1"))
+            .await
+            .unwrap();
+        let rotated = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        peer.keys.lock().unwrap().push(JwksKey {
+            kid: kid("k2"),
+            key: rotated.public_key().clone(),
+        });
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (discovery, origin) = (discovery.clone(), peer.origin.clone());
+                tokio::spawn(
+                    async move { discovery.key(KeyOwner::Agent, &origin, &kid("k2")).await },
+                )
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(&task.await.unwrap().unwrap(), rotated.public_key());
+        }
+        assert_eq!(peer.jwks_hits.load(Ordering::SeqCst), 2, "one refetch");
+        assert_eq!(peer.metadata_hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_remembered_and_not_repeated_for_every_request() {
+        // Review finding 12: each request naming a dead origin fetched again.
+        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let peer = peer(&key).await;
+        peer.down.store(true, Ordering::SeqCst);
+        let discovery = discovery();
+        for _ in 0..5 {
+            let error = discovery
+                .key(KeyOwner::Agent, &peer.origin, &kid("k1"))
+                .await
+                .unwrap_err();
+            assert!(matches!(error, KeyLookupError::Unavailable(_)), "{error:?}");
+        }
+        assert_eq!(peer.metadata_hits.load(Ordering::SeqCst), 1);
+        // The reason is kept with it.
+        let error = discovery.agent_metadata(&peer.origin).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                DiscoveryError::Fetch(FetchError::Status { status: 503, .. })
+            ),
+            "{error:?}"
+        );
+        assert_eq!(peer.metadata_hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn fetches_past_the_budget_are_not_made() {
+        // Review finding 12: requests naming ever new origins cannot make
+        // the server fetch without limit.
+        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let peers = [peer(&key).await, peer(&key).await, peer(&key).await];
+        let discovery = Discovery::with_budget(
+            Fetcher::new(OriginMode::Dev).unwrap(),
+            OriginMode::Dev,
+            FetchBudget {
+                per_second: 0.0,
+                burst: 2.0,
+            },
+        );
+        for peer in &peers[..2] {
+            discovery.agent_metadata(&peer.origin).await.unwrap();
+        }
+        let error = discovery
+            .agent_metadata(&peers[2].origin)
+            .await
+            .unwrap_err();
+        assert_eq!(error, DiscoveryError::Budget);
+        assert_eq!(peers[2].metadata_hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn one_origin_is_fetched_from_one_request_at_a_time() {
+        // Review finding 12: concurrent fetches to one origin are one at a
+        // time, whatever documents they are for.
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let slow = {
+            let (in_flight, most) = (in_flight.clone(), most.clone());
+            move || {
+                let (in_flight, most) = (in_flight.clone(), most.clone());
+                async move {
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    StatusCode::NOT_FOUND
+                }
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = Router::new()
+            .route("/.well-known/aauth-agent", get(slow.clone()))
+            .route("/.well-known/aauth-issuer", get(slow.clone()))
+            .route("/.well-known/aauth-resource", get(slow));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let origin = Origin::parse(&format!("http://127.0.0.1:{port}"), OriginMode::Dev).unwrap();
+        let discovery = discovery();
+        let (a, b, c) = tokio::join!(
+            discovery.agent_metadata(&origin),
+            discovery.auth_server_metadata(&origin),
+            discovery.resource_metadata(&origin),
+        );
+        assert!(a.is_err() && b.is_err() && c.is_err());
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_url_fetched_as_one_kind_of_document_is_another_entry_as_another_kind() {
+        // Review finding 4: keyed by URL alone, an agent whose jwks_uri is
+        // its auth server's metadata URL put a key set where that metadata
+        // belongs, and the auth server could no longer be discovered.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let origin = Origin::parse(&format!("http://127.0.0.1:{port}"), OriginMode::Dev).unwrap();
+        let key = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let shared = format!("{origin}/.well-known/aauth-issuer");
+        let agent = serde_json::json!({ "agent": origin.as_str(), "jwks_uri": shared });
+        // One document that reads as an issuer's metadata and as a key set.
+        let mut both = Jwks::new(vec![JwksKey {
+            kid: kid("k1"),
+            key: key.public_key().clone(),
+        }])
+        .to_json_value();
+        both["issuer"] = origin.as_str().into();
+        both["jwks_uri"] = format!("{origin}/jwks.json").into();
+        both["agent_token_endpoint"] = format!("{origin}/token").into();
+        both["agent_auth_endpoint"] = format!("{origin}/auth").into();
+        let app = Router::new()
+            .route(
+                "/.well-known/aauth-agent",
+                get(move || async move { axum::Json(agent) }),
+            )
+            .route(
+                "/.well-known/aauth-issuer",
+                get(move || async move { axum::Json(both) }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let discovery = discovery();
+        let found = discovery
+            .key(KeyOwner::Agent, &origin, &kid("k1"))
+            .await
+            .unwrap();
+        assert_eq!(&found, key.public_key());
+        let metadata = discovery.auth_server_metadata(&origin).await.unwrap();
+        assert_eq!(metadata.issuer, origin);
     }
 
     #[tokio::test]
