@@ -275,6 +275,9 @@ pub enum ClientError {
         /// What failed.
         reason: String,
     },
+    /// No answer within the client's timeout.
+    #[error("{0}: no answer in time")]
+    Timeout(String),
     /// The response body was larger than [`MAX_RESPONSE_BYTES`].
     #[error("{0}: response body larger than {MAX_RESPONSE_BYTES} bytes")]
     TooLarge(String),
@@ -527,9 +530,15 @@ impl SigningClient {
             body: &body,
         });
         let url_text = url.to_string();
-        let transport = |e: reqwest::Error| ClientError::Transport {
-            url: url_text.clone(),
-            reason: error_chain(&e),
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                ClientError::Timeout(url_text.clone())
+            } else {
+                ClientError::Transport {
+                    url: url_text.clone(),
+                    reason: error_chain(&e),
+                }
+            }
         };
         let mut builder = self.http.request(method, url.clone()).headers(headers);
         if !body.is_empty() {

@@ -72,11 +72,15 @@ pub enum DownstreamError {
         /// What failed.
         reason: String,
     },
-    /// The whole call took longer than [`CALL_BUDGET`].
-    #[error("downstream {url}: no answer within {} s", CALL_BUDGET.as_secs())]
+    /// A request, or the whole call, took longer than its time
+    /// ([`REQUEST_TIMEOUT`], [`CALL_BUDGET`]).
+    #[error("downstream {url}: no answer from {from} in time")]
     Timeout {
         /// The downstream URL.
         url: String,
+        /// The URL that did not answer (the downstream's, or its auth
+        /// server's token endpoint).
+        from: String,
     },
     /// A 401/403 without an `Agent-Auth` challenge carrying a resource
     /// token and an auth server (E§4.3).
@@ -204,21 +208,82 @@ impl fmt::Display for NeedsUser {
 }
 
 impl DownstreamError {
+    /// A request to `to` on the way to the downstream `url` failed.
+    fn sending(url: &Url, to: &str, error: ClientError) -> Self {
+        match error {
+            ClientError::Timeout(_) => Self::Timeout {
+                url: url.to_string(),
+                from: to.to_owned(),
+            },
+            error => Self::Transport {
+                url: to.to_owned(),
+                reason: error.to_string(),
+            },
+        }
+    }
+
     /// The P-ERR-1 row this resource answers with. Only the need for the
-    /// user is the caller's to act on; every other failure is this
-    /// resource's (a `502` row may be wanted; P-ERR-1 has none).
+    /// user is the caller's to act on; a peer that does not answer in time
+    /// is a gateway timeout, and every other failure of the chain behind
+    /// this resource a bad gateway.
     pub fn condition(&self) -> Condition {
         match self {
             Self::NeedsUser { .. } => Condition::InteractionRequired,
+            Self::Timeout { .. } => Condition::UpstreamTimeout,
             Self::Transport { .. }
-            | Self::Timeout { .. }
             | Self::NoResourceToken { .. }
             | Self::AuthServer { .. }
             | Self::BadInteraction { .. }
             | Self::TokenRefused { .. }
             | Self::TokenAnswer { .. }
             | Self::Refused { .. }
-            | Self::NotJson { .. } => Condition::ServerFault,
+            | Self::NotJson { .. } => Condition::UpstreamFailed,
+        }
+    }
+
+    /// What the caller is told: which hop failed and how, in this
+    /// resource's words. The peers' URLs and what they answered (their
+    /// error bodies) stay in this resource's log: they are its
+    /// configuration and its peers' business, not the caller's.
+    pub fn description(&self) -> String {
+        match self {
+            Self::NeedsUser { need, .. } => format!("the downstream resource: {need}"),
+            Self::Timeout { .. } => format!(
+                "the downstream resource or its auth server did not answer in time (at most {} s \
+                 in all)",
+                CALL_BUDGET.as_secs()
+            ),
+            Self::Transport { .. } => {
+                "the downstream resource or its auth server could not be reached".to_owned()
+            }
+            Self::NoResourceToken { status, .. } => format!(
+                "the downstream resource answered {status} without a resource token challenge"
+            ),
+            Self::AuthServer { .. } => {
+                "the downstream resource named an auth server this resource cannot use".to_owned()
+            }
+            Self::BadInteraction { reason, .. } => format!(
+                "the downstream resource asked for the user at a page this resource does not send \
+                 users to: {reason}"
+            ),
+            Self::TokenRefused {
+                request_type,
+                status,
+                ..
+            } => format!(
+                "the downstream resource's auth server refused {} ({status})",
+                request_name(request_type)
+            ),
+            Self::TokenAnswer { request_type, .. } => format!(
+                "the downstream resource's auth server answered {} with no usable token",
+                request_name(request_type)
+            ),
+            Self::Refused { status, .. } => {
+                format!("the downstream resource answered {status}")
+            }
+            Self::NotJson { status, .. } => {
+                format!("the downstream resource answered {status} with a body that is not JSON")
+            }
         }
     }
 }
@@ -361,6 +426,7 @@ impl Downstream {
             .unwrap_or_else(|_| {
                 Err(DownstreamError::Timeout {
                     url: self.url.to_string(),
+                    from: self.url.to_string(),
                 })
             })
     }
@@ -557,10 +623,7 @@ impl Downstream {
         self.client
             .send(identity, Outgoing::get(self.url.clone()))
             .await
-            .map_err(|e| DownstreamError::Transport {
-                url: self.url.to_string(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| DownstreamError::sending(&self.url, self.url.as_str(), e))
     }
 
     /// E§9.10 with P-AS-7: `request_type=exchange`, the downstream's
@@ -663,10 +726,7 @@ impl Downstream {
                 Outgoing::post_form(endpoint.endpoint.clone(), form),
             )
             .await
-            .map_err(|e| DownstreamError::Transport {
-                url: endpoint.endpoint.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| DownstreamError::sending(&self.url, endpoint.endpoint.as_str(), e))?;
         if reply.status != StatusCode::OK {
             // profile: P-AS-7 — "if policy would need consent, 400
             // interaction_required, and the resource falls back to P-UI".
@@ -781,18 +841,29 @@ mod tests {
             interaction: "https://elsewhere.example/i".to_owned(),
             reason: "it is not on the downstream's own origin",
         };
-        assert_eq!(foreign.condition(), Condition::ServerFault);
+        assert_eq!(foreign.condition(), Condition::UpstreamFailed);
+        assert_eq!(foreign.condition().wire().status, 502);
         let refused = DownstreamError::Refused {
-            url,
+            url: url.clone(),
             status: 403,
-            error: "insufficient_scope".to_owned(),
+            error: "insufficient_scope: the peer's own words".to_owned(),
         };
-        assert_eq!(refused.condition(), Condition::ServerFault);
+        assert_eq!(refused.condition(), Condition::UpstreamFailed);
+        // The log has the detail; the caller gets the hop, in our words.
         assert!(
             refused
                 .to_string()
                 .starts_with("downstream http://127.0.0.1:1/chain")
         );
+        let told = refused.description();
+        assert_eq!(told, "the downstream resource answered 403");
+        let late = DownstreamError::Timeout {
+            url: url.clone(),
+            from: url,
+        };
+        assert_eq!(late.condition(), Condition::UpstreamTimeout);
+        assert_eq!(late.condition().wire().status, 504);
+        assert!(!late.description().contains("127.0.0.1"));
     }
 
     #[test]

@@ -337,7 +337,7 @@ pub async fn chain(State(state): State<AppState>, request: Request) -> Response 
                     }
                     Err(error) => {
                         tracing::warn!(%error, "the downstream call failed");
-                        return Err(ErrorResponse::new(error.condition(), error.to_string()));
+                        return Err(ErrorResponse::new(error.condition(), error.description()));
                     }
                 }
             }

@@ -73,8 +73,10 @@
 //! `interaction_required`, or the downstream itself asks for the user — the
 //! caller gets 401 `interaction_required` with a `user_interaction` URL on
 //! this resource, and [`interaction`] takes the user through the next hop
-//! and back (P-UI-1..3). Any other downstream failure is 500
-//! `server_error` naming the downstream.
+//! and back (P-UI-1..3). A downstream (or its auth server) that does not
+//! answer in time is 504 `temporarily_unavailable`; any other failure of
+//! the chain behind it is 502 `server_error`. Both name the failing hop in
+//! this resource's words; the peers' addresses and answers go to its log.
 //!
 //! ## Rate tiers
 //!

@@ -381,7 +381,9 @@ async fn an_exchange_needing_consent_sends_the_caller_to_r1s_interaction_page() 
 }
 
 #[tokio::test]
-async fn an_unreachable_downstream_is_a_server_error_naming_it() {
+async fn an_unreachable_downstream_is_a_bad_gateway_naming_the_hop() {
+    // A failing peer is a 502 whose description names the hop in this
+    // resource's words, never the peer's address or answer.
     let auth = auth_server().await;
     let (closed, gone) = listen().await;
     drop(closed);
@@ -390,14 +392,39 @@ async fn an_unreachable_downstream_is_a_server_error_naming_it() {
     let agent = Agent::new();
     let upstream = agent.token_for(&auth, &r1, "alice");
     let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
-    assert_eq!(status, 500, "{answer}");
+    assert_eq!(status, 502, "{answer}");
     assert_eq!(answer["error"], "server_error");
     let description = answer["error_description"].as_str().unwrap();
-    assert!(
-        description.starts_with(&format!("downstream {downstream}")),
-        "{description}"
+    assert_eq!(
+        description,
+        "the downstream resource or its auth server could not be reached"
     );
     assert!(auth.received.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_downstream_that_does_not_answer_is_a_gateway_timeout() {
+    let auth = auth_server().await;
+    // Accepts connections and never answers.
+    let (listener, silent) = listen().await;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let r1 = resource(&auth.origin, Some(&format!("{silent}/chain"))).await;
+    let agent = Agent::new();
+    let upstream = agent.token_for(&auth, &r1, "alice");
+    let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
+    assert_eq!(status, 504, "{answer}");
+    assert_eq!(answer["error"], "temporarily_unavailable");
+    let description = answer["error_description"].as_str().unwrap();
+    assert!(
+        description.contains("did not answer in time"),
+        "{description}"
+    );
+    assert!(!description.contains("127.0.0.1"), "{description}");
 }
 
 #[tokio::test]
@@ -411,10 +438,10 @@ async fn the_callers_token_goes_only_to_the_configured_auth_server() {
     let agent = Agent::new();
     let upstream = agent.token_for(&auth, &r1, "alice");
     let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
-    assert_eq!(status, 500, "{answer}");
+    assert_eq!(status, 502, "{answer}");
     let description = answer["error_description"].as_str().unwrap();
     assert!(
-        description.contains("not the configured downstream auth server"),
+        description.contains("named an auth server this resource cannot use"),
         "{description}"
     );
     assert!(
@@ -459,7 +486,7 @@ async fn a_resource_with_a_downstream_registers_its_interaction_callback() {
 }
 
 #[tokio::test]
-async fn a_downstream_asking_for_the_user_elsewhere_is_a_server_error() {
+async fn a_downstream_asking_for_the_user_elsewhere_is_a_bad_gateway() {
     // profile: P-UI-3 — each resource only ever sends the user to its own
     // next hop, and adds the return_url itself (P-UI-2); any other
     // user_interaction is not passed on.
@@ -507,9 +534,10 @@ async fn a_downstream_asking_for_the_user_elsewhere_is_a_server_error() {
         let agent = Agent::new();
         let upstream = agent.token_for(&auth, &r1, "alice");
         let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
-        assert_eq!(status, 500, "{answer}");
+        assert_eq!(status, 502, "{answer}");
         let description = answer["error_description"].as_str().unwrap();
         assert!(description.contains(why), "{description}");
+        assert!(!description.contains("elsewhere.example"), "{description}");
     }
 }
 
@@ -536,7 +564,7 @@ async fn a_need_for_the_user_answered_to_r1_itself_is_not_passed_on() {
     let agent = Agent::new();
     let upstream = agent.token_for(&auth, &r1, "alice");
     let reply = agent.reply(&format!("{r1}/chain"), &upstream).await;
-    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert_eq!(reply.status, 502, "{}", reply.text());
     assert!(reply.agent_auth().is_none());
     assert!(
         reply.text().contains("without a resource token challenge"),
