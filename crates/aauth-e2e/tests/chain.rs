@@ -124,6 +124,8 @@ async fn agents_token_for_r1(chain: &Chain) -> String {
         .newest_for(chain.r1.url())
         .unwrap()
         .auth_token
+        .expose()
+        .to_owned()
 }
 
 /// Asks AS2 directly for an exchange, signed as `caller` (a resource with
@@ -404,6 +406,8 @@ async fn token_for_r1(agent: &aauth_agent_server::agent::Agent, chain: &Chain) -
         .newest_for(chain.r1.url())
         .unwrap()
         .auth_token
+        .expose()
+        .to_owned()
 }
 
 /// `GET R1/chain` signed with `auth_token` and `key`, by hand.

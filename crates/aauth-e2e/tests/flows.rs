@@ -200,3 +200,48 @@ async fn a_second_call_reuses_the_stored_auth_token_without_a_new_grant() {
     let body: Value = list.json().unwrap();
     assert_eq!(body["notes"].as_array().map(Vec::len), Some(2), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn call_verbose_shows_the_exchanges_but_no_credential() {
+    // Review finding 5: `call --verbose` printed every auth token, refresh
+    // token and code whole. It now shows tokens' headers and claims only.
+    let world = world();
+    let binary = aauth_e2e::harness::binary("aauth-agent-server").unwrap();
+    let output = tokio::process::Command::new(binary)
+        .current_dir(world.dir())
+        .args([
+            "call",
+            "--dev",
+            "--verbose",
+            "--as-server",
+            "--config",
+            "agent-server.toml",
+            "--public-url",
+            world.agent_server.url(),
+            "GET",
+            &format!("{}/data", world.resource.url()),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The autonomous grant (data.read) came with a refresh token.
+    let tokens: Value = serde_json::from_slice(
+        &std::fs::read(world.dir().join("agent-server/state/tokens.json")).unwrap(),
+    )
+    .unwrap();
+    let grant = &tokens[0];
+    let refresh_token = grant["refresh_token"].as_str().unwrap();
+    let auth_token = grant["auth_token"].as_str().unwrap();
+    let signature = auth_token.rsplit('.').next().unwrap();
+    assert!(!stderr.contains(refresh_token), "{stderr}");
+    assert!(!stderr.contains(signature), "{stderr}");
+    assert!(
+        stderr.contains("\"refresh_token\":\"[redacted]\""),
+        "{stderr}"
+    );
+    // What a reader needs is there: the token's claims, the exchanges.
+    assert!(stderr.contains("\"scope\":\"data.read\""), "{stderr}");
+    assert!(stderr.contains("> POST "), "{stderr}");
+}

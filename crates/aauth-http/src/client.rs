@@ -23,6 +23,7 @@ use aauth_protocol::error::ErrorCode;
 use aauth_protocol::httpsig::{self, Nonce, SignOptions};
 use aauth_protocol::ids::{Kid, Label, Origin};
 use aauth_protocol::keys::SigningKey;
+use aauth_protocol::secret::SignedToken;
 use aauth_protocol::signature_key::{AAUTH_AGENT_WELL_KNOWN, SignatureKeyField, Syntax};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -31,16 +32,16 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::server::{AGENT_AUTH, unix_now};
+pub use crate::trace::{Exchange, StderrTrace, TRACE_BODY_PREVIEW, Trace};
 
 /// Default overall timeout of one request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response body read (bigger answers are an error, not a hang).
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
-/// How much of a body the trace shows.
-pub const TRACE_BODY_PREVIEW: usize = 2048;
 
-/// Who a request is signed as (P-CH-2 levels, SK0§2.3–2.6).
-#[derive(Debug, Clone)]
+/// Who a request is signed as (P-CH-2 levels, SK0§2.3–2.6). `Debug`
+/// shows a token's header and claims, never its signature.
+#[derive(Clone)]
 pub enum Identity {
     /// Pseudonymous: `hwk` with the key inline (SK0§2.3).
     Hwk(Arc<SigningKey>),
@@ -69,6 +70,31 @@ pub enum Identity {
         /// The key the auth token's `cnf.jwk` names.
         key: Arc<SigningKey>,
     },
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = |text: &str| SignedToken::new(text);
+        match self {
+            Self::Hwk(key) => f.debug_tuple("Hwk").field(key).finish(),
+            Self::AgentServer { agent, kid, key } => f
+                .debug_struct("AgentServer")
+                .field("agent", agent)
+                .field("kid", kid)
+                .field("key", key)
+                .finish(),
+            Self::Delegate { agent_token, key } => f
+                .debug_struct("Delegate")
+                .field("agent_token", &token(agent_token))
+                .field("key", key)
+                .finish(),
+            Self::AuthToken { auth_token, key } => f
+                .debug_struct("AuthToken")
+                .field("auth_token", &token(auth_token))
+                .field("key", key)
+                .finish(),
+        }
+    }
 }
 
 impl Identity {
@@ -281,93 +307,6 @@ pub enum ClientError {
     /// The response body was larger than [`MAX_RESPONSE_BYTES`].
     #[error("{0}: response body larger than {MAX_RESPONSE_BYTES} bytes")]
     TooLarge(String),
-}
-
-/// One side of an exchange, for [`Trace`].
-#[derive(Debug)]
-pub enum Exchange<'a> {
-    /// A request about to be sent.
-    Request {
-        /// Method.
-        method: &'a Method,
-        /// URL.
-        url: &'a Url,
-        /// Every header sent.
-        headers: &'a HeaderMap,
-        /// The body.
-        body: &'a [u8],
-    },
-    /// The response received.
-    Response {
-        /// URL it answers.
-        url: &'a Url,
-        /// Status.
-        status: StatusCode,
-        /// Every header received.
-        headers: &'a HeaderMap,
-        /// The body.
-        body: &'a [u8],
-    },
-}
-
-/// A hook that sees every request and response (`--verbose`).
-pub trait Trace: Send + Sync {
-    /// Called before a request is sent and after its response is read.
-    fn exchange(&self, exchange: &Exchange<'_>);
-}
-
-/// Prints each exchange to standard error: method, URL, every header, and
-/// the first [`TRACE_BODY_PREVIEW`] bytes of the body.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StderrTrace;
-
-impl Trace for StderrTrace {
-    fn exchange(&self, exchange: &Exchange<'_>) {
-        let mut out = String::new();
-        let (headers, body) = match exchange {
-            Exchange::Request {
-                method,
-                url,
-                headers,
-                body,
-            } => {
-                out.push_str(&format!("> {method} {url}\n"));
-                (headers, body)
-            }
-            Exchange::Response {
-                url,
-                status,
-                headers,
-                body,
-            } => {
-                out.push_str(&format!("< {status} ({url})\n"));
-                (headers, body)
-            }
-        };
-        let arrow = if matches!(exchange, Exchange::Request { .. }) {
-            '>'
-        } else {
-            '<'
-        };
-        for (name, value) in headers.iter() {
-            out.push_str(&format!(
-                "{arrow} {name}: {}\n",
-                String::from_utf8_lossy(value.as_bytes())
-            ));
-        }
-        if !body.is_empty() {
-            let shown = body.get(..TRACE_BODY_PREVIEW).unwrap_or(body);
-            out.push_str(&format!(
-                "{arrow}\n{arrow} {}",
-                String::from_utf8_lossy(shown)
-            ));
-            if shown.len() < body.len() {
-                out.push_str(&format!(" … ({} bytes in all)", body.len()));
-            }
-            out.push('\n');
-        }
-        eprint!("{out}");
-    }
 }
 
 /// Signs and sends requests (E§10). Cheap to clone.

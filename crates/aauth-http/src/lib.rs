@@ -13,7 +13,8 @@
 //! * [`browser`]: HTML pages and the redirect URI rule, for the pages a
 //!   user's browser is shown or sent through (P-AS-4, P-UI-2).
 //! * [`client`]: the signing side — sign a request as an AAuth identity
-//!   (E§10), send it, and read the `Agent-Auth` challenge and error body.
+//!   (E§10), send it, and read the `Agent-Auth` challenge and error body;
+//!   [`trace`] shows its exchanges with every credential redacted.
 #![forbid(unsafe_code)]
 
 pub mod browser;
@@ -24,3 +25,4 @@ pub mod guard;
 pub mod replay;
 pub mod runtime;
 pub mod server;
+pub mod trace;

@@ -30,6 +30,7 @@
 //! | [`metadata`] | the three well-known documents (E§8, D§9) |
 //! | [`verify`] | one request, end to end (E§10.7) |
 //! | [`error`] | error codes and the P-ERR-1 table, as one exhaustive match |
+//! | [`secret`] | credentials as their own types, never shown whole by `Debug` |
 //!
 //! Validation functions take the current time and the keys the caller has
 //! resolved: [`verify::Presented::read`] reads a request once and its
@@ -50,6 +51,7 @@ pub mod jose;
 pub mod jwk;
 pub mod keys;
 pub mod metadata;
+pub mod secret;
 pub mod signature_key;
 pub mod tokens;
 pub mod verify;

@@ -27,6 +27,7 @@ use aauth_protocol::error::Condition;
 use aauth_protocol::httpsig::NonceRule;
 use aauth_protocol::ids::{Kid, Origin, OriginMode, Scope};
 use aauth_protocol::keys::{Algorithm, SigningKey};
+use aauth_protocol::secret::RefreshToken;
 use aauth_protocol::tokens::auth_token::AuthTokenBuilder;
 use aauth_protocol::tokens::resource_token::ResourceTokenBuilder;
 use aauth_protocol::verify::VerifierConfig;
@@ -364,7 +365,10 @@ async fn consent_goes_through_the_loopback_callback_and_the_code() {
     let counters = world.counters.lock().unwrap();
     assert_eq!((counters.auth, counters.code), (1, 1));
     let grant = &agent.tokens().all()[0];
-    assert_eq!(grant.refresh_token.as_deref(), Some("refresh-1"));
+    assert_eq!(
+        grant.refresh_token.as_ref().map(RefreshToken::expose),
+        Some("refresh-1")
+    );
     assert_eq!(grant.scope, "data.read");
     assert_eq!(grant.resource, world.origin.as_str());
 }
@@ -403,7 +407,10 @@ async fn an_expired_auth_token_is_refreshed_before_the_call() {
     assert_eq!((counters.auth, counters.refresh), (1, 1));
     // E§9.7: the refresh token is kept.
     assert_eq!(
-        agent.tokens().all()[0].refresh_token.as_deref(),
+        agent.tokens().all()[0]
+            .refresh_token
+            .as_ref()
+            .map(RefreshToken::expose),
         Some("refresh-1")
     );
 }

@@ -160,7 +160,7 @@ async fn authorized_identity(world: &World, data: &Url) -> Result<Identity, Stri
         .ok_or("the agent holds no auth token after GET /data")?;
     let key = world.agent_server_key().map_err(|e| e.to_string())?;
     Ok(Identity::AuthToken {
-        auth_token: grant.auth_token,
+        auth_token: grant.auth_token.expose().to_owned(),
         key: Arc::new(key.key),
     })
 }

@@ -82,7 +82,7 @@ pub fn server_identity(world: &World) -> Identity {
 /// Signing as an enrolled delegate (`jwt` agent token).
 pub fn delegate_identity(delegate: &DelegateState) -> Identity {
     Identity::Delegate {
-        agent_token: delegate.record.agent_token.clone(),
+        agent_token: delegate.record.agent_token.expose().to_owned(),
         key: delegate.key.clone(),
     }
 }

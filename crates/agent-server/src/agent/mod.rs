@@ -34,6 +34,7 @@ use aauth_protocol::httpsig::Nonce;
 use aauth_protocol::ids::{Kid, Origin, OriginMode};
 use aauth_protocol::jose::{self, UnverifiedJws};
 use aauth_protocol::keys::{Algorithm, SigningKey, random_bytes};
+use aauth_protocol::secret::{RefreshToken, RequestToken, SignedToken};
 use aauth_protocol::{b64, metadata::AuthServerMetadata};
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -132,10 +133,10 @@ pub type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// The auth server's answer to `request_type=auth|code|refresh` (E§9.4, E§9.6, E§9.7).
 #[derive(Debug, Deserialize)]
 struct TokenResponse {
-    auth_token: Option<String>,
+    auth_token: Option<SignedToken>,
     expires_in: Option<u64>,
-    refresh_token: Option<String>,
-    request_token: Option<String>,
+    refresh_token: Option<RefreshToken>,
+    request_token: Option<RequestToken>,
 }
 
 /// What the agent reads from a resource token for its bookkeeping: the
@@ -267,7 +268,7 @@ impl Agent {
                     });
                 }
                 Ok(Identity::Delegate {
-                    agent_token: state.record.agent_token.clone(),
+                    agent_token: state.record.agent_token.expose().to_owned(),
                     key: state.key.clone(),
                 })
             }
@@ -276,7 +277,7 @@ impl Agent {
 
     fn authorized(&self, grant: &Grant) -> Identity {
         Identity::AuthToken {
-            auth_token: grant.auth_token.clone(),
+            auth_token: grant.auth_token.expose().to_owned(),
             key: self.principal.key().clone(),
         }
     }
@@ -468,7 +469,7 @@ impl Agent {
                 metadata.agent_token_endpoint.as_str(),
                 &[
                     ("request_type", "refresh"),
-                    ("refresh_token", &refresh_token),
+                    ("refresh_token", refresh_token.expose()),
                 ],
             )
             .await;
@@ -555,7 +556,9 @@ impl Agent {
                 ..
             } => {
                 self.step("→ the user's consent is needed");
-                let code = self.consent(&metadata, &request_token, listener).await?;
+                let code = self
+                    .consent(&metadata, request_token.expose(), listener)
+                    .await?;
                 self.step("→ consent given; exchanging the code (request_type=code)");
                 self.token_request(
                     "code exchange",
@@ -726,7 +729,7 @@ pub async fn renew(
     let url = Url::parse(&format!("{agent}/delegate/renew"))
         .map_err(|e| AgentError::Url(e.to_string()))?;
     let identity = Identity::Delegate {
-        agent_token: state.record.agent_token.clone(),
+        agent_token: state.record.agent_token.expose().to_owned(),
         key: state.key.clone(),
     };
     let request =
@@ -764,7 +767,7 @@ fn agent_record(reply: &Reply, agent: &Origin) -> Result<AgentRecord, AgentError
     Ok(AgentRecord {
         agent: agent.as_str().to_owned(),
         sub: answer.sub,
-        agent_token: answer.agent_token,
+        agent_token: SignedToken::new(answer.agent_token),
         expires_at: unix_now().saturating_add(answer.expires_in),
     })
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use aauth_http::runtime::write_private;
 use aauth_protocol::keys::{PrivateJwk, SigningKey};
+use aauth_protocol::secret::{RefreshToken, SignedToken};
 use serde::{Deserialize, Serialize};
 
 use super::AgentError;
@@ -62,7 +63,7 @@ pub struct AgentRecord {
     /// The delegate identifier (the token's `sub`).
     pub sub: String,
     /// The agent token.
-    pub agent_token: String,
+    pub agent_token: SignedToken,
     /// When it expires (Unix seconds), from `expires_in`.
     pub expires_at: u64,
 }
@@ -122,11 +123,11 @@ pub struct Grant {
     /// The scope granted (the resource token's `scope`).
     pub scope: String,
     /// The auth token.
-    pub auth_token: String,
+    pub auth_token: SignedToken,
     /// When the auth token expires (Unix seconds).
     pub expires_at: u64,
     /// The refresh token, when the auth server gave one (E§9.7).
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<RefreshToken>,
     /// When this grant was obtained or refreshed, to prefer the newest.
     pub updated_at: u64,
 }
@@ -238,7 +239,7 @@ mod tests {
             record: AgentRecord {
                 agent: "https://agent.example".into(),
                 sub: "d1".into(),
-                agent_token: "t".into(),
+                agent_token: SignedToken::new("t"),
                 expires_at: 5,
             },
         };
@@ -248,15 +249,15 @@ mod tests {
             auth_server: "https://as.example".into(),
             resource: "https://r.example".into(),
             scope: "read".into(),
-            auth_token: "a".into(),
+            auth_token: SignedToken::new("a"),
             expires_at: 1,
-            refresh_token: Some("r".into()),
+            refresh_token: Some(RefreshToken::new("r")),
             updated_at: 1,
         };
         tokens.put(grant.clone()).unwrap();
         tokens
             .put(Grant {
-                auth_token: "b".into(),
+                auth_token: SignedToken::new("b"),
                 updated_at: 2,
                 ..grant.clone()
             })
@@ -268,9 +269,16 @@ mod tests {
         let again = TokenStore::in_dir(&dir).unwrap();
         assert_eq!(again.all().len(), 1);
         assert_eq!(
-            again.newest_for("https://r.example").unwrap().auth_token,
+            again
+                .newest_for("https://r.example")
+                .unwrap()
+                .auth_token
+                .expose(),
             "b"
         );
+        // The files keep plain strings; Debug shows none of them.
+        let shown = format!("{:?}", again.all());
+        assert!(!shown.contains("\"r\""), "{shown}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
