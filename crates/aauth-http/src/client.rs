@@ -221,8 +221,9 @@ pub struct ErrorReply {
 }
 
 impl ErrorReply {
-    /// The code, when it is one this implementation knows.
-    pub fn code(&self) -> Option<ErrorCode> {
+    /// The code: one this implementation knows, or
+    /// [`ErrorCode::Unknown`] with the peer's spelling.
+    pub fn code(&self) -> ErrorCode {
         ErrorCode::from_wire(&self.error)
     }
 }
@@ -258,9 +259,9 @@ impl Reply {
         self.challenge.as_ref().and_then(|c| c.as_ref().ok())
     }
 
-    /// The error code, if the body carried one this implementation knows.
+    /// The error code, if the body carried one.
     pub fn error_code(&self) -> Option<ErrorCode> {
-        self.error.as_ref().and_then(ErrorReply::code)
+        self.error.as_ref().map(ErrorReply::code)
     }
 
     /// The body as JSON.

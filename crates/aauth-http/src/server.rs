@@ -6,11 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aauth_protocol::challenge::AgentAuth;
+use aauth_protocol::challenge::{AgentAuth, Level};
 use aauth_protocol::error::{ChallengeKind, Condition, ErrorBody};
 use aauth_protocol::httpsig::{HeaderSource, Request};
 use aauth_protocol::keys::sha256;
-use aauth_protocol::signature_key::Scheme;
 use aauth_protocol::verify::{
     ExpiredTokenHolder, KeyDirectory, Presented, Rejection, TokenCache, ValidatedToken,
     VerifiedRequest, VerifierConfig,
@@ -345,14 +344,14 @@ impl RequestVerifier {
         if let Some(nonce) = verified.nonce() {
             // Keys with an identity are clients by themselves; anyone can
             // mint hwk keys, so those count against their address.
-            let client = match verified.scheme() {
-                Scheme::Hwk => Client::address(
+            let client = match verified.level() {
+                Level::Pseudonymous => Client::address(
                     parts
                         .extensions
                         .get::<ConnectInfo<SocketAddr>>()
                         .map(|info| info.0.ip()),
                 ),
-                Scheme::JwksUri | Scheme::Jwt | Scheme::X509 => Client::Key(verified.thumbprint()),
+                Level::Identified | Level::Authorized => Client::Key(verified.thumbprint()),
             };
             let outcome = self.nonces.check(
                 client,

@@ -21,8 +21,10 @@ pub fn echo(text: &str) -> String {
     text.chars().take(MAX_ECHO).collect()
 }
 
-/// An error code as sent in `{"error": …}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An error code as sent in `{"error": …}`. An open registry (E§12.2
+/// leaves codes "TBD"; D§11.2, RFC 6749 §5.2): a code we do not know is
+/// kept as [`ErrorCode::Unknown`], never dropped (style §6).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// D§11.2.1: the HTTP Message Signature is missing, malformed or failed.
     InvalidSignature,
@@ -64,10 +66,12 @@ pub enum ErrorCode {
     /// replay cache is full, or a peer it called did not answer in time);
     /// the same request may succeed later.
     TemporarilyUnavailable,
+    /// A code a peer sent that this crate does not know, as received.
+    Unknown(String),
 }
 
 impl ErrorCode {
-    /// Every code, for tests and documentation.
+    /// Every code this crate knows, for tests and documentation.
     pub const ALL: [Self; 18] = [
         Self::InvalidSignature,
         Self::ReplayedNonce,
@@ -90,7 +94,7 @@ impl ErrorCode {
     ];
 
     /// The code's wire spelling.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             Self::InvalidSignature => "invalid_signature",
             Self::ReplayedNonce => "replayed_nonce",
@@ -110,12 +114,17 @@ impl ErrorCode {
             Self::AccessDenied => "access_denied",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::Unknown(code) => code,
         }
     }
 
-    /// Parses a wire spelling (for clients reading error bodies).
-    pub fn from_wire(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    /// Reads a wire spelling (for clients reading error bodies): a code this
+    /// crate does not know is [`ErrorCode::Unknown`].
+    pub fn from_wire(text: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == text)
+            .unwrap_or_else(|| Self::Unknown(text.to_owned()))
     }
 }
 
@@ -211,7 +220,7 @@ pub enum Condition {
 }
 
 /// How a [`Condition`] appears on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wire {
     /// HTTP status code.
     pub status: u16,
@@ -306,9 +315,13 @@ mod tests {
     #[test]
     fn every_code_round_trips_its_spelling() {
         for code in ErrorCode::ALL {
-            assert_eq!(ErrorCode::from_wire(code.as_str()), Some(code));
+            assert_eq!(ErrorCode::from_wire(code.as_str()), code);
         }
-        assert_eq!(ErrorCode::from_wire("slow_down"), None);
+        // A peer's new code is kept, not dropped.
+        let new = ErrorCode::from_wire("slow_down");
+        assert_eq!(new, ErrorCode::Unknown("slow_down".to_owned()));
+        assert_eq!(new.as_str(), "slow_down");
+        assert_eq!(serde_json::to_string(&new).unwrap(), "\"slow_down\"");
     }
 
     /// profile: P-ERR-1 — one assertion per row of the table.

@@ -52,8 +52,11 @@ pub const MAX_PARAMETERS: usize = 32;
 /// parenthesised form's default when `well-known` is absent (P-SK-2).
 pub const AAUTH_AGENT_WELL_KNOWN: &str = "aauth-agent";
 
-/// A key distribution scheme (SK0§5.2.2).
+/// A key distribution scheme (SK0§5.2.2). A registry that grows (SK4 adds
+/// `jkt-jwt`): code outside this crate must expect schemes it does not
+/// know yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Scheme {
     /// SK0§2.3 Header Web Key: the public key inline.
     Hwk,

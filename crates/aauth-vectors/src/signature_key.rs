@@ -343,7 +343,8 @@ pub(crate) fn check(contents: &str, report: &mut Report) -> Result<()> {
                     ensure(&got == want, || format!("parsed as {got:?}"))
                 }
                 (Err(e), None, Some(want)) => {
-                    let code = e.condition().wire().code.as_str();
+                    let code = e.condition().wire().code;
+                    let code = code.as_str();
                     ensure(
                         code == want && detail.as_deref() == Some(e.to_string().as_str()),
                         || format!("refused with {code} ({e})"),

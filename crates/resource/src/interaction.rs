@@ -516,7 +516,7 @@ async fn callback_inner(
         NeedsUser::Onward(_) => error.map_or(Ok(()), |e| Err(pass_on(e))),
     };
     let mut back = visit.return_url;
-    if let Err(code) = outcome {
+    if let Err(code) = &outcome {
         back.query_pairs_mut().append_pair("error", code.as_str());
     }
     tracing::info!(

@@ -29,8 +29,11 @@ use crate::keys::CryptoError;
 /// How far in the future `iat` and `nbf` may be (profile: P-TOK-5).
 pub const MAX_FUTURE_SKEW: i64 = 60;
 
-/// Which of the three tokens a JWT is, from its `typ` (E§14.4).
+/// Which of the three tokens a JWT is, from its `typ` (E§14.4). A
+/// registry of media types that may grow: code outside this crate must
+/// expect token types it does not know yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TokenType {
     /// `agent+jwt` (E§5.2).
     Agent,
