@@ -461,7 +461,11 @@ impl Discovery {
         match need {
             KeyNeed::None => Prefetched { found: None },
             KeyNeed::Keys { owner, origin, kid } => {
-                let result = self.key(*owner, origin, kid).await;
+                // Boxed: a lookup's state (fetches, cache entries) is large,
+                // and every request future awaiting `prefetch` would carry it
+                // inline, copied whenever that future moves, even on the hot
+                // path where nothing is fetched at all.
+                let result = Box::pin(self.key(*owner, origin, kid)).await;
                 Prefetched {
                     found: Some(((*owner, origin.clone(), kid.clone()), result)),
                 }
