@@ -296,14 +296,7 @@ impl RequestVerifier {
     /// configuration's [`NonceRule`](aauth_protocol::httpsig::NonceRule)
     /// (P-SIG-6); a present one is always checked against the replay cache.
     pub async fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedRequest, Rejected> {
-        let headers = Headers(&parts.headers);
-        let presented = Presented::read(
-            &self.request(parts, &headers, body),
-            &self.config,
-            &self.tokens,
-            unix_now(),
-        )
-        .map_err(|rejection| self.rejected(rejection))?;
+        let presented = self.read(parts, body)?;
         // A token validated before needs no keys: nothing is looked up or
         // refetched for it under load.
         let directory = self.discovery.prefetch(&presented.key_need()).await;
@@ -319,15 +312,21 @@ impl RequestVerifier {
         body: &[u8],
         directory: &D,
     ) -> Result<VerifiedRequest, Rejected> {
+        let presented = self.read(parts, body)?;
+        self.finish(parts, presented, directory)
+    }
+
+    /// The first half: the request read once, against this server's
+    /// configuration and token cache.
+    fn read(&self, parts: &Parts, body: &[u8]) -> Result<Presented, Rejected> {
         let headers = Headers(&parts.headers);
-        let presented = Presented::read(
+        Presented::read(
             &self.request(parts, &headers, body),
             &self.config,
             &self.tokens,
             unix_now(),
         )
-        .map_err(|rejection| self.rejected(rejection))?;
-        self.finish(parts, presented, directory)
+        .map_err(|rejection| self.rejected(rejection))
     }
 
     /// The second half: the keys, the signature, then the `Nonce`.

@@ -10,6 +10,8 @@
 //!   signature ([`aauth_protocol::secret::jwt_view`]): a reader can follow
 //!   the flow, and nothing printed can be presented again.
 
+use std::borrow::Cow;
+
 use aauth_protocol::secret::{JwtView, jwt_view};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
@@ -138,19 +140,19 @@ fn url_shown(url: &Url) -> String {
         return url.to_string();
     }
     let mut shown = url.clone();
-    let pairs: Vec<(String, String)> = url
-        .query_pairs()
-        .map(|(name, value)| {
-            let value = if OPAQUE.contains(&name.as_ref()) {
-                REDACTED.to_owned()
-            } else {
-                jwts_shown(&value)
-            };
-            (name.into_owned(), value)
-        })
-        .collect();
+    let pairs: Vec<(String, String)> = url.query_pairs().map(pair_shown).collect();
     shown.query_pairs_mut().clear().extend_pairs(pairs);
     shown.to_string()
+}
+
+/// A query or form pair as shown: an opaque credential redacted, JWTs decoded.
+fn pair_shown((name, value): (Cow<'_, str>, Cow<'_, str>)) -> (String, String) {
+    let value = if OPAQUE.contains(&name.as_ref()) {
+        REDACTED.to_owned()
+    } else {
+        jwts_shown(&value)
+    };
+    (name.into_owned(), value)
 }
 
 /// The body as text: a form or JSON with its credentials redacted, other
@@ -158,16 +160,8 @@ fn url_shown(url: &Url) -> String {
 fn body_shown(content_type: &str, body: &[u8]) -> String {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body)
-            .map(|(name, value)| {
-                let value = if OPAQUE.contains(&name.as_ref()) {
-                    REDACTED.to_owned()
-                } else {
-                    jwts_shown(&value)
-                };
-                (name.into_owned(), value)
-            })
-            .collect();
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(body).map(pair_shown).collect();
         return pairs
             .iter()
             .map(|(name, value)| format!("{name}={value}"))

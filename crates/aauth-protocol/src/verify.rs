@@ -939,15 +939,19 @@ mod tests {
             .collect()
     }
 
-    fn verify(world: &World, headers: &[(String, String)]) -> Result<VerifiedRequest, Rejection> {
-        let request = Request {
+    /// `GET /data?x=1` with `headers`, as the verifier receives it.
+    fn get(headers: &[(String, String)]) -> Request<'_, [(String, String)]> {
+        Request {
             method: "GET",
-            authority: &world.config.authority,
+            authority: "resource.example",
             target: "/data?x=1",
             headers,
             body: None,
-        };
-        verify_request(&request, &world.config, &world.directory, NOW)
+        }
+    }
+
+    fn verify(world: &World, headers: &[(String, String)]) -> Result<VerifiedRequest, Rejection> {
+        verify_request(&get(headers), &world.config, &world.directory, NOW)
     }
 
     fn code(rejection: &Rejection) -> ErrorCode {
@@ -1144,13 +1148,7 @@ mod tests {
         w.config.trusted_auth_servers.clear();
         let token = auth_token(&w, w.delegate.public_key());
         let headers = signed_get(&w.delegate, &SignatureKeyField::jwt(Label::sig(), token));
-        let request = Request {
-            method: "GET",
-            authority: "resource.example",
-            target: "/data?x=1",
-            headers: &headers,
-            body: None,
-        };
+        let request = get(&headers);
         let presented = Presented::read(&request, &w.config, &NoTokenCache, NOW).unwrap();
         assert_eq!(presented.key_need(), KeyNeed::None);
         let rejection = verify(&w, &headers).unwrap_err();
@@ -1197,13 +1195,7 @@ mod tests {
         ];
         for (field, need) in cases {
             let headers = signed_get(&w.delegate, &field);
-            let request = Request {
-                method: "GET",
-                authority: "resource.example",
-                target: "/data?x=1",
-                headers: &headers,
-                body: None,
-            };
+            let request = get(&headers);
             let presented = Presented::read(&request, &w.config, &NoTokenCache, NOW).unwrap();
             assert_eq!(presented.key_need(), need, "{field:?}");
         }
@@ -1304,13 +1296,7 @@ mod tests {
         let w = world();
         let token = auth_token(&w, w.delegate.public_key());
         let headers = signed_get(&w.delegate, &SignatureKeyField::jwt(Label::sig(), token));
-        let request = Request {
-            method: "GET",
-            authority: "resource.example",
-            target: "/data?x=1",
-            headers: &headers,
-            body: None,
-        };
+        let request = get(&headers);
         let cache = Cache::default();
         let directory = Counting(&w.directory, std::cell::Cell::new(0));
         for _ in 0..3 {
@@ -1359,13 +1345,7 @@ mod tests {
         let later = NOW + 601;
         let mut config = w.config.clone();
         config.http.max_skew = 3600;
-        let request = Request {
-            method: "GET",
-            authority: "resource.example",
-            target: "/data?x=1",
-            headers: &headers,
-            body: None,
-        };
+        let request = get(&headers);
         let rejection = verify_request(&request, &config, &w.directory, later).unwrap_err();
         assert_eq!(code(&rejection), ErrorCode::InvalidAuthToken);
         assert_eq!(
@@ -1379,11 +1359,7 @@ mod tests {
         // Signed by another key: no holder, nothing to mint for.
         let other = SigningKey::generate(Algorithm::Ed25519).unwrap();
         let forged = signed_get(&other, &field);
-        let request = Request {
-            headers: &forged,
-            ..request
-        };
-        let rejection = verify_request(&request, &config, &w.directory, later).unwrap_err();
+        let rejection = verify_request(&get(&forged), &config, &w.directory, later).unwrap_err();
         assert_eq!(code(&rejection), ErrorCode::InvalidAuthToken);
         assert!(rejection.expired_token_holder.is_none());
     }
@@ -1398,13 +1374,7 @@ mod tests {
         let headers = signed_get(&w.delegate, &SignatureKeyField::jwt(Label::sig(), token));
         let mut config = w.config.clone();
         config.http.max_skew = 3_600;
-        let request = Request {
-            method: "GET",
-            authority: "resource.example",
-            target: "/data?x=1",
-            headers: &headers,
-            body: None,
-        };
+        let request = get(&headers);
         let cache = Cache::default();
         verify_request_cached(&request, &config, &w.directory, &cache, NOW).unwrap();
         let exp = u64::try_from(cache.get(headers_jwt(&headers)).unwrap().exp()).unwrap();
@@ -1451,13 +1421,7 @@ mod tests {
         let headers = signed_get(&w.delegate, &SignatureKeyField::jwt(Label::sig(), token));
         let mut config = w.config.clone();
         config.http.max_skew = 3_600;
-        let request = Request {
-            method: "GET",
-            authority: "resource.example",
-            target: "/data?x=1",
-            headers: &headers,
-            body: None,
-        };
+        let request = get(&headers);
         let rejection = verify_request(&request, &config, &w.directory, NOW + 3_000).unwrap_err();
         assert!(
             matches!(
@@ -1491,13 +1455,7 @@ mod tests {
         let token = auth_token(&w, w.delegate.public_key());
         let field = SignatureKeyField::jwt(Label::sig(), token);
         let headers = signed_get(&w.delegate, &field);
-        let request = Request {
-            method: "GET",
-            authority: "resource.example",
-            target: "/data?x=1",
-            headers: &headers,
-            body: None,
-        };
+        let request = get(&headers);
         let presented = Presented::read(&request, &w.config, &NoTokenCache, NOW).unwrap();
         assert_eq!(presented.key_need(), KeyNeed::None);
         let directory = Counting(&w.directory, std::cell::Cell::new(0));
@@ -1594,13 +1552,7 @@ mod tests {
                 ("Signature-Input".to_owned(), input),
                 ("Signature".to_owned(), sig),
             ];
-            let request = Request {
-                method: "GET",
-                authority: "resource.example",
-                target: "/data?x=1",
-                headers: &headers,
-                body: None,
-            };
+            let request = get(&headers);
             let _ = Presented::read(&request, &w.config, &NoTokenCache, NOW).map(|p| p.key_need());
             proptest::prop_assert!(verify(&w, &headers).is_err());
         }
