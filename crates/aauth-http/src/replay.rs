@@ -134,6 +134,9 @@ struct Inner {
     by_expiry: BTreeMap<u64, Vec<(u128, u64)>>,
     /// Entries per client.
     per_client: HashMap<u64, usize>,
+    /// When a refusal was last logged (one line per ten seconds at most,
+    /// whatever a flood sends).
+    warned_at: Option<u64>,
 }
 
 impl Inner {
@@ -212,6 +215,18 @@ impl ReplayCache {
         }
         let used = inner.per_client.get(&client).copied().unwrap_or(0);
         if inner.seen.len() >= self.limits.capacity || used >= self.limits.per_client {
+            if inner
+                .warned_at
+                .is_none_or(|at| now >= at.saturating_add(10))
+            {
+                inner.warned_at = Some(now);
+                tracing::warn!(
+                    entries = inner.seen.len(),
+                    client_entries = used,
+                    limits = ?self.limits,
+                    "the Nonce replay cache cannot remember more; refusing (503) until entries expire"
+                );
+            }
             let oldest = inner.by_expiry.first_key_value().map_or(now, |(at, _)| *at);
             return Outcome::Full {
                 retry_after: oldest.saturating_add(1).saturating_sub(now).max(1),

@@ -281,11 +281,6 @@ impl RequestVerifier {
         &self.discovery
     }
 
-    /// The `Nonce` replay cache.
-    pub fn replay_cache(&self) -> &ReplayCache {
-        &self.nonces
-    }
-
     /// Whether the server runs in dev mode.
     pub fn dev(&self) -> bool {
         self.dev
@@ -340,6 +335,8 @@ impl RequestVerifier {
         let verified = presented
             .verify(&self.config, directory, &self.tokens, now)
             .map_err(|rejection| self.rejected(rejection))?;
+        // E§10.5: "Check that the nonce has not been used previously within
+        // the replay window" (the cache: crate::replay).
         if let Some(nonce) = verified.nonce() {
             // Keys with an identity are clients by themselves; anyone can
             // mint hwk keys, so those count against their address.
@@ -370,11 +367,6 @@ impl RequestVerifier {
                 // Fail closed: a Nonce that cannot be remembered is not
                 // accepted (P-SIG-6).
                 Outcome::Full { retry_after } => {
-                    tracing::warn!(
-                        ?client,
-                        entries = self.nonces.len(),
-                        "the Nonce replay cache is full for this client; refusing"
-                    );
                     return Err(Rejected {
                         retry_after: Some(retry_after),
                         ..Rejected::new(

@@ -35,6 +35,7 @@ use crate::httpsig::{self, HeaderSource, HttpSigError, Nonce, Request, VerifyPol
 use crate::ids::{Kid, Origin, OriginError, OriginMode, Thumbprint};
 use crate::jwk::PublicKey;
 use crate::keys::VerifyingKey;
+use crate::secret::SignedToken;
 use crate::signature_key::{self, AAUTH_AGENT_WELL_KNOWN, Scheme, SignatureKey, SignatureKeyError};
 use crate::tokens::agent_token::{self, AgentTokenContext, AgentTokenError, VerifiedAgentToken};
 use crate::tokens::auth_token::{
@@ -424,11 +425,11 @@ enum Source {
     /// A token this verifier validated before, unexpired when read.
     Validated(ValidatedToken),
     /// An agent token, to validate with its issuer's keys (E§5.7).
-    AgentToken { jwt: String, peek: Peek },
+    AgentToken { jwt: SignedToken, peek: Peek },
     /// An auth token, to validate with its issuer's keys (E§7.7); an issuer
     /// that is not `trusted` is refused without a fetch (P-TOK-6).
     AuthToken {
-        jwt: String,
+        jwt: SignedToken,
         peek: Peek,
         trusted: bool,
     },
@@ -648,10 +649,10 @@ impl Presented {
                 ctx.origin_mode = config.origin_mode;
                 ctx.leeway_secs = config.token_leeway_secs;
                 let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::Agent, iss, kid);
-                let token = agent_token::validate(jwt, &ctx, &keys)
+                let token = agent_token::validate(jwt.expose(), &ctx, &keys)
                     .map_err(|e| (VerifyError::AgentToken(e), None))?;
                 let token = ValidatedToken::Agent(Arc::new(token));
-                cache.insert(jwt, &token);
+                cache.insert(jwt.expose(), &token);
                 Ok(Resolved::from(token))
             }
             Source::AuthToken { jwt, .. } => {
@@ -663,10 +664,10 @@ impl Presented {
                 ctx.origin_mode = config.origin_mode;
                 ctx.leeway_secs = config.token_leeway_secs;
                 let keys = |iss: &Origin, kid: &Kid| directory.key(KeyOwner::AuthServer, iss, kid);
-                match auth_token::check(jwt, &ctx, &keys) {
+                match auth_token::check(jwt.expose(), &ctx, &keys) {
                     Ok(Validity::Valid(token)) => {
                         let token = ValidatedToken::Auth(Arc::new(*token));
-                        cache.insert(jwt, &token);
+                        cache.insert(jwt.expose(), &token);
                         Ok(Resolved::from(token))
                     }
                     Ok(Validity::ExpiredButGenuine { token, error }) => {
@@ -740,13 +741,20 @@ fn source<C: TokenCache + ?Sized>(
                 }
             })?;
             match peek.typ {
-                TokenType::Agent => Ok(Source::AgentToken { jwt, peek }),
+                TokenType::Agent => Ok(Source::AgentToken {
+                    jwt: SignedToken::new(jwt),
+                    peek,
+                }),
                 TokenType::Auth if !config.accept_auth_tokens => Ok(Source::RefusedAuthToken {
                     cnf: auth_token::unverified_cnf_key(&jwt).map_err(VerifyError::AuthToken)?,
                 }),
                 TokenType::Auth => {
                     let trusted = config.trusted_auth_servers.contains(&peek.iss);
-                    Ok(Source::AuthToken { jwt, peek, trusted })
+                    Ok(Source::AuthToken {
+                        jwt: SignedToken::new(jwt),
+                        peek,
+                        trusted,
+                    })
                 }
                 TokenType::Resource => Err(VerifyError::ResourceTokenAsKey),
             }
@@ -1401,6 +1409,26 @@ mod tests {
                 key: w.delegate.public_key().clone(),
             })
         );
+    }
+
+    #[test]
+    fn a_token_found_in_the_cache_is_carried_even_if_the_cache_forgets_it() {
+        // Review finding 2: the request was judged to need no keys from one
+        // cache lookup and resolved by a second; an eviction between the two
+        // refused a valid request against an empty directory.
+        let w = world();
+        let token = auth_token(&w, w.delegate.public_key());
+        let headers = signed_get(&w.delegate, &SignatureKeyField::jwt(Label::sig(), token));
+        let request = get(&headers);
+        let cache = Cache::default();
+        verify_request_cached(&request, &w.config, &w.directory, &cache, NOW).unwrap();
+
+        let presented = Presented::read(&request, &w.config, &cache, NOW).unwrap();
+        assert_eq!(presented.key_need(), KeyNeed::None);
+        cache.0.borrow_mut().clear();
+        let nothing = Directory::default();
+        let verified = presented.verify(&w.config, &nothing, &cache, NOW).unwrap();
+        assert_eq!(verified.level(), Level::Authorized);
     }
 
     #[test]
