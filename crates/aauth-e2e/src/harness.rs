@@ -31,7 +31,7 @@ pub enum HarnessError {
         /// Why.
         source: std::io::Error,
     },
-    /// The process exited or stayed silent instead of announcing itself.
+    /// The process stayed silent instead of announcing itself.
     #[error("{name} did not announce itself within {timeout:?}; its log is {log}")]
     NotReady {
         /// The binary.
@@ -40,6 +40,16 @@ pub enum HarnessError {
         timeout: Duration,
         /// Where its log is.
         log: String,
+    },
+    /// The process exited before announcing itself.
+    #[error("{name} exited ({status}) before announcing itself; the end of its log:\n{tail}")]
+    Exited {
+        /// The binary.
+        name: String,
+        /// How it exited.
+        status: String,
+        /// The last lines of its log (its start-up error).
+        tail: String,
     },
     /// A file could not be written.
     #[error("{path}: {source}")]
@@ -76,8 +86,28 @@ pub fn binary(name: &str) -> Result<PathBuf, HarnessError> {
     }
 }
 
-/// A free loopback port (bound and released; the servers bind it next).
+/// Ports [`free_port`] draws from: below Linux's default range of ephemeral
+/// ports (32768–60999), which outgoing connections take their local ports
+/// from. A port the kernel hands out for `:0` is in that range, and in the
+/// moment between releasing it and the server binding it, any connection
+/// on the machine may take it.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free loopback port (bound and released; the servers bind it next),
+/// drawn at random from [`PORTS`]; `:0`'s answer if none is found.
 pub fn free_port() -> u16 {
+    let span = u32::from(PORTS.end - PORTS.start);
+    for _ in 0..64 {
+        let mut bytes = [0u8; 4];
+        if aauth_protocol::keys::random_bytes(&mut bytes).is_err() {
+            break;
+        }
+        let offset = u16::try_from(u32::from_le_bytes(bytes) % span).unwrap_or(0);
+        let port = PORTS.start + offset;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_or(0, |a| a.port())
@@ -143,7 +173,24 @@ impl Party {
                 url,
                 log,
             }),
-            Err(_) => {
+            // Its standard output closed without the line: it exited.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child
+                    .wait()
+                    .map_or_else(|e| e.to_string(), |status| status.to_string());
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines
+                    .get(lines.len().saturating_sub(10)..)
+                    .unwrap_or_default()
+                    .join("\n");
+                Err(HarnessError::Exited {
+                    name: name.to_owned(),
+                    status,
+                    tail,
+                })
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 Err(not_ready())
