@@ -152,6 +152,7 @@ async fn current_session(
 async fn new_session(
     state: &AppState,
     username: Option<String>,
+    replaces: Option<&str>,
 ) -> Result<(Session, HeaderValue), PageError> {
     let id = Secret::generate().map_err(PageError::internal)?;
     let csrf = Secret::generate().map_err(PageError::internal)?;
@@ -171,7 +172,7 @@ async fn new_session(
         .map_err(PageError::internal)?;
     state
         .store()
-        .insert_session(&session, now)
+        .insert_session(&session, replaces, now)
         .await
         .map_err(PageError::internal)?;
     let cookie = HeaderValue::from_str(&session_cookie(&id, lifetime, state.dev()))
@@ -293,7 +294,7 @@ async fn show_inner(state: &AppState, request: Request) -> Result<Response, Page
     let (session, cookie) = match current_session(state, request.headers()).await? {
         Some(session) => (session, None),
         None => {
-            let (session, cookie) = new_session(state, None).await?;
+            let (session, cookie) = new_session(state, None, None).await?;
             (session, Some(cookie))
         }
     };
@@ -422,13 +423,14 @@ async fn login_inner(state: &AppState, request: Request) -> Result<Response, Pag
             ),
         ));
     };
-    // A new session id at login: a planted anonymous cookie gains nothing.
-    state
-        .store()
-        .delete_session(&session.session_hash)
-        .await
-        .map_err(PageError::internal)?;
-    let (_, cookie) = new_session(state, Some(user.username.clone())).await?;
+    // A new session id at login, replacing the anonymous one: a planted
+    // anonymous cookie gains nothing.
+    let (_, cookie) = new_session(
+        state,
+        Some(user.username.clone()),
+        Some(&session.session_hash),
+    )
+    .await?;
     let response = back_to_auth(
         checked.token.expose(),
         &checked.pending.redirect_uri,

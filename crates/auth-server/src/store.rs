@@ -431,8 +431,22 @@ impl Store {
         Ok(Some(request))
     }
 
-    /// Stores a session.
-    pub async fn insert_session(&self, session: &Session, now: i64) -> Result<(), StoreError> {
+    /// Stores a session, ending the one whose digest is `replaces` in the
+    /// same transaction (login replaces the anonymous session, P-AS-4): a
+    /// crash leaves the old session or the new one, never neither.
+    pub async fn insert_session(
+        &self,
+        session: &Session,
+        replaces: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(old) = replaces {
+            sqlx::query("DELETE FROM login_sessions WHERE session_hash = $1")
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO login_sessions (session_hash, username, csrf_token, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
@@ -442,8 +456,9 @@ impl Store {
         .bind(&session.csrf_token)
         .bind(now)
         .bind(session.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -470,15 +485,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Ends a session (login replaces the anonymous one).
-    pub async fn delete_session(&self, session_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_sessions WHERE session_hash = $1")
-            .bind(session_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Redeems a code in one transaction (E§9.5: "Authorization codes MUST
@@ -808,6 +814,46 @@ mod tests {
             .unwrap();
         assert_eq!(redeemed, Some(Ok::<(), ()>(())));
         assert!(store.grant("g2").await.unwrap().is_some());
+        store.close().await;
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_login_session_replaces_the_anonymous_one_in_one_step() {
+        // P-AS-4: a new session id at login; the anonymous one ends with it.
+        let path = temp_db("sessions");
+        let store = Store::open(&path).await.unwrap();
+        let session = |hash: &str, user: Option<&str>| Session {
+            session_hash: hash.into(),
+            username: user.map(Into::into),
+            csrf_token: "c".into(),
+            expires_at: 2_000,
+        };
+        store
+            .insert_session(&session("anon", None), None, 1_000)
+            .await
+            .unwrap();
+        store
+            .insert_session(&session("alice", Some("alice")), Some("anon"), 1_000)
+            .await
+            .unwrap();
+        assert_eq!(store.session("anon", 1_000).await.unwrap(), None);
+        assert_eq!(
+            store.session("alice", 1_000).await.unwrap(),
+            Some(session("alice", Some("alice")))
+        );
+        // A new session that cannot be stored leaves the old one as it was.
+        store
+            .insert_session(&session("bob-anon", None), None, 1_000)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .insert_session(&session("alice", Some("alice")), Some("bob-anon"), 1_000)
+                .await
+                .is_err()
+        );
+        assert!(store.session("bob-anon", 1_000).await.unwrap().is_some());
         store.close().await;
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
