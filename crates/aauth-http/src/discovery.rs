@@ -474,6 +474,35 @@ impl Discovery {
     }
 }
 
+impl Discovery {
+    /// After a signature failed with the key `prefetched` holds: that
+    /// party's metadata and key set refetched (at most once a minute per
+    /// party, the gate of an unknown `kid`), and a directory with the key its
+    /// `kid` names now, if that is another key. `None`: nothing new, so the
+    /// refusal stands (P-MD-3: keys rotate, and a peer may reuse a `kid`).
+    pub async fn replaced_key(&self, prefetched: &Prefetched) -> Option<Prefetched> {
+        let Some(((owner, origin, kid), Ok(used))) = &prefetched.found else {
+            return None;
+        };
+        let refetched = self
+            .refetched
+            .get_with((*owner, origin.clone()), async {
+                self.forget(*owner, origin).await;
+                self.jwks(*owner, origin).await
+            })
+            .await
+            .ok()?;
+        let fresh = refetched.find(kid)?;
+        if fresh == used {
+            return None;
+        }
+        tracing::info!(%origin, %kid, "the key under this kid was replaced; judging again with the new one");
+        Some(Prefetched {
+            found: Some(((*owner, origin.clone(), kid.clone()), Ok(fresh.clone()))),
+        })
+    }
+}
+
 /// The outcome of one [`Discovery::prefetch`], read by the verifier.
 #[derive(Debug, Clone)]
 pub struct Prefetched {

@@ -295,7 +295,20 @@ impl RequestVerifier {
         // A token validated before needs no keys: nothing is looked up or
         // refetched for it under load.
         let directory = self.discovery.prefetch(&presented.key_need()).await;
-        self.finish(parts, presented, &directory)
+        let now = unix_now();
+        let verified = match presented.verify(&self.config, &directory, &self.tokens, now) {
+            // P-MD-3: the party may have replaced the key under this kid;
+            // its key set is refetched (once a minute at most) before the
+            // refusal stands.
+            Err(rejection) if rejection.error.failed_with_published_key() => {
+                match self.discovery.replaced_key(&directory).await {
+                    Some(fresh) => presented.verify(&self.config, &fresh, &self.tokens, now),
+                    None => Err(rejection),
+                }
+            }
+            outcome => outcome,
+        };
+        self.check_nonce(parts, verified.map_err(|r| self.rejected(r))?, now)
     }
 
     /// [`RequestVerifier::verify`] with keys from `directory` instead of
@@ -308,7 +321,11 @@ impl RequestVerifier {
         directory: &D,
     ) -> Result<VerifiedRequest, Rejected> {
         let presented = self.read(parts, body)?;
-        self.finish(parts, presented, directory)
+        let now = unix_now();
+        let verified = presented
+            .verify(&self.config, directory, &self.tokens, now)
+            .map_err(|rejection| self.rejected(rejection))?;
+        self.check_nonce(parts, verified, now)
     }
 
     /// The first half: the request read once, against this server's
@@ -324,17 +341,13 @@ impl RequestVerifier {
         .map_err(|rejection| self.rejected(rejection))
     }
 
-    /// The second half: the keys, the signature, then the `Nonce`.
-    fn finish<D: KeyDirectory + ?Sized>(
+    /// The last step: a verified request's `Nonce` against the replay cache.
+    fn check_nonce(
         &self,
         parts: &Parts,
-        presented: Presented,
-        directory: &D,
+        verified: VerifiedRequest,
+        now: u64,
     ) -> Result<VerifiedRequest, Rejected> {
-        let now = unix_now();
-        let verified = presented
-            .verify(&self.config, directory, &self.tokens, now)
-            .map_err(|rejection| self.rejected(rejection))?;
         // E§10.5: "Check that the nonce has not been used previously within
         // the replay window" (the cache: crate::replay).
         if let Some(nonce) = verified.nonce() {
@@ -560,7 +573,10 @@ mod token_cache_tests {
     }
 
     fn signed_parts(key: &SigningKey, token: &str) -> Parts {
-        let field = SignatureKeyField::jwt(Label::sig(), token.to_owned());
+        signed_with(key, &SignatureKeyField::jwt(Label::sig(), token.to_owned()))
+    }
+
+    fn signed_with(key: &SigningKey, field: &SignatureKeyField) -> Parts {
         let header = field.to_header_value(Syntax::Sk0).unwrap();
         let request = httpsig::Request {
             method: "GET",
@@ -609,5 +625,81 @@ mod token_cache_tests {
         let again = signed_parts(&agent_key, &token);
         verifier.verify(&again, b"").await.unwrap();
         assert_eq!(hits.load(Ordering::SeqCst), fetched);
+    }
+
+    #[tokio::test]
+    async fn a_key_replaced_under_the_same_kid_is_refetched_once_before_a_refusal() {
+        // P-MD-3: a peer that makes a new key when it restarts may publish it
+        // under the kid of the old one; a verifier with the old key set
+        // cached refetches it once (rate-limited per party) before refusing.
+        let first = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let published = Arc::new(std::sync::Mutex::new(first.public_key().clone()));
+        let jwks_hits = Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let agent = Origin::parse(&format!("http://127.0.0.1:{port}"), OriginMode::Dev).unwrap();
+        let metadata = serde_json::json!({
+            "agent": agent.as_str(),
+            "jwks_uri": format!("{agent}/jwks.json"),
+        });
+        let (keys, hits) = (published.clone(), jwks_hits.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/aauth-agent",
+                get(move || async move { axum::Json(metadata) }),
+            )
+            .route(
+                "/jwks.json",
+                get(move || {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let key = keys.lock().unwrap().clone();
+                    async move {
+                        axum::Json(
+                            Jwks::new(vec![JwksKey {
+                                kid: Kid::new("key-1".into()).unwrap(),
+                                key,
+                            }])
+                            .to_json_value(),
+                        )
+                    }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let resource = Origin::parse("https://resource.example", OriginMode::Production).unwrap();
+        let mut config = VerifierConfig::new(resource);
+        config.origin_mode = OriginMode::Dev;
+        let discovery = Discovery::new(Fetcher::new(OriginMode::Dev).unwrap(), OriginMode::Dev);
+        let verifier = RequestVerifier::new(config, discovery, true);
+        let field = SignatureKeyField::jwks_uri(
+            Label::sig(),
+            &agent,
+            aauth_protocol::signature_key::AAUTH_AGENT_WELL_KNOWN,
+            Kid::new("key-1".into()).unwrap(),
+        );
+        verifier
+            .verify(&signed_with(&first, &field), b"")
+            .await
+            .unwrap();
+        assert_eq!(jwks_hits.load(Ordering::SeqCst), 1);
+
+        // The agent restarts with a new key under the same kid.
+        let second = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        *published.lock().unwrap() = second.public_key().clone();
+        let verified = verifier
+            .verify(&signed_with(&second, &field), b"")
+            .await
+            .unwrap();
+        assert_eq!(verified.key(), second.public_key());
+        assert_eq!(jwks_hits.load(Ordering::SeqCst), 2, "one refetch");
+
+        // A forger's signature within the minute makes no more fetches.
+        let forger = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        let rejected = verifier
+            .verify(&signed_with(&forger, &field), b"")
+            .await
+            .unwrap_err();
+        assert_eq!(rejected.condition, Condition::SignatureInvalid);
+        assert_eq!(jwks_hits.load(Ordering::SeqCst), 2);
     }
 }

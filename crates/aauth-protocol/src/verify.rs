@@ -337,6 +337,21 @@ impl VerifyError {
         }
     }
 
+    /// Whether what failed is a signature that, in a request whose
+    /// [`Presented::key_need`] named a key, was checked with that key: the
+    /// `jwks_uri` request signature, or an agent or auth token's own
+    /// signature. The key may have been replaced under the same `kid` (a
+    /// peer that makes a new key when it restarts), so a caller that cached
+    /// the key set may refetch it once and judge again (P-MD-3).
+    pub fn failed_with_published_key(&self) -> bool {
+        matches!(
+            self,
+            Self::Signature(HttpSigError::SignatureInvalid | HttpSigError::AlgKeyMismatch { .. })
+                | Self::AgentToken(AgentTokenError::Signature(_))
+                | Self::AuthToken(AuthTokenError::Signature(_))
+        )
+    }
+
     /// The components a signature must cover, when that is what failed
     /// (the `required_components` member of D§11.2.1).
     pub fn required_components(&self) -> Option<&[String]> {
@@ -535,7 +550,7 @@ impl Presented {
     /// the scheme-specific verification procedure", then the signature
     /// itself. A token that passes validation goes into `cache`.
     pub fn verify<D, C>(
-        self,
+        &self,
         config: &VerifierConfig,
         directory: &D,
         cache: &C,
@@ -1512,6 +1527,36 @@ mod tests {
         let field = SignatureKeyField::jwt(Label::sig(), no_cnf);
         let rejection = verify(&w, &signed_get(&w.delegate, &field)).unwrap_err();
         assert_eq!(code(&rejection), ErrorCode::InvalidAuthToken);
+    }
+
+    #[test]
+    fn only_signatures_checked_with_a_published_key_invite_a_refetch() {
+        // P-MD-3: a key replaced under its kid shows as one of these.
+        assert!(VerifyError::Signature(HttpSigError::SignatureInvalid).failed_with_published_key());
+        assert!(
+            VerifyError::AgentToken(AgentTokenError::Signature(
+                crate::jose::JwsError::BadSignature
+            ))
+            .failed_with_published_key()
+        );
+        assert!(
+            VerifyError::AuthToken(AuthTokenError::Signature(
+                crate::jose::JwsError::BadSignature
+            ))
+            .failed_with_published_key()
+        );
+        // The token's own cnf key, an expiry, or a missing key: no refetch helps.
+        assert!(
+            !VerifyError::KeyBinding(HttpSigError::SignatureInvalid).failed_with_published_key()
+        );
+        assert!(
+            !VerifyError::AuthToken(AuthTokenError::Expired { exp: 0, now: 1 })
+                .failed_with_published_key()
+        );
+        assert!(
+            !VerifyError::AgentKey(KeyLookupError::UnknownKid(kid("k")))
+                .failed_with_published_key()
+        );
     }
 
     #[test]
