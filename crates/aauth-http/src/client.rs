@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use aauth_protocol::challenge::{AgentAuth, ChallengeError, Level};
 use aauth_protocol::error::ErrorCode;
-use aauth_protocol::httpsig::{self, Nonce, SignOptions};
+use aauth_protocol::httpsig::{self, Nonce, SignOptions, SignatureEncoding};
 use aauth_protocol::ids::{Kid, Label, Origin};
 use aauth_protocol::keys::SigningKey;
 use aauth_protocol::secret::SignedToken;
@@ -119,16 +119,18 @@ impl Identity {
 
     /// The `Signature-Key` member for label `sig` (P-SK-1, P-SIG-3).
     pub fn signature_key(&self) -> SignatureKeyField {
+        self.signature_key_labelled(Label::sig())
+    }
+
+    /// The `Signature-Key` member for `label`.
+    pub fn signature_key_labelled(&self, label: Label) -> SignatureKeyField {
         match self {
-            Self::Hwk(key) => SignatureKeyField::hwk(Label::sig(), key.public_key()),
-            Self::AgentServer { agent, kid, .. } => SignatureKeyField::jwks_uri(
-                Label::sig(),
-                agent,
-                AAUTH_AGENT_WELL_KNOWN,
-                kid.clone(),
-            ),
-            Self::Delegate { agent_token, .. } => SignatureKeyField::jwt(Label::sig(), agent_token),
-            Self::AuthToken { auth_token, .. } => SignatureKeyField::jwt(Label::sig(), auth_token),
+            Self::Hwk(key) => SignatureKeyField::hwk(label, key.public_key()),
+            Self::AgentServer { agent, kid, .. } => {
+                SignatureKeyField::jwks_uri(label, agent, AAUTH_AGENT_WELL_KNOWN, kid.clone())
+            }
+            Self::Delegate { agent_token, .. } => SignatureKeyField::jwt(label, agent_token),
+            Self::AuthToken { auth_token, .. } => SignatureKeyField::jwt(label, auth_token),
         }
     }
 
@@ -310,18 +312,84 @@ pub enum ClientError {
     TooLarge(String),
 }
 
+/// How a signer writes what a peer reads. Our profile by default; each
+/// quirk of a peer that reads nothing else is a field of its own, and
+/// [`SignerStyle::py_early`] is the preset for the early PyPI `aauth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerStyle {
+    /// The label of `Signature-Key`, `Signature-Input` and `Signature`
+    /// (P-SIG-3: we emit `sig`).
+    pub label: Label,
+    /// The `Signature-Key` syntax (P-SK-1: SK0; P-SK-2: the explainer's
+    /// parenthesised form on request).
+    pub syntax: Syntax,
+    /// The `Signature` value (P-SIG-7: an RFC 8941 byte sequence).
+    pub encoding: SignatureEncoding,
+}
+
+impl SignerStyle {
+    /// Our profile: label `sig`, SK0 `Signature-Key`, RFC 8941 `Signature`.
+    pub fn strict() -> Self {
+        Self {
+            label: Label::sig(),
+            syntax: Syntax::Sk0,
+            encoding: SignatureEncoding::ByteSequence,
+        }
+    }
+
+    /// What PyPI `aauth` 0.1 verifies: label `sig1` (it checks no other),
+    /// the parenthesised `Signature-Key` (it parses no other) and an
+    /// unpadded base64url `Signature` (it decodes no other). The preset
+    /// `py-early`.
+    pub fn py_early() -> Self {
+        Self {
+            label: Label::new("sig1".to_owned()).unwrap_or_else(|_| Label::sig()),
+            syntax: Syntax::Parenthesised,
+            encoding: SignatureEncoding::UnpaddedBase64Url,
+        }
+    }
+}
+
+impl Default for SignerStyle {
+    fn default() -> Self {
+        Self::strict()
+    }
+}
+
+/// A named signing preset (`--compat`, `downstream_compat`): our profile,
+/// or one peer's quirks together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compat {
+    /// Our profile ([`SignerStyle::strict`]).
+    #[default]
+    Strict,
+    /// What PyPI `aauth` 0.1 reads ([`SignerStyle::py_early`]).
+    PyEarly,
+}
+
+impl Compat {
+    /// The preset's style.
+    pub fn style(self) -> SignerStyle {
+        match self {
+            Self::Strict => SignerStyle::strict(),
+            Self::PyEarly => SignerStyle::py_early(),
+        }
+    }
+}
+
 /// Signs and sends requests (E§10). Cheap to clone.
 #[derive(Clone)]
 pub struct SigningClient {
     http: reqwest::Client,
-    syntax: Syntax,
+    style: SignerStyle,
     trace: Option<Arc<dyn Trace>>,
 }
 
 impl fmt::Debug for SigningClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningClient")
-            .field("syntax", &self.syntax)
+            .field("style", &self.style)
             .field("trace", &self.trace.is_some())
             .finish_non_exhaustive()
     }
@@ -349,7 +417,7 @@ impl SigningClient {
             })?;
         Ok(Self {
             http,
-            syntax: Syntax::Sk0,
+            style: SignerStyle::strict(),
             trace: None,
         })
     }
@@ -358,7 +426,14 @@ impl SigningClient {
     /// explainer's parenthesised form).
     #[must_use]
     pub fn with_syntax(mut self, syntax: Syntax) -> Self {
-        self.syntax = syntax;
+        self.style.syntax = syntax;
+        self
+    }
+
+    /// Signs in `style` (a peer's quirks, or our profile).
+    #[must_use]
+    pub fn with_style(mut self, style: SignerStyle) -> Self {
+        self.style = style;
         self
     }
 
@@ -371,7 +446,12 @@ impl SigningClient {
 
     /// The `Signature-Key` syntax emitted.
     pub fn syntax(&self) -> Syntax {
-        self.syntax
+        self.style.syntax
+    }
+
+    /// How requests are signed.
+    pub fn style(&self) -> &SignerStyle {
+        &self.style
     }
 
     /// Signs `request` as `identity` without sending it: the request with
@@ -413,8 +493,8 @@ impl SigningClient {
             plain.push((name.as_str().to_owned(), value.to_owned()));
         }
         let signature_key = identity
-            .signature_key()
-            .to_header_value(self.syntax)
+            .signature_key_labelled(self.style.label.clone())
+            .to_header_value(self.style.syntax)
             .map_err(|e| ClientError::SignatureKey(e.to_string()))?;
         let view = httpsig::Request {
             method: method.as_str(),
@@ -423,8 +503,12 @@ impl SigningClient {
             headers: &plain,
             body: Some(&body),
         };
-        let mut options = SignOptions::new(unix_now());
-        options.nonce = nonce.as_ref();
+        let options = SignOptions {
+            label: self.style.label.clone(),
+            nonce: nonce.as_ref(),
+            encoding: self.style.encoding,
+            ..SignOptions::new(unix_now())
+        };
         let signed = httpsig::sign(&view, &signature_key, identity.key(), &options)?;
 
         let mut headers = HeaderMap::new();
@@ -980,5 +1064,69 @@ mod tests {
             headers: &HeaderMap::new(),
             body: &[b'x'; 3000],
         });
+    }
+
+    #[test]
+    fn the_py_early_style_signs_the_way_that_peer_reads() {
+        // The early PyPI `aauth` verifies only label `sig1`, parses only the
+        // parenthesised Signature-Key and decodes only unpadded base64url.
+        let key = fresh_key();
+        let url = Url::parse("https://resource.example/data?x=1").unwrap();
+        let client = SigningClient::new()
+            .unwrap()
+            .with_style(SignerStyle::py_early());
+        let signed = client
+            .sign(
+                &Identity::Hwk(key.clone()),
+                Outgoing::post_form(url, &[("note", "hello")]),
+            )
+            .unwrap();
+        let header = |name: &str| signed.headers[name].to_str().unwrap().to_owned();
+        assert!(header("signature-key").starts_with("sig1=(scheme=hwk "));
+        assert!(header("signature-input").starts_with("sig1=("));
+        let signature = header("signature");
+        let value = signature
+            .strip_prefix("sig1=:")
+            .and_then(|v| v.strip_suffix(':'))
+            .unwrap();
+        assert!(!value.contains(['=', '+', '/']), "{value}");
+
+        // Our own verifier reads it only with the lenient switch (P-SIG-7).
+        struct Nothing;
+        impl aauth_protocol::verify::KeyDirectory for Nothing {
+            fn key(
+                &self,
+                _: aauth_protocol::verify::KeyOwner,
+                _: &Origin,
+                _: &Kid,
+            ) -> Result<aauth_protocol::jwk::PublicKey, aauth_protocol::tokens::KeyLookupError>
+            {
+                Err(aauth_protocol::tokens::KeyLookupError::Unavailable(
+                    "an hwk request needs none".to_owned(),
+                ))
+            }
+        }
+        let mut config = VerifierConfig::new(
+            Origin::parse("https://resource.example", OriginMode::Production).unwrap(),
+        );
+        let headers = crate::server::Headers(&signed.headers);
+        let request = httpsig::Request {
+            method: "POST",
+            authority: "resource.example",
+            target: "/data?x=1",
+            headers: &headers,
+            body: Some(&signed.body),
+        };
+        let strict =
+            aauth_protocol::verify::verify_request(&request, &config, &Nothing, unix_now());
+        assert_eq!(
+            strict.unwrap_err().error.condition(),
+            aauth_protocol::error::Condition::SignatureInvalid
+        );
+        config.http.lenient_base64 = true;
+        let verified =
+            aauth_protocol::verify::verify_request(&request, &config, &Nothing, unix_now())
+                .unwrap();
+        assert_eq!(verified.key(), key.public_key());
     }
 }

@@ -41,6 +41,9 @@ pub struct Config {
     pub enrollment_code_lifetime: u32,
     /// Allowed distance of a signature's `created` from the clock (E§10.4).
     pub max_clock_skew: u64,
+    /// Also accept base64url and unpadded `Signature` values, as the early
+    /// PyPI `aauth` writes them (P-SIG-7; off by default).
+    pub lenient_base64: bool,
     /// Where `call --as-server` keeps its auth and refresh tokens (P-DEL-3).
     pub state_dir: PathBuf,
 }
@@ -62,6 +65,7 @@ impl Default for Config {
             agent_token_lifetime: 3600,
             enrollment_code_lifetime: 600,
             max_clock_skew: 60,
+            lenient_base64: false,
             state_dir: PathBuf::from(".aauth/agent-server/state"),
         }
     }

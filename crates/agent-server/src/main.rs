@@ -11,10 +11,11 @@ use aauth_agent_server::agent::{
 };
 use aauth_agent_server::store::Store;
 use aauth_agent_server::{AppState, Config, app};
-use aauth_http::client::{SigningClient, StderrTrace};
+use aauth_http::client::{Compat, SignerStyle, SigningClient, StderrTrace};
 use aauth_http::runtime::{self, ServerKey, StartError};
 use aauth_http::server::unix_now;
-use aauth_protocol::ids::{Origin, OriginMode};
+use aauth_protocol::httpsig::SignatureEncoding;
+use aauth_protocol::ids::{Label, Origin, OriginMode};
 use aauth_protocol::signature_key::Syntax;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
@@ -50,9 +51,21 @@ struct ClientArgs {
     /// Print every request and response (headers and body preview) to stderr.
     #[arg(long)]
     verbose: bool,
+    /// Sign the way a peer reads: `strict` (our profile) or `py-early`
+    /// (PyPI aauth 0.1: label sig1, parenthesised Signature-Key, unpadded
+    /// base64url Signature). The switches below change one quirk each.
+    #[arg(long, value_enum, default_value_t = Compat::Strict)]
+    compat: Compat,
     /// Emit Signature-Key in the explainer's parenthesised form (P-SK-2).
     #[arg(long)]
     parenthesised_signature_key: bool,
+    /// The signature label (P-SIG-3: sig).
+    #[arg(long, value_name = "LABEL")]
+    label: Option<String>,
+    /// Write the Signature value as unpadded base64url, which is not RFC
+    /// 8941 (P-SIG-7).
+    #[arg(long)]
+    unpadded_signature: bool,
 }
 
 impl ClientArgs {
@@ -61,10 +74,23 @@ impl ClientArgs {
         if self.verbose {
             client = client.with_trace(Arc::new(StderrTrace));
         }
+        Ok(client.with_style(self.style()?))
+    }
+
+    /// The preset, with each switch given on top of it.
+    fn style(&self) -> Result<SignerStyle, String> {
+        let mut style = self.compat.style();
         if self.parenthesised_signature_key {
-            client = client.with_syntax(Syntax::Parenthesised);
+            style.syntax = Syntax::Parenthesised;
         }
-        Ok(client)
+        if let Some(label) = &self.label {
+            style.label =
+                Label::new(label.clone()).map_err(|e| format!("--label {label:?}: {e}"))?;
+        }
+        if self.unpadded_signature {
+            style.encoding = SignatureEncoding::UnpaddedBase64Url;
+        }
+        Ok(style)
     }
 
     fn mode(&self) -> OriginMode {
@@ -156,6 +182,9 @@ struct ServeArgs {
     /// Agent token lifetime in seconds (overrides the config).
     #[arg(long)]
     agent_token_lifetime: Option<u32>,
+    /// Also accept base64url and unpadded Signature values (P-SIG-7).
+    #[arg(long)]
+    lenient_base64: bool,
     #[command(flatten)]
     connections: runtime::ConnectionLimits,
     /// Log at debug level.
@@ -222,6 +251,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(path) = args.database {
         config.database = path;
     }
+    config.lenient_base64 |= args.lenient_base64;
     if let Some(lifetime) = args.agent_token_lifetime {
         config.agent_token_lifetime = lifetime;
     }

@@ -81,6 +81,7 @@ impl AppState {
         let mut verifier = VerifierConfig::new(origin.clone());
         verifier.origin_mode = mode;
         verifier.http.max_skew = config.max_clock_skew;
+        verifier.http.lenient_base64 = config.lenient_base64;
         // P-SIG-6: every delegate endpoint is a POST that changes state.
         verifier.http.require_nonce = NonceRule::Always;
         // This server checks only its own keys (the agent tokens it issued),

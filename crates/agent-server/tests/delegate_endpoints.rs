@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use aauth_agent_server::{AppState, Config, app, store::Store};
-use aauth_http::client::{Identity, Outgoing, SigningClient};
+use aauth_http::client::{Identity, Outgoing, SignerStyle, SigningClient};
 use aauth_http::runtime::ServerKey;
 use aauth_http::server::unix_now;
 use aauth_protocol::httpsig::Nonce;
@@ -61,8 +61,19 @@ fn fresh() -> Arc<SigningKey> {
 }
 
 async fn send(server: &Server, identity: &Identity, request: Outgoing) -> (StatusCode, Value) {
+    send_as(server, SignerStyle::strict(), identity, request).await
+}
+
+/// [`send`], signed in `style`.
+async fn send_as(
+    server: &Server,
+    style: SignerStyle,
+    identity: &Identity,
+    request: Outgoing,
+) -> (StatusCode, Value) {
     let signed = SigningClient::new()
         .unwrap()
+        .with_style(style)
         .sign(identity, request)
         .unwrap();
     let request = signed.into_http().unwrap().map(Body::from);
@@ -528,4 +539,40 @@ async fn a_replayed_nonce_is_refused() {
         .unwrap();
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(error(&body), "replayed_nonce");
+}
+
+#[tokio::test]
+async fn an_enrollment_signed_as_the_early_python_peer_needs_the_lenient_switch() {
+    // profile: P-SIG-7 — an unpadded base64url Signature is refused by a
+    // strict server, naming the encoding, and accepted with lenient_base64.
+    for lenient in [false, true] {
+        let server = server_with(Config {
+            lenient_base64: lenient,
+            ..Config::default()
+        })
+        .await;
+        let code = mint(&server, None).await;
+        let (status, body) = send_as(
+            &server,
+            SignerStyle::py_early(),
+            &Identity::Hwk(fresh()),
+            Outgoing::post_form(url("/delegate/enroll"), &[("code", &code)]),
+        )
+        .await;
+        if lenient {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        } else {
+            assert_eq!(
+                (status, error(&body)),
+                (StatusCode::UNAUTHORIZED, "invalid_signature")
+            );
+            assert!(
+                body["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("base64"),
+                "{body}"
+            );
+        }
+    }
 }

@@ -56,6 +56,9 @@ pub struct Config {
     pub max_skew: u64,
     /// Grace after a token's `exp` (P-TOK-5: 0).
     pub token_leeway: u32,
+    /// Also accept base64url and unpadded `Signature` values, as the early
+    /// PyPI `aauth` writes them (P-SIG-7; off by default).
+    pub lenient_base64: bool,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             session_lifetime: 60 * 60,
             max_skew: 60,
             token_leeway: 0,
+            lenient_base64: false,
         }
     }
 }

@@ -116,6 +116,7 @@ impl AppState {
         verifier_config.accept_auth_tokens = false;
         verifier_config.origin_mode = mode;
         verifier_config.http.max_skew = config.max_skew;
+        verifier_config.http.lenient_base64 = config.lenient_base64;
         // P-SIG-6: "The auth server's token endpoint requires it."
         verifier_config.http.require_nonce = NonceRule::Always;
         verifier_config.token_leeway_secs = config.token_leeway;

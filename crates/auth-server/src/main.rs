@@ -44,6 +44,9 @@ enum Command {
         /// The SQLite file (overrides `database` in the configuration).
         #[arg(long)]
         database: Option<PathBuf>,
+        /// Also accept base64url and unpadded Signature values (P-SIG-7).
+        #[arg(long)]
+        lenient_base64: bool,
         #[command(flatten)]
         connections: runtime::ConnectionLimits,
     },
@@ -86,9 +89,11 @@ async fn serve(
     listen: Option<SocketAddr>,
     public_url: Option<String>,
     database: Option<PathBuf>,
+    lenient_base64: bool,
     connections: runtime::ConnectionLimits,
 ) -> Result<(), String> {
-    let config = load_config(config.as_ref(), database)?;
+    let mut config = load_config(config.as_ref(), database)?;
+    config.lenient_base64 |= lenient_base64;
     let listen = match (listen, &config.listen) {
         (Some(listen), _) => listen,
         (None, Some(text)) => text
@@ -168,8 +173,20 @@ async fn main() -> ExitCode {
             listen,
             public_url,
             database,
+            lenient_base64,
             connections,
-        } => serve(config, dev, listen, public_url, database, connections).await,
+        } => {
+            serve(
+                config,
+                dev,
+                listen,
+                public_url,
+                database,
+                lenient_base64,
+                connections,
+            )
+            .await
+        }
         Command::HashPassword => hash_password(),
         Command::Revoke {
             config,

@@ -2,6 +2,7 @@
 
 mod common;
 
+use aauth_protocol::httpsig::{SignOptions, SignatureEncoding};
 use aauth_protocol::ids::Label;
 use aauth_protocol::signature_key::{SignatureKeyField, Syntax};
 use aauth_protocol::tokens::auth_token::AuthTokenBuilder;
@@ -629,4 +630,41 @@ async fn consent_codes_and_refresh_tokens_survive_a_restart() {
     w.restart().await;
     let location = w.consent(&request_token, REDIRECT, "approve").await;
     assert!(query_param(&location, "code").is_some());
+}
+
+#[tokio::test]
+async fn the_early_python_peers_signature_encoding_needs_the_lenient_switch() {
+    // profile: P-SIG-7 — PyPI `aauth` 0.1 signs with label sig1, the
+    // parenthesised Signature-Key and an unpadded base64url Signature. A
+    // strict server names the quirk it refuses; `lenient_base64` accepts it.
+    for lenient in [false, true] {
+        let w = World::with(|config| config.lenient_base64 = lenient).await;
+        let d = w.delegate("delegate-1");
+        let label = Label::new("sig1".to_owned()).unwrap();
+        let field = SignatureKeyField::jwt(label.clone(), d.agent_token.clone())
+            .to_header_value(Syntax::Parenthesised)
+            .unwrap();
+        let style = SignOptions {
+            label,
+            encoding: SignatureEncoding::UnpaddedBase64Url,
+            ..SignOptions::new(now() as u64)
+        };
+        let body = serde_urlencoded::to_string([("request_type", "auth"), ("scope", "jobs.run")])
+            .unwrap()
+            .into_bytes();
+        let reply = w
+            .send(w.signed_post_as(&d.key, &field, body, true, &style))
+            .await;
+        if lenient {
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+        } else {
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            assert_eq!(reply.error(), "invalid_signature");
+            let description = reply.json()["error_description"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(description.contains("base64"), "{description}");
+        }
+    }
 }

@@ -18,6 +18,8 @@
 //! downstream = "https://next.example/chain" # GET /chain calls it (E§3.9); default: none
 //! downstream_auth_server = "https://auth2.example" # required with downstream: the only
 //!                                                  # auth server given callers' tokens
+//! downstream_compat = "strict"              # or "py-early": sign downstream the way the
+//!                                           # early PyPI aauth reads (P-SIG-7)
 //!
 //! [scopes]                                  # E§8.3, in this order
 //! "data.read" = "Read your notes"
@@ -39,6 +41,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use aauth_http::client::Compat;
 use aauth_http::replay::ReplayLimits;
 use aauth_http::runtime::StartError;
 use aauth_protocol::ids::{Origin, OriginMode, Scope};
@@ -99,6 +102,9 @@ pub struct Config {
     /// this resource sends a caller's auth token to (required with
     /// `downstream`).
     pub downstream_auth_server: Option<String>,
+    /// How this resource signs its downstream calls: our profile, or a
+    /// peer's quirks.
+    pub downstream_compat: Compat,
 }
 
 impl Default for Config {
@@ -120,6 +126,7 @@ impl Default for Config {
             replay_cache: ReplayLimits::default(),
             downstream: None,
             downstream_auth_server: None,
+            downstream_compat: Compat::Strict,
         }
     }
 }
@@ -277,6 +284,7 @@ impl Config {
             replay_cache: self.replay_cache,
             downstream,
             downstream_auth_server,
+            downstream_compat: self.downstream_compat,
         })
     }
 }
@@ -329,6 +337,8 @@ pub struct Settings {
     pub downstream: Option<Url>,
     /// The downstream's auth server, with `downstream`.
     pub downstream_auth_server: Option<Origin>,
+    /// How downstream calls are signed.
+    pub downstream_compat: Compat,
 }
 
 #[cfg(test)]

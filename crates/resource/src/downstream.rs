@@ -28,7 +28,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aauth_http::client::{ClientError, Identity, Outgoing, Reply, SigningClient};
+use aauth_http::client::{ClientError, Identity, Outgoing, Reply, SignerStyle, SigningClient};
 use aauth_http::discovery::Discovery;
 use aauth_protocol::challenge::AgentAuth;
 use aauth_protocol::error::{Condition, ErrorCode};
@@ -377,8 +377,8 @@ impl fmt::Debug for Downstream {
 
 impl Downstream {
     /// Calls `url` as the agent `me` (this resource's identifier) signing
-    /// with `key` under `kid` (P-MD-4), discovering auth servers through
-    /// `discovery`.
+    /// with `key` under `kid` (P-MD-4) in `style`, discovering auth servers
+    /// through `discovery`.
     pub fn new(
         url: Url,
         auth_server: Origin,
@@ -386,6 +386,7 @@ impl Downstream {
         kid: Kid,
         key: Arc<SigningKey>,
         discovery: Discovery,
+        style: SignerStyle,
     ) -> Result<Self, ClientError> {
         Ok(Self {
             url,
@@ -396,7 +397,7 @@ impl Downstream {
                 key: key.clone(),
             },
             key,
-            client: SigningClient::with_timeout(REQUEST_TIMEOUT)?,
+            client: SigningClient::with_timeout(REQUEST_TIMEOUT)?.with_style(style),
             discovery,
             tokens: moka::future::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)

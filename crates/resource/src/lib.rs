@@ -45,7 +45,9 @@
 //!     [--key-file FILE] [--require-nonce BOOL] [--lenient-base64]
 //!     [--resource-token-lifetime SECS] [--rate-window SECS]
 //!     [--rate-unsigned N] [--rate-pseudonymous N] [--rate-identified N]
-//!     [--rate-authorized N] [--downstream URL] [-v]
+//!     [--rate-authorized N] [--downstream URL] [--downstream-auth-server URL]
+//!     [--downstream-compat strict|py-early] [--header-timeout SECS]
+//!     [--max-connections N] [-v]
 //! ```
 //!
 //! It prints one line, `listening url=…`, on standard output once it
@@ -231,6 +233,7 @@ impl AppState {
                     kid.clone(),
                     key.clone(),
                     discovery.clone(),
+                    settings.downstream_compat.style(),
                 )
             })
             .transpose()

@@ -77,6 +77,9 @@ struct Serve {
     /// The downstream's auth server: the only one given callers' tokens.
     #[arg(long, value_name = "URL")]
     downstream_auth_server: Option<String>,
+    /// Sign downstream calls the way a peer reads: strict or py-early.
+    #[arg(long, value_enum, value_name = "PRESET")]
+    downstream_compat: Option<aauth_http::client::Compat>,
     #[command(flatten)]
     connections: runtime::ConnectionLimits,
     /// Debug logging (RUST_LOG refines it).
@@ -105,6 +108,9 @@ impl Serve {
         );
         if self.listen.is_some() {
             config.listen = self.listen;
+        }
+        if let Some(compat) = self.downstream_compat {
+            config.downstream_compat = compat;
         }
         if self.key_file.is_some() {
             config.key_file.clone_from(&self.key_file);

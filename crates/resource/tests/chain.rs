@@ -572,3 +572,60 @@ async fn a_need_for_the_user_answered_to_r1_itself_is_not_passed_on() {
         reply.text()
     );
 }
+
+#[tokio::test]
+async fn downstream_calls_can_be_signed_the_way_the_early_python_peer_reads() {
+    // profile: P-SIG-7 — `downstream_compat = "py-early"`: label sig1, the
+    // parenthesised Signature-Key, an unpadded base64url Signature.
+    let auth = auth_server().await;
+    let seen = Arc::new(Mutex::new(Vec::<(String, String, String)>::new()));
+    let (listener, downstream) = listen().await;
+    let record = seen.clone();
+    let router = axum::Router::new().route(
+        "/chain",
+        get(move |headers: axum::http::HeaderMap| async move {
+            let text = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            record.lock().unwrap().push((
+                text("signature-key"),
+                text("signature-input"),
+                text("signature"),
+            ));
+            axum::Json(json!({"downstream": "answered"}))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let (r1_listener, r1) = listen().await;
+    let text = format!(
+        "auth_server = \"{}\"\ndownstream = \"{downstream}/chain\"\n\
+         downstream_auth_server = \"{}\"\ndownstream_compat = \"py-early\"\n",
+        auth.origin, auth.origin
+    );
+    let settings = Config::from_toml(&text)
+        .unwrap()
+        .resolve(r1.clone(), true)
+        .unwrap();
+    let state = AppState::new(settings, ServerKey::generate().unwrap()).unwrap();
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(r1_listener, service).await });
+
+    let agent = Agent::new();
+    let upstream = agent.token_for(&auth, &r1, "alice");
+    let (status, answer) = agent.call(&format!("{r1}/chain"), &upstream).await;
+    assert_eq!(status, 200, "{answer}");
+    let seen = seen.lock().unwrap();
+    let (key, input, signature) = seen.first().unwrap();
+    assert!(key.starts_with("sig1=(scheme=jwks "), "{key}");
+    assert!(input.starts_with("sig1=("), "{input}");
+    let value = signature
+        .strip_prefix("sig1=:")
+        .and_then(|v| v.strip_suffix(':'))
+        .unwrap();
+    assert!(!value.contains(['=', '+', '/']), "{value}");
+}

@@ -37,7 +37,7 @@ pub use base::{SignatureInput, SignatureValue, build_signature_base};
 pub use components::{Component, FieldName};
 pub use nonce::{Nonce, NonceRule};
 pub use request::{HeaderSource, Request};
-pub use sign::{SignError, SignOptions, Signed, sign};
+pub use sign::{SignError, SignOptions, SignatureEncoding, Signed, sign};
 pub use verify::{Prepared, VerifyPolicy, prepare, verify_signature};
 
 use crate::content_digest::ContentDigestError;

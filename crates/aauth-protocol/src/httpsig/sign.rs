@@ -47,6 +47,21 @@ pub struct SignOptions<'a> {
     /// components only with a body, `nonce` only with a nonce). Header
     /// fields named here must be present on the request.
     pub additional_components: &'a [String],
+    /// How the `Signature` value is written (P-SIG-7).
+    pub encoding: SignatureEncoding,
+}
+
+/// How a signer writes the `Signature` value (profile: P-SIG-7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureEncoding {
+    /// An RFC 8941 byte sequence: standard base64 with padding, what RFC
+    /// 9421 asks for and what we emit.
+    #[default]
+    ByteSequence,
+    /// base64url without padding between the colons: **not** RFC 8941.
+    /// Only for a peer that reads nothing else (the early PyPI `aauth`,
+    /// whose verifier decodes only this); a strict verifier refuses it.
+    UnpaddedBase64Url,
 }
 
 impl SignOptions<'_> {
@@ -57,6 +72,7 @@ impl SignOptions<'_> {
             created,
             nonce: None,
             additional_components: &[],
+            encoding: SignatureEncoding::ByteSequence,
         }
     }
 }
@@ -209,9 +225,20 @@ where
             header: "Signature",
             reason: e.to_string(),
         })?;
-    let mut ser = DictSerializer::new();
-    let _ = ser.bare_item(label_key, RefBareItem::ByteSequence(&signature_bytes));
-    let signature = ser.finish().unwrap_or_default();
+    let signature = match options.encoding {
+        SignatureEncoding::ByteSequence => {
+            let mut ser = DictSerializer::new();
+            let _ = ser.bare_item(label_key, RefBareItem::ByteSequence(&signature_bytes));
+            ser.finish().unwrap_or_default()
+        }
+        // Not a structured field, so sfv cannot write it; the label is an
+        // sf-key (checked above) and base64url needs no escaping.
+        SignatureEncoding::UnpaddedBase64Url => format!(
+            "{}=:{}:",
+            label_key.as_str(),
+            crate::b64::url_encode(&signature_bytes)
+        ),
+    };
 
     Ok(Signed {
         signature_key: signature_key.to_owned(),

@@ -1057,3 +1057,52 @@ fn the_nonce_rule_for_resources_covers_exactly_the_non_idempotent_methods() {
     assert!(NonceRule::Always.requires("GET"));
     assert!(!NonceRule::Optional.requires("POST"));
 }
+
+#[test]
+fn the_signer_writes_unpadded_base64url_under_another_label_only_when_asked() {
+    // profile: P-SIG-7 — for a peer that reads nothing else (the early PyPI
+    // `aauth`); strict verifiers refuse it, lenient ones verify it.
+    let key = ed25519();
+    let msg = Msg::new("POST", "/data", br#"{"a":1}"#);
+    let label = Label::new("sig1".to_owned()).unwrap();
+    let signature_key = SIGNATURE_KEY.replacen("sig=", "sig1=", 1);
+    let options = SignOptions {
+        label: label.clone(),
+        encoding: SignatureEncoding::UnpaddedBase64Url,
+        ..SignOptions::new(NOW)
+    };
+    let signed = sign(&msg.view(), &signature_key, &key, &options).unwrap();
+    let value = signed
+        .signature
+        .strip_prefix("sig1=:")
+        .and_then(|v| v.strip_suffix(':'))
+        .unwrap();
+    assert!(!value.contains('='), "{value}");
+    assert_eq!(b64::url_decode(value).unwrap().len(), 64);
+    assert!(signed.signature_input.starts_with("sig1=("));
+
+    let mut received = msg;
+    for (name, value) in signed.headers() {
+        received.headers.push((name.to_owned(), value.to_owned()));
+    }
+    let strict = prepare(&received.view(), &label, &VerifyPolicy::default(), NOW);
+    assert_eq!(strict.unwrap_err(), HttpSigError::NonStandardBase64);
+    let lenient = VerifyPolicy {
+        lenient_base64: true,
+        ..VerifyPolicy::default()
+    };
+    prepare(&received.view(), &label, &lenient, NOW)
+        .unwrap()
+        .verify(&verifying(&key))
+        .unwrap();
+
+    // By default: an RFC 8941 byte sequence.
+    let signed = sign(
+        &Msg::new("GET", "/", b"").view(),
+        SIGNATURE_KEY,
+        &key,
+        &SignOptions::new(NOW),
+    )
+    .unwrap();
+    assert!(signed.signature.ends_with("==:"), "{}", signed.signature);
+}

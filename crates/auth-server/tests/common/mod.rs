@@ -268,6 +268,18 @@ impl World {
         body: Vec<u8>,
         nonce: bool,
     ) -> Request<Body> {
+        self.signed_post_as(key, field, body, nonce, &SignOptions::new(unix_now()))
+    }
+
+    /// [`World::signed_post`] with the label and encoding of `style`.
+    pub fn signed_post_as(
+        &self,
+        key: &SigningKey,
+        field: &str,
+        body: Vec<u8>,
+        nonce: bool,
+        style: &SignOptions<'_>,
+    ) -> Request<Body> {
         let content_type = "application/x-www-form-urlencoded";
         let headers = vec![("content-type", content_type)];
         let request = httpsig::Request {
@@ -278,7 +290,11 @@ impl World {
             body: Some(&body),
         };
         let fresh = Nonce::generate().unwrap();
-        let mut options = SignOptions::new(unix_now());
+        let mut options = SignOptions {
+            label: style.label.clone(),
+            encoding: style.encoding,
+            ..SignOptions::new(style.created)
+        };
         if nonce {
             options.nonce = Some(&fresh);
         }
