@@ -148,12 +148,12 @@ pub struct ConnectionLimits {
     /// Seconds a client has to send a request's line and headers, and a
     /// kept-alive connection to start its next request, before the
     /// connection is closed.
-    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub header_timeout: u64,
     /// Connections held open at most; one more is answered 503
     /// `temporarily_unavailable` with `Retry-After` and closed. Keep it
     /// below the process's file descriptor limit.
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_connections: u64,
 }
 
@@ -194,8 +194,12 @@ pub async fn serve_until(
     use tokio::sync::{Semaphore, watch};
 
     let app = with_time_limit(router);
+    // Beyond Semaphore::MAX_PERMITS the semaphore would panic; no machine
+    // holds that many connections anyway.
     let connections = Arc::new(Semaphore::new(
-        usize::try_from(limits.max_connections).unwrap_or(usize::MAX >> 4),
+        usize::try_from(limits.max_connections)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS),
     ));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let header_timeout = std::time::Duration::from_secs(limits.header_timeout);
