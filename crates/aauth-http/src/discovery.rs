@@ -605,6 +605,16 @@ mod tests {
         peer
     }
 
+    /// Publishes a new key as `k2` beside `k1`, as a rotation does.
+    fn publish_k2(peer: &Peer) -> SigningKey {
+        let rotated = SigningKey::generate(Algorithm::Ed25519).unwrap();
+        peer.keys.lock().unwrap().push(JwksKey {
+            kid: kid("k2"),
+            key: rotated.public_key().clone(),
+        });
+        rotated
+    }
+
     fn discovery() -> Discovery {
         Discovery::new(Fetcher::new(OriginMode::Dev).unwrap(), OriginMode::Dev)
     }
@@ -650,11 +660,7 @@ mod tests {
             .await
             .unwrap();
 
-        let rotated = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        peer.keys.lock().unwrap().push(JwksKey {
-            kid: kid("k2"),
-            key: rotated.public_key().clone(),
-        });
+        let rotated = publish_k2(&peer);
         let found = discovery
             .key(KeyOwner::Agent, &peer.origin, &kid("k2"))
             .await
@@ -708,11 +714,7 @@ mod tests {
             .key(KeyOwner::Agent, &peer.origin, &kid("k1"))
             .await
             .unwrap();
-        let rotated = SigningKey::generate(Algorithm::Ed25519).unwrap();
-        peer.keys.lock().unwrap().push(JwksKey {
-            kid: kid("k2"),
-            key: rotated.public_key().clone(),
-        });
+        let rotated = publish_k2(&peer);
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let (discovery, origin) = (discovery.clone(), peer.origin.clone());

@@ -27,29 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
-    Serve {
-        /// The configuration file (TOML); every field has a default.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Dev mode: loopback http identifiers, signature bases in errors,
-        /// cookies without Secure. Never expose a dev server.
-        #[arg(long)]
-        dev: bool,
-        /// Address to listen on (dev default 127.0.0.1:0).
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// The public https URL (required outside dev mode).
-        #[arg(long)]
-        public_url: Option<String>,
-        /// The SQLite file (overrides `database` in the configuration).
-        #[arg(long)]
-        database: Option<PathBuf>,
-        /// Also accept base64url and unpadded Signature values (P-SIG-7).
-        #[arg(long)]
-        lenient_base64: bool,
-        #[command(flatten)]
-        connections: runtime::ConnectionLimits,
-    },
+    Serve(ServeArgs),
     /// Read a password from standard input and print its argon2id PHC string.
     HashPassword,
     /// Revoke refresh tokens; the given filters must all match (P-AS-6).
@@ -72,6 +50,32 @@ enum Command {
     },
 }
 
+/// The options of `serve`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The configuration file (TOML); every field has a default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Dev mode: loopback http identifiers, signature bases in errors,
+    /// cookies without Secure. Never expose a dev server.
+    #[arg(long)]
+    dev: bool,
+    /// Address to listen on (dev default 127.0.0.1:0).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The public https URL (required outside dev mode).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// The SQLite file (overrides `database` in the configuration).
+    #[arg(long)]
+    database: Option<PathBuf>,
+    /// Also accept base64url and unpadded Signature values (P-SIG-7).
+    #[arg(long)]
+    lenient_base64: bool,
+    #[command(flatten)]
+    connections: runtime::ConnectionLimits,
+}
+
 fn load_config(path: Option<&PathBuf>, database: Option<PathBuf>) -> Result<Config, String> {
     let mut config = match path {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
@@ -83,15 +87,16 @@ fn load_config(path: Option<&PathBuf>, database: Option<PathBuf>) -> Result<Conf
     Ok(config)
 }
 
-async fn serve(
-    config: Option<PathBuf>,
-    dev: bool,
-    listen: Option<SocketAddr>,
-    public_url: Option<String>,
-    database: Option<PathBuf>,
-    lenient_base64: bool,
-    connections: runtime::ConnectionLimits,
-) -> Result<(), String> {
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let ServeArgs {
+        config,
+        dev,
+        listen,
+        public_url,
+        database,
+        lenient_base64,
+        connections,
+    } = args;
     let mut config = load_config(config.as_ref(), database)?;
     config.lenient_base64 |= lenient_base64;
     let listen = match (listen, &config.listen) {
@@ -167,26 +172,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     runtime::init_tracing(cli.verbose);
     let result = match cli.command {
-        Command::Serve {
-            config,
-            dev,
-            listen,
-            public_url,
-            database,
-            lenient_base64,
-            connections,
-        } => {
-            serve(
-                config,
-                dev,
-                listen,
-                public_url,
-                database,
-                lenient_base64,
-                connections,
-            )
-            .await
-        }
+        Command::Serve(args) => serve(args).await,
         Command::HashPassword => hash_password(),
         Command::Revoke {
             config,
