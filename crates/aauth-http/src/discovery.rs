@@ -456,25 +456,6 @@ impl Discovery {
         self.documents.invalidate(&metadata).await;
     }
 
-    /// Fetches what `need` names, so that verification can run synchronously.
-    pub async fn prefetch(&self, need: &KeyNeed) -> Prefetched {
-        match need {
-            KeyNeed::None => Prefetched { found: None },
-            KeyNeed::Keys { owner, origin, kid } => {
-                // Boxed: a lookup's state (fetches, cache entries) is large,
-                // and every request future awaiting `prefetch` would carry it
-                // inline, copied whenever that future moves, even on the hot
-                // path where nothing is fetched at all.
-                let result = Box::pin(self.key(*owner, origin, kid)).await;
-                Prefetched {
-                    found: Some(((*owner, origin.clone(), kid.clone()), result)),
-                }
-            }
-        }
-    }
-}
-
-impl Discovery {
     /// After a signature failed with the key `prefetched` holds: that
     /// party's metadata and key set refetched (at most once a minute per
     /// party, the gate of an unknown `kid`), and a directory with the key its
@@ -500,6 +481,23 @@ impl Discovery {
         Some(Prefetched {
             found: Some(((*owner, origin.clone(), kid.clone()), Ok(fresh.clone()))),
         })
+    }
+
+    /// Fetches what `need` names, so that verification can run synchronously.
+    pub async fn prefetch(&self, need: &KeyNeed) -> Prefetched {
+        match need {
+            KeyNeed::None => Prefetched { found: None },
+            KeyNeed::Keys { owner, origin, kid } => {
+                // Boxed: a lookup's state (fetches, cache entries) is large,
+                // and every request future awaiting `prefetch` would carry it
+                // inline, copied whenever that future moves, even on the hot
+                // path where nothing is fetched at all.
+                let result = Box::pin(self.key(*owner, origin, kid)).await;
+                Prefetched {
+                    found: Some(((*owner, origin.clone(), kid.clone()), result)),
+                }
+            }
+        }
     }
 }
 
