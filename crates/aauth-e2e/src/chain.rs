@@ -23,7 +23,7 @@ use aauth_http::client::{Identity, SigningClient};
 use aauth_http::runtime::ServerKey;
 use aauth_protocol::ids::{Origin, OriginMode};
 
-use crate::harness::{Party, free_port, write_file};
+use crate::harness::{PORT_RETRIES, Party, free_port, write_file};
 use crate::world::{self, ALICE, ALICE_HASH, WorldError};
 
 /// Options of the chain.
@@ -100,6 +100,18 @@ fn serve(config: &Path, port: u16, extra: &[String]) -> Vec<String> {
 impl Chain {
     /// Writes the configurations and starts the six processes.
     pub fn start(options: &ChainOptions) -> Result<Self, WorldError> {
+        let mut retries = PORT_RETRIES;
+        loop {
+            match Self::start_once(options) {
+                Err(WorldError::Harness(error)) if error.is_port_taken() && retries > 0 => {
+                    retries -= 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    fn start_once(options: &ChainOptions) -> Result<Self, WorldError> {
         let dir = tempfile::Builder::new()
             .prefix("aauth-chain-")
             .tempdir()

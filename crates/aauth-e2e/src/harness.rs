@@ -93,6 +93,11 @@ pub fn binary(name: &str) -> Result<PathBuf, HarnessError> {
 /// on the machine may take it.
 const PORTS: std::ops::Range<u16> = 20_000..32_000;
 
+/// Times a world is started afresh, on new ports, when a server finds the
+/// port it was given taken: between [`free_port`] releasing a port and the
+/// server binding it, another test on the machine may take it.
+pub const PORT_RETRIES: usize = 3;
+
 /// A free loopback port (bound and released; the servers bind it next),
 /// drawn at random from [`PORTS`]; `:0`'s answer if none is found.
 pub fn free_port() -> u16 {
@@ -111,6 +116,14 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_or(0, |a| a.port())
+}
+
+impl HarnessError {
+    /// Whether a server exited because its port was taken in the meantime
+    /// (see [`PORT_RETRIES`]); no other failure is retried.
+    pub fn is_port_taken(&self) -> bool {
+        matches!(self, Self::Exited { tail, .. } if tail.contains("Address already in use"))
+    }
 }
 
 /// A running server process.
@@ -256,4 +269,41 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> Result<PathBuf, Harness
         source,
     })?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_whose_port_is_taken_is_told_apart_from_other_failures() {
+        // What World::start and Chain::start retry on fresh ports, and only it.
+        let dir = tempfile::tempdir().unwrap();
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let serve = |listen: String| {
+            vec![
+                "serve".to_owned(),
+                "--dev".to_owned(),
+                "--auth-server".to_owned(),
+                "http://127.0.0.1:1".to_owned(),
+                "--listen".to_owned(),
+                listen,
+            ]
+        };
+        let taken = Party::start(
+            "aauth-resource",
+            "taken",
+            &serve(format!("127.0.0.1:{port}")),
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(taken.is_port_taken(), "{taken}");
+
+        // A server that fails for another reason is not retried.
+        let mut args = serve(format!("127.0.0.1:{}", free_port()));
+        args.truncate(2);
+        let other = Party::start("aauth-resource", "other", &args, dir.path()).unwrap_err();
+        assert!(!other.is_port_taken(), "{other}");
+    }
 }

@@ -18,7 +18,7 @@ use aauth_http::client::SigningClient;
 use aauth_http::runtime::ServerKey;
 use aauth_protocol::ids::{Origin, OriginMode};
 
-use crate::harness::{HarnessError, Party, binary, free_port, write_file};
+use crate::harness::{HarnessError, PORT_RETRIES, Party, binary, free_port, write_file};
 
 /// Alice's password hash: argon2id of `alice-password` (the auth server's
 /// example configuration uses the same demo account).
@@ -104,6 +104,18 @@ impl World {
     /// Writes the configurations and starts the agent server, the auth
     /// server and the resource.
     pub fn start(options: &Options) -> Result<Self, WorldError> {
+        let mut retries = PORT_RETRIES;
+        loop {
+            match Self::start_once(options) {
+                Err(WorldError::Harness(error)) if error.is_port_taken() && retries > 0 => {
+                    retries -= 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    fn start_once(options: &Options) -> Result<Self, WorldError> {
         let dir = tempfile::Builder::new()
             .prefix("aauth-world-")
             .tempdir()
