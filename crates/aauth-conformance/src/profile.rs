@@ -1,0 +1,72 @@
+//! Protocol profiles: the checks of one era of AAuth. The runner, the
+//! client, the suite's own parties and the report know nothing of the
+//! rules; a later draft is added as a second [`Profile`] beside the first.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use url::Url;
+
+use crate::run::Run;
+
+/// The checks of one profile for one role, run to the end.
+pub type Checks<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// A resource under test.
+#[derive(Debug, Clone)]
+pub struct ResourceTarget {
+    /// Its origin.
+    pub url: Url,
+    /// A `GET` path that needs the identified level.
+    pub identified_path: String,
+    /// A `GET` path that needs an auth token with `scope`.
+    pub authorized_path: String,
+    /// The scope the authorized path needs.
+    pub scope: String,
+}
+
+/// An auth server under test.
+#[derive(Debug, Clone)]
+pub struct AuthServerTarget {
+    /// Its origin.
+    pub url: Url,
+    /// A scope its policy grants with a user's consent.
+    pub scope: String,
+}
+
+/// An agent server under test.
+#[derive(Debug, Clone)]
+pub struct AgentServerTarget {
+    /// Its origin.
+    pub url: Url,
+    /// A one-time enrollment code its operator minted.
+    pub code: String,
+    /// Where delegates enroll (P-DEL-1).
+    pub enroll_path: String,
+    /// Where delegates renew their agent token with a new key (P-DEL-2).
+    pub renew_path: String,
+}
+
+/// One era's checks.
+pub trait Profile: Send + Sync {
+    /// Its name on the command line and in reports.
+    fn name(&self) -> &'static str;
+    /// The spec versions it follows.
+    fn about(&self) -> &'static str;
+    /// Checks a resource.
+    fn resource<'a>(&'a self, run: &'a mut Run, target: &'a ResourceTarget) -> Checks<'a>;
+    /// Checks an auth server.
+    fn auth_server<'a>(&'a self, run: &'a mut Run, target: &'a AuthServerTarget) -> Checks<'a>;
+    /// Checks an agent server.
+    fn agent_server<'a>(&'a self, run: &'a mut Run, target: &'a AgentServerTarget) -> Checks<'a>;
+}
+
+/// Every profile, the default first.
+pub fn all() -> Vec<Box<dyn Profile>> {
+    vec![Box::new(crate::early::Early)]
+}
+
+/// The profile called `name`.
+pub fn find(name: &str) -> Option<Box<dyn Profile>> {
+    all().into_iter().find(|p| p.name() == name)
+}
