@@ -1,0 +1,176 @@
+//! The self-check: `aauth-conformance`, run as a user runs it, against this
+//! project's own three servers. Every check must pass, none may be skipped,
+//! and the JSON and JUnit reports must say the same as the exit status.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::Path;
+use std::process::Command;
+
+use aauth_e2e::harness::binary;
+use aauth_e2e::world::{ALICE, ALICE_PASSWORD, Options, World};
+use serde_json::Value;
+
+/// The suite sends a few hundred signed requests in seconds; the demo's
+/// rate tiers would answer 429 long before that.
+fn world() -> World {
+    World::start(&Options {
+        rate_limits: [10_000; 4],
+        ..Options::default()
+    })
+    .expect("the three servers start")
+}
+
+/// The JSON report, after checking the exit status and the JUnit report
+/// agree with it.
+fn run_suite(dir: &Path, name: &str, args: &[&str]) -> Value {
+    let json = dir.join(format!("{name}.json"));
+    let junit = dir.join(format!("{name}.xml"));
+    let output = Command::new(binary("aauth-conformance").unwrap())
+        .args(args)
+        .args(["--quiet", "--deadline", "300", "--json"])
+        .arg(&json)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(
+        report["summary"]["failed"], 0,
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report["summary"]["skipped"], 0, "{stdout}");
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains(" 0 failed, 0 skipped"), "{stdout}");
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["verdict"] == "pass"));
+    assert_junit(&std::fs::read_to_string(&junit).unwrap(), checks.len());
+    report
+}
+
+/// Well-formed XML: one `testsuites` holding one `testsuite` whose `tests`
+/// count is the number of `testcase` elements, none failed or skipped.
+fn assert_junit(xml: &str, checks: usize) {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut roots, mut suites, mut cases, mut failures) = (0, 0, 0, 0);
+    let mut declared = None;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Eof) => break,
+            Ok(Event::Start(e) | Event::Empty(e)) => match e.name().as_ref() {
+                b"testsuites" => roots += 1,
+                b"testsuite" => {
+                    suites += 1;
+                    declared = e
+                        .try_get_attribute("tests")
+                        .unwrap()
+                        .map(|a| String::from_utf8(a.value.to_vec()).unwrap());
+                }
+                b"testcase" => cases += 1,
+                b"failure" | b"skipped" | b"error" => failures += 1,
+                _ => {}
+            },
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed XML at {}: {e}", reader.error_position()),
+        }
+    }
+    assert_eq!((roots, suites, cases, failures), (1, 1, checks, 0));
+    assert_eq!(declared, Some(checks.to_string()));
+}
+
+#[test]
+fn every_resource_check_passes_with_at_least_80_hostile_cases() {
+    let world = world();
+    let report = run_suite(
+        world.dir(),
+        "resource",
+        &[
+            "resource",
+            world.resource.url(),
+            "--user",
+            ALICE,
+            "--password",
+            ALICE_PASSWORD,
+        ],
+    );
+    let hostile = report["summary"]["hostile"].as_u64().unwrap();
+    assert!(hostile >= 80, "{hostile} hostile cases");
+    // The walk reached every level, through Alice's consent and a refresh.
+    let ids: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "resource.walk.unsigned",
+        "resource.walk.pseudonymous",
+        "resource.walk.agent-server",
+        "resource.walk.delegate",
+        "resource.walk.authorize",
+        "resource.walk.authorized",
+        "resource.walk.refreshed",
+        "resource.rotation.reused-kid",
+    ] {
+        assert!(ids.contains(&id), "{id} did not run");
+    }
+}
+
+#[test]
+fn every_auth_server_check_passes() {
+    let world = world();
+    let report = run_suite(
+        world.dir(),
+        "auth-server",
+        &[
+            "auth-server",
+            world.auth_server.url(),
+            "--user",
+            ALICE,
+            "--password",
+            ALICE_PASSWORD,
+        ],
+    );
+    assert!(report["summary"]["hostile"].as_u64().unwrap() >= 20);
+}
+
+#[test]
+fn every_agent_server_check_passes_and_uses_the_code_up() {
+    let world = world();
+    let code = world.mint_code(None).unwrap();
+    run_suite(
+        world.dir(),
+        "agent-server",
+        &["agent-server", world.agent_server.url(), "--code", &code],
+    );
+    // The suite enrolled with it: it cannot be used again.
+    let again = Command::new(binary("aauth-conformance").unwrap())
+        .args(["agent-server", world.agent_server.url(), "--code", &code, "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("FAIL   agent-server.enroll.valid"));
+}
+
+#[test]
+fn a_target_that_does_not_answer_fails_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let output = Command::new(binary("aauth-conformance").unwrap())
+        .args(["resource", "http://127.0.0.1:9", "--quiet", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["checks"][0]["id"], "resource.discovery.metadata");
+    assert_eq!(report["checks"][0]["verdict"], "fail");
+    assert!(
+        report["checks"][0]["got"]
+            .as_str()
+            .unwrap()
+            .contains("connection failed")
+    );
+}
