@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check the project has, from a fresh checkout: formatting, lints,
 # all tests (unit, property, vectors, app and end-to-end), and doc tests.
-# Sets up what it needs by itself (cargo-nextest if missing).
+# Sets up what it needs by itself (cargo-nextest if missing; the Python peer
+# of the interop tests, from PyPI with pinned hashes, in interop/.venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "the Python peer for the interop tests (interop/setup.sh)"
+./interop/setup.sh
 
 step "building the server binaries (the end-to-end tests start them)"
 cargo build --workspace --bins --locked

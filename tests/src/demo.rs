@@ -26,9 +26,7 @@ pub fn options() -> Options {
         auth_token_lifetime: AUTH_TOKEN_LIFETIME,
         rate_limits: [3, 5, 100, 1000],
         rate_window: 60,
-        resource_config: String::new(),
-        server_args: Vec::new(),
-        keep: false,
+        ..Options::default()
     }
 }
 

@@ -41,6 +41,10 @@ pub struct Options {
     /// More TOML for the end of the resource's configuration file (tables
     /// such as `[replay_cache]`).
     pub resource_config: String,
+    /// More TOML for the end of the auth server's configuration file (more
+    /// `[[autonomous]]` rules, say, for parties from outside the world);
+    /// `{agent_url}` and `{resource_url}` in it become the world's.
+    pub auth_config: String,
     /// More arguments for every server's `serve` (such as
     /// `--header-timeout 1`).
     pub server_args: Vec<String>,
@@ -55,6 +59,7 @@ impl Default for Options {
             rate_limits: [5, 10, 100, 1000],
             rate_window: 60,
             resource_config: String::new(),
+            auth_config: String::new(),
             server_args: Vec::new(),
             keep: false,
         }
@@ -156,8 +161,13 @@ email_verified = true
 agent = "{agent_url}"
 resource = "{resource_url}"
 scopes = ["data.read"]
+{extra}
 "#,
                 lifetime = options.auth_token_lifetime,
+                extra = options
+                    .auth_config
+                    .replace("{agent_url}", &agent_url)
+                    .replace("{resource_url}", &resource_url),
             ),
         )?;
         let [unsigned, pseudonymous, identified, authorized] = options.rate_limits;

@@ -1,7 +1,12 @@
 //! The self-check: `aauth-conformance`, run as a user runs it, against this
 //! project's own three servers. Every check must pass, none may be skipped,
 //! and the JSON and JUnit reports must say the same as the exit status.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 use std::process::Command;
@@ -36,7 +41,8 @@ fn run_suite(dir: &Path, name: &str, args: &[&str]) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(
-        report["summary"]["failed"], 0,
+        report["summary"]["failed"],
+        0,
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
@@ -147,7 +153,13 @@ fn every_agent_server_check_passes_and_uses_the_code_up() {
     );
     // The suite enrolled with it: it cannot be used again.
     let again = Command::new(binary("aauth-conformance").unwrap())
-        .args(["agent-server", world.agent_server.url(), "--code", &code, "--quiet"])
+        .args([
+            "agent-server",
+            world.agent_server.url(),
+            "--code",
+            &code,
+            "--quiet",
+        ])
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(1));

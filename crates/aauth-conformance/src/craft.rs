@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use aauth_protocol::b64;
+use aauth_protocol::httpsig::SignatureEncoding;
 use aauth_protocol::keys::{SigningKey, random_bytes, sha256};
 use url::Url;
 
@@ -43,6 +44,8 @@ pub struct Draft {
     pub base_values: Vec<(String, String)>,
     /// The key that signs.
     pub key: Arc<SigningKey>,
+    /// How the `Signature` value is written.
+    pub encoding: SignatureEncoding,
 }
 
 /// Seconds since the Unix epoch.
@@ -108,6 +111,7 @@ impl Draft {
             params: format!(";created={}", now()),
             base_values: Vec::new(),
             key,
+            encoding: SignatureEncoding::ByteSequence,
         }
     }
 
@@ -216,7 +220,7 @@ impl Draft {
         ));
         headers.push((
             "Signature".to_owned(),
-            format!("{}=:{}:", self.label, b64::std_encode(&signature)),
+            signature_member(&self.label, self.encoding, &signature),
         ));
         Finished {
             sent: Sent {
@@ -227,7 +231,17 @@ impl Draft {
             },
             base,
             signature,
+            label: self.label.clone(),
+            encoding: self.encoding,
         }
+    }
+}
+
+/// `label=:…:` with `bytes` written as `encoding` says.
+pub fn signature_member(label: &str, encoding: SignatureEncoding, bytes: &[u8]) -> String {
+    match encoding {
+        SignatureEncoding::UnpaddedBase64Url => format!("{label}=:{}:", b64::url_encode(bytes)),
+        SignatureEncoding::ByteSequence => format!("{label}=:{}:", b64::std_encode(bytes)),
     }
 }
 
@@ -240,6 +254,22 @@ pub struct Finished {
     pub base: String,
     /// The raw signature.
     pub signature: Vec<u8>,
+    /// The label it was signed under.
+    pub label: String,
+    /// How its `Signature` value is written.
+    pub encoding: SignatureEncoding,
+}
+
+impl Finished {
+    /// A `Signature` value carrying `bytes` the way this one was written.
+    pub fn signature_member(&self, bytes: &[u8]) -> String {
+        signature_member(&self.label, self.encoding, bytes)
+    }
+
+    /// `label=` of this signature.
+    pub fn prefix(&self) -> String {
+        format!("{}=", self.label)
+    }
 }
 
 /// `"name"`.

@@ -9,6 +9,7 @@ use aauth_conformance::profile::{self, AgentServerTarget, AuthServerTarget, Reso
 use aauth_conformance::report::{Outcome, Verdict};
 use aauth_conformance::run::Settings;
 use aauth_conformance::{Options, Role, check};
+use aauth_http::client::Compat;
 use clap::{Parser, Subcommand};
 use url::Url;
 
@@ -60,6 +61,11 @@ struct Cli {
     /// Seconds to wait for a person to consent when no --user is given.
     #[arg(long, global = true, default_value_t = 300)]
     consent_wait: u64,
+    /// Write the well-formed requests the way a peer reads them (label,
+    /// `Signature-Key` syntax, `Signature` encoding), so that its hostile
+    /// cases are judged on what they change; `strict` is this profile.
+    #[arg(long, global = true, value_enum, default_value = "strict")]
+    compat: Compat,
     /// Print only the table, not each check as it finishes.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -169,6 +175,7 @@ async fn main() -> ExitCode {
             password: cli.password,
             consent_wait: Duration::from_secs(cli.consent_wait),
             deadline: Duration::from_secs(cli.deadline),
+            style: cli.compat.style(),
         },
         progress: (!cli.quiet).then_some(progress as fn(&Outcome)),
     };

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use aauth_http::client::SignerStyle;
 use aauth_protocol::challenge::Level;
 
 use crate::craft::first_difference;
@@ -193,6 +194,11 @@ pub struct Settings {
     pub consent_wait: Duration,
     /// The most the whole run may take.
     pub deadline: Duration,
+    /// How the suite writes its well-formed requests: this profile's
+    /// style, or a peer's (`--compat`), so that the hostile cases are
+    /// judged on what they change and not on an encoding the target
+    /// cannot read.
+    pub style: SignerStyle,
 }
 
 impl Default for Settings {
@@ -202,6 +208,7 @@ impl Default for Settings {
             password: None,
             consent_wait: Duration::from_secs(300),
             deadline: Duration::from_secs(600),
+            style: SignerStyle::strict(),
         }
     }
 }

@@ -175,9 +175,8 @@ async fn run(args: &Args) -> Result<bool, String> {
         auth_token_lifetime: 3600,
         rate_limits: [1_000_000_000; 4],
         rate_window: 60,
-        resource_config: String::new(),
-        server_args: Vec::new(),
         keep: args.keep,
+        ..Options::default()
     };
     let mut world = tokio::task::spawn_blocking(move || World::start(&options))
         .await

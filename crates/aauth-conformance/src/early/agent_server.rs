@@ -9,7 +9,7 @@ use aauth_protocol::challenge::Level;
 use serde_json::{Value, json};
 
 use super::{
-    all_of, at, claim, fetch_json, fetch_jwks, form, is_key, jwks_is_public, key, signed,
+    Signer, all_of, at, claim, fetch_json, fetch_jwks, is_key, jwks_is_public, key, signed,
     verify_token,
 };
 use crate::craft::{fresh_nonce, now};
@@ -20,6 +20,7 @@ use crate::wire::Sent;
 
 /// Runs every agent server check.
 pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
+    let s = Signer::of(run);
     run.wire.allow(&target.url);
     let origin = target.url.origin().ascii_serialization();
     let metadata_url = at(&target.url, "/.well-known/aauth-agent");
@@ -85,7 +86,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
         None,
     )
     .await;
-    let (mut sent, base) = signed(&form(&hwk, enroll.clone(), &[("code", code)]));
+    let (mut sent, base) = signed(&s.form(&hwk, enroll.clone(), &[("code", code)]));
     sent.remove_header("Nonce");
     run.exchange(
         hostile(
@@ -98,7 +99,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
         Some(&base),
     )
     .await;
-    let mut tampered = form(&hwk, enroll.clone(), &[("code", code)]);
+    let mut tampered = s.form(&hwk, enroll.clone(), &[("code", code)]);
     tampered.key = key();
     let (sent, base) = signed(&tampered);
     run.exchange(
@@ -112,11 +113,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
         Some(&base),
     )
     .await;
-    let (sent, base) = signed(&form(
-        &run.host.agent_server(),
-        enroll.clone(),
-        &[("code", code)],
-    ));
+    let (sent, base) = signed(&s.form(&run.host.agent_server(), enroll.clone(), &[("code", code)]));
     run.exchange(
         hostile(
             "agent-server.enroll.not-hwk",
@@ -128,11 +125,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
         Some(&base),
     )
     .await;
-    let (sent, base) = signed(&form(
-        &hwk,
-        enroll.clone(),
-        &[("code", "conformance-wrong-code")],
-    ));
+    let (sent, base) = signed(&s.form(&hwk, enroll.clone(), &[("code", "conformance-wrong-code")]));
     run.exchange(
         hostile(
             "agent-server.enroll.wrong-code",
@@ -144,7 +137,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
         Some(&base),
     )
     .await;
-    let (sent, base) = signed(&form(&hwk, enroll.clone(), &[("code", "")]));
+    let (sent, base) = signed(&s.form(&hwk, enroll.clone(), &[("code", "")]));
     run.exchange(
         hostile("agent-server.enroll.empty-code", "P-DEL-1", "an empty code"),
         &sent,
@@ -153,7 +146,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
     )
     .await;
     let big = "a".repeat(70 * 1024);
-    let (sent, base) = signed(&form(&hwk, enroll.clone(), &[("code", &big)]));
+    let (sent, base) = signed(&s.form(&hwk, enroll.clone(), &[("code", &big)]));
     run.exchange(
         hostile(
             "agent-server.enroll.oversized",
@@ -167,7 +160,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
     .await;
 
     // The good enrollment.
-    let (sent, base) = signed(&form(&hwk, enroll.clone(), &[("code", code)]));
+    let (sent, base) = signed(&s.form(&hwk, enroll.clone(), &[("code", code)]));
     let answer = run
         .exchange(
             case(
@@ -191,11 +184,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
         Some(&base),
     )
     .await;
-    let (sent, base) = signed(&form(
-        &Identity::Hwk(key()),
-        enroll.clone(),
-        &[("code", code)],
-    ));
+    let (sent, base) = signed(&s.form(&Identity::Hwk(key()), enroll.clone(), &[("code", code)]));
     run.exchange(
         hostile(
             "agent-server.enroll.code-reused",
@@ -250,7 +239,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
             proof_nonce.unwrap_or(&nonce).as_bytes(),
         );
         let new_jwk = new.public_key().to_json_value().to_string();
-        let mut d = form(
+        let mut d = s.form(
             signer,
             renew.clone(),
             &[("new_jwk", &new_jwk), ("new_key_proof", &proof)],

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    all_of, at, claim, fetch_json, fetch_jwks, form, is_key, jwks_is_public, key, signature_key,
+    Signer, all_of, at, claim, fetch_json, fetch_jwks, is_key, jwks_is_public, key, signature_key,
     signed, url_member, verify_token,
 };
 use crate::browser;
@@ -65,7 +65,7 @@ async fn token_call(
     identity: &Identity,
     pairs: &[(&str, &str)],
 ) -> Result<Seen, String> {
-    let (sent, _) = signed(&form(identity, endpoint.clone(), pairs));
+    let (sent, _) = signed(&Signer::of(run).form(identity, endpoint.clone(), pairs));
     run.wire.send(&sent).await.map_err(|e| e.to_string())
 }
 
@@ -204,6 +204,7 @@ pub(super) async fn refresh(
 
 /// Runs every auth server check.
 pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
+    let s = Signer::of(run);
     run.wire.allow(&target.url);
     let metadata_url = at(&target.url, "/.well-known/aauth-issuer");
     let origin = target.url.origin().ascii_serialization();
@@ -311,7 +312,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let (sent, base) = signed(&form(&hwk, token_url.clone(), &refs));
+    let (sent, base) = signed(&s.form(&hwk, token_url.clone(), &refs));
     run.exchange(
         case(
             "auth-server.caller.pseudonymous",
@@ -323,7 +324,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         Some(&base),
     )
     .await;
-    let (sent, base) = signed(&form(
+    let (sent, base) = signed(&s.form(
         &run.host.delegate("delegate-as-2"),
         token_url.clone(),
         &refs,
@@ -421,7 +422,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
     )
     .await;
     let big = "a".repeat(FORM_LIMIT + 1024);
-    let (sent, base) = signed(&form(
+    let (sent, base) = signed(&s.form(
         &delegate,
         token_url.clone(),
         &[("request_type", "auth"), ("resource_token", &big)],
@@ -536,7 +537,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
             .iter()
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect();
-        let (sent, base) = signed(&form(&delegate, token_url.clone(), &refs));
+        let (sent, base) = signed(&s.form(&delegate, token_url.clone(), &refs));
         run.exchange(
             hostile(format!("auth-server.resource-token.{name}"), "E§9.3", title),
             &sent,
@@ -551,7 +552,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let (sent, base) = signed(&form(&delegate, token_url.clone(), &refs));
+    let (sent, base) = signed(&s.form(&delegate, token_url.clone(), &refs));
     let answer = run
         .exchange(
             case(
@@ -606,7 +607,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
                     ("code", code.as_str()),
                     ("redirect_uri", redirect_uri.as_str()),
                 ];
-                let (sent, base) = signed(&form(&delegate, token_url.clone(), &pairs));
+                let (sent, base) = signed(&s.form(&delegate, token_url.clone(), &pairs));
                 let redeemed = run
                     .exchange(
                         case(
@@ -620,7 +621,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
                     )
                     .await;
                 // The same code again, in a new request.
-                let (sent, base) = signed(&form(&delegate, token_url.clone(), &pairs));
+                let (sent, base) = signed(&s.form(&delegate, token_url.clone(), &pairs));
                 run.exchange(
                     hostile(
                         "auth-server.code.replayed",
@@ -642,7 +643,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         ("code", "conformance-no-such-code"),
         ("redirect_uri", redirect_uri.as_str()),
     ];
-    let (sent, base) = signed(&form(&delegate, token_url.clone(), &garbage_pairs));
+    let (sent, base) = signed(&s.form(&delegate, token_url.clone(), &garbage_pairs));
     run.exchange(
         hostile("auth-server.code.unknown", "P-AS-5", "a code never issued"),
         &sent,
@@ -650,7 +651,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         Some(&base),
     )
     .await;
-    let (sent, base) = signed(&form(
+    let (sent, base) = signed(&s.form(
         &delegate,
         token_url.clone(),
         &[
@@ -731,7 +732,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         auth_token: auth_token.clone(),
         key: delegate.key().clone(),
     };
-    let (sent, base) = signed(&form(&as_caller, token_url.clone(), &refs));
+    let (sent, base) = signed(&s.form(&as_caller, token_url.clone(), &refs));
     run.exchange(
         hostile(
             "auth-server.caller.auth-token",
@@ -747,7 +748,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         auth_token: valid_rt.clone(),
         key: delegate.key().clone(),
     };
-    let (sent, base) = signed(&form(&rt_caller, token_url.clone(), &refs));
+    let (sent, base) = signed(&s.form(&rt_caller, token_url.clone(), &refs));
     run.exchange(
         hostile(
             "auth-server.caller.resource-token",
@@ -765,7 +766,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
             ("request_type", "refresh"),
             ("refresh_token", refresh_token.as_str()),
         ];
-        let (sent, base) = signed(&form(&delegate, token_url.clone(), &pairs));
+        let (sent, base) = signed(&s.form(&delegate, token_url.clone(), &pairs));
         run.exchange(
             case(
                 "auth-server.refresh.valid",
@@ -782,7 +783,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
             agent_token: run.host.agent_token("delegate-stranger", &stranger_key),
             key: stranger_key,
         };
-        let (sent, base) = signed(&form(&stranger, token_url.clone(), &pairs));
+        let (sent, base) = signed(&s.form(&stranger, token_url.clone(), &pairs));
         run.exchange(
             hostile(
                 "auth-server.refresh.other-delegate",

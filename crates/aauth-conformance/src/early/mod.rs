@@ -12,7 +12,7 @@ mod resource;
 
 use std::sync::Arc;
 
-use aauth_http::client::Identity;
+use aauth_http::client::{Identity, SignerStyle};
 use aauth_protocol::b64;
 use aauth_protocol::jwk::Jwks;
 use aauth_protocol::keys::{SigningKey, VerifyingKey};
@@ -55,7 +55,8 @@ impl Profile for Early {
     }
 }
 
-/// The `Signature-Key` value for `identity` (SK0 syntax, label `sig`).
+/// The `Signature-Key` value for `identity` in our profile (SK0 syntax,
+/// label `sig`).
 fn signature_key(identity: &Identity) -> String {
     identity
         .signature_key()
@@ -63,20 +64,67 @@ fn signature_key(identity: &Identity) -> String {
         .unwrap_or_default()
 }
 
-/// The profile's well-formed request signed as `identity`.
-fn draft(identity: &Identity, method: &str, url: Url, body: Option<(&[u8], &str)>) -> Draft {
-    Draft::new(
-        method,
-        url,
-        body,
-        signature_key(identity),
-        identity.key().clone(),
-    )
+/// How the run writes its well-formed requests (see
+/// [`Settings::style`](crate::run::Settings::style)).
+#[derive(Debug, Clone)]
+struct Signer {
+    style: SignerStyle,
 }
 
-/// A form POST signed as `identity`.
-fn form(identity: &Identity, url: Url, pairs: &[(&str, &str)]) -> Draft {
-    Draft::form(url, pairs, signature_key(identity), identity.key().clone())
+impl Signer {
+    fn of(run: &Run) -> Self {
+        Self {
+            style: run.settings.style.clone(),
+        }
+    }
+
+    /// The label every request is signed under.
+    fn label(&self) -> &str {
+        self.style.label.as_str()
+    }
+
+    /// The well-formed request signed as `identity`.
+    fn draft(
+        &self,
+        identity: &Identity,
+        method: &str,
+        url: Url,
+        body: Option<(&[u8], &str)>,
+    ) -> Draft {
+        let signature_key = identity
+            .signature_key_labelled(self.style.label.clone())
+            .to_header_value(self.style.syntax)
+            .unwrap_or_default();
+        self.raw(method, url, body, signature_key, identity.key().clone())
+    }
+
+    /// A request with a `Signature-Key` written by hand, signed by `key`.
+    fn raw(
+        &self,
+        method: &str,
+        url: Url,
+        body: Option<(&[u8], &str)>,
+        signature_key: String,
+        key: Arc<SigningKey>,
+    ) -> Draft {
+        let mut draft = Draft::new(method, url, body, signature_key, key);
+        draft.label = self.label().to_owned();
+        draft.encoding = self.style.encoding;
+        draft
+    }
+
+    /// A form POST signed as `identity`.
+    fn form(&self, identity: &Identity, url: Url, pairs: &[(&str, &str)]) -> Draft {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        self.draft(
+            identity,
+            "POST",
+            url,
+            Some((body.as_bytes(), "application/x-www-form-urlencoded")),
+        )
+    }
 }
 
 /// `path` on `base`.

@@ -16,15 +16,16 @@ use url::Url;
 
 use super::auth_server::{Grant, authorize, refresh};
 use super::{
-    Lcg, all_of, at, claim, draft, fetch_json, fetch_jwks, form, jwks_is_public, key, signed,
+    Lcg, Signer, all_of, at, claim, fetch_json, fetch_jwks, jwks_is_public, key, signed,
     url_member, verify_token,
 };
-use crate::craft::{Draft, content_digest, fresh_nonce, now, quoted};
+use crate::craft::{Draft, Finished, content_digest, fresh_nonce, now, quoted, signature_member};
 use crate::host::{AGENT_KID, Host, JWKS_PATH};
 use crate::jws;
 use crate::profile::ResourceTarget;
 use crate::run::{Expect, Run, case, hostile};
 use crate::wire::{Sent, cut};
+use aauth_protocol::httpsig::SignatureEncoding::UnpaddedBase64Url;
 
 /// What discovery found.
 struct Target {
@@ -128,6 +129,7 @@ struct Walked {
 
 /// Unsigned → pseudonymous → identified (both ways) → authorized → refresh.
 async fn walk(run: &mut Run, t: &Target) -> Walked {
+    let s = Signer::of(run);
     let path = t.identified.path().to_owned();
     run.exchange(
         case(
@@ -142,7 +144,7 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
     .await;
 
     let hwk = Identity::Hwk(key());
-    let (sent, base) = signed(&draft(&hwk, "GET", t.identified.clone(), None));
+    let (sent, base) = signed(&s.draft(&hwk, "GET", t.identified.clone(), None));
     run.exchange(
         case(
             "resource.walk.pseudonymous",
@@ -156,7 +158,7 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
     .await;
 
     let server = run.host.agent_server();
-    let (sent, base) = signed(&draft(&server, "GET", t.identified.clone(), None));
+    let (sent, base) = signed(&s.draft(&server, "GET", t.identified.clone(), None));
     let baseline = run
         .exchange(
             case(
@@ -171,9 +173,9 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
         .await
         .is_some_and(|s| (200..300).contains(&s.status));
 
-    let mut parenthesised = draft(&server, "GET", t.identified.clone(), None);
+    let mut parenthesised = s.draft(&server, "GET", t.identified.clone(), None);
     parenthesised.signature_key = server
-        .signature_key()
+        .signature_key_labelled(s.style.label.clone())
         .to_header_value(Syntax::Parenthesised)
         .unwrap_or_default();
     let (sent, base) = signed(&parenthesised);
@@ -190,7 +192,7 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
     .await;
 
     let delegate = run.host.delegate("delegate-walk");
-    let (sent, base) = signed(&draft(&delegate, "GET", t.identified.clone(), None));
+    let (sent, base) = signed(&s.draft(&delegate, "GET", t.identified.clone(), None));
     run.exchange(
         case(
             "resource.walk.delegate",
@@ -204,7 +206,7 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
     .await;
 
     let authorized_path = t.authorized.path().to_owned();
-    let (sent, base) = signed(&draft(&delegate, "GET", t.authorized.clone(), None));
+    let (sent, base) = signed(&s.draft(&delegate, "GET", t.authorized.clone(), None));
     let step_up = run
         .exchange(
             case(
@@ -291,7 +293,7 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
         auth_token: grant.auth_token.clone(),
         key: delegate.key().clone(),
     };
-    let (sent, base) = signed(&draft(&authorized, "GET", t.authorized.clone(), None));
+    let (sent, base) = signed(&s.draft(&authorized, "GET", t.authorized.clone(), None));
     run.exchange(
         case(
             "resource.walk.authorized",
@@ -312,7 +314,7 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
                     auth_token: fresh.auth_token.clone(),
                     key: delegate.key().clone(),
                 };
-                let (sent, base) = signed(&draft(&authorized, "GET", t.authorized.clone(), None));
+                let (sent, base) = signed(&s.draft(&authorized, "GET", t.authorized.clone(), None));
                 run.exchange(
                     case(
                         "resource.walk.refreshed",
@@ -398,6 +400,7 @@ async fn resource_token_claims(
 /// Keys rotated at the suite's agent server, each on an origin of its own
 /// (the refetch a rotation needs is limited per origin, P-MD-3).
 async fn rotation(run: &mut Run, t: &Target) {
+    let s = Signer::of(run);
     for (id, title, rule, replace) in [
         (
             "resource.rotation.new-kid",
@@ -421,12 +424,7 @@ async fn rotation(run: &mut Run, t: &Target) {
         };
         run.wire.allow(&host.url());
         // First a request the target accepts, so that it caches the JWKS.
-        let (sent, _) = signed(&draft(
-            &host.agent_server(),
-            "GET",
-            t.identified.clone(),
-            None,
-        ));
+        let (sent, _) = signed(&s.draft(&host.agent_server(), "GET", t.identified.clone(), None));
         let cached = run.wire.send(&sent).await;
         if !cached
             .as_ref()
@@ -452,19 +450,15 @@ async fn rotation(run: &mut Run, t: &Target) {
             run.skip(case(id, rule, title), e);
             continue;
         }
-        let (sent, base) = signed(&draft(
-            &host.agent_server(),
-            "GET",
-            t.identified.clone(),
-            None,
-        ));
+        let (sent, base) =
+            signed(&s.draft(&host.agent_server(), "GET", t.identified.clone(), None));
         run.exchange(case(id, rule, title), &sent, Expect::Success, Some(&base))
             .await;
     }
 }
 
 type Before = Box<dyn FnOnce(&mut Draft) + Send>;
-type After = Box<dyn FnOnce(&mut Sent, &[u8]) + Send>;
+type After = Box<dyn FnOnce(&mut Sent, &Finished) + Send>;
 
 /// One request of a group: the group's well-formed draft, changed before
 /// signing, after signing, or both, and what the answer must be.
@@ -507,7 +501,7 @@ impl Probe {
         self
     }
 
-    fn after(mut self, change: impl FnOnce(&mut Sent, &[u8]) + Send + 'static) -> Self {
+    fn after(mut self, change: impl FnOnce(&mut Sent, &Finished) + Send + 'static) -> Self {
         self.after = Some(Box::new(change));
         self
     }
@@ -523,9 +517,9 @@ impl Probe {
             before(&mut draft);
         }
         let finished = draft.finish();
-        let mut sent = finished.sent;
+        let mut sent = finished.sent.clone();
         if let Some(after) = self.after {
-            after(&mut sent, &finished.signature);
+            after(&mut sent, &finished);
         }
         let id = format!("resource.{group}.{}", self.name);
         let c = if self.hostile {
@@ -551,9 +545,9 @@ async fn group(
     }
 }
 
-/// Replaces the `Signature` value with `bytes` under label `sig`.
-fn signature(sent: &mut Sent, bytes: &[u8]) {
-    sent.set_header("Signature", format!("sig=:{}:", b64::std_encode(bytes)));
+/// Replaces the `Signature` value with `bytes`, written as before.
+fn signature(sent: &mut Sent, finished: &Finished, bytes: &[u8]) {
+    sent.set_header("Signature", finished.signature_member(bytes));
 }
 
 /// Replaces the covered component `from` with `to`.
@@ -565,9 +559,10 @@ fn rename_component(draft: &mut Draft, from: &str, to: &str) {
 
 /// The hostile cases of the RFC 9421 profile, on the identified GET.
 async fn signature_profile(run: &mut Run, t: &Target) {
+    let s = Signer::of(run);
     let server = run.host.agent_server();
     let now = i64::try_from(now()).unwrap_or(i64::MAX);
-    let probes = vec![
+    let mut probes = vec![
         refused("no-signature", "E§10.7", "Signature missing")
             .after(|s, _| s.remove_header("Signature")),
         refused("no-signature-input", "E§10.7", "Signature-Input missing")
@@ -579,9 +574,9 @@ async fn signature_profile(run: &mut Run, t: &Target) {
             "P-SIG-3",
             "Signature-Input under another label",
         )
-        .after(|s, _| {
+        .after(|s, f| {
             let v = s.header("Signature-Input").unwrap_or_default();
-            let v = v.replacen("sig=", "other=", 1);
+            let v = v.replacen(&f.prefix(), "other=", 1);
             s.set_header("Signature-Input", v);
         }),
         refused(
@@ -589,27 +584,32 @@ async fn signature_profile(run: &mut Run, t: &Target) {
             "P-SIG-3",
             "Signature-Key under another label",
         )
-        .before(|d| d.signature_key = d.signature_key.replacen("sig=", "other=", 1)),
+        .before(|d| {
+            let label = format!("{}=", d.label);
+            d.signature_key = d.signature_key.replacen(&label, "other=", 1);
+        }),
         accepted(
             "any-label",
             "P-SIG-3",
-            "one label other than sig on all three headers",
+            "another label, the same on all three headers",
         )
         .before(|d| {
+            let label = format!("{}=", d.label);
             d.label = "conformance".to_owned();
-            d.signature_key = d.signature_key.replacen("sig=", "conformance=", 1);
+            d.signature_key = d.signature_key.replacen(&label, "conformance=", 1);
         }),
         refused(
             "two-signatures",
             "P-SIG-3",
             "a second signature beside the first",
         )
-        .after(|s, sig| {
+        .after(|s, f| {
             let input = s.header("Signature-Input").unwrap_or_default().to_owned();
-            let second = input.replacen("sig=", "sig2=", 1);
+            let second = input.replacen(&f.prefix(), "second=", 1);
             s.set_header("Signature-Input", format!("{input}, {second}"));
-            let sig = b64::std_encode(sig);
-            s.set_header("Signature", format!("sig=:{sig}:, sig2=:{sig}:"));
+            let one = f.signature_member(&f.signature);
+            let two = signature_member("second", f.encoding, &f.signature);
+            s.set_header("Signature", format!("{one}, {two}"));
         }),
         refused("uncovered-method", "P-SIG-1", "@method not covered")
             .before(|d| d.uncover("@method")),
@@ -679,35 +679,36 @@ async fn signature_profile(run: &mut Run, t: &Target) {
             let v = v.replace(AGENT_KID, "conformance-agent-x");
             s.set_header("Signature-Key", v);
         }),
-        refused("flipped-bit", "E§10.7", "one bit of the signature flipped").after(|s, sig| {
-            let mut sig = sig.to_vec();
+        refused("flipped-bit", "E§10.7", "one bit of the signature flipped").after(|s, f| {
+            let mut sig = f.signature.clone();
             if let Some(first) = sig.first_mut() {
                 *first ^= 1;
             }
-            signature(s, &sig);
+            signature(s, f, &sig);
         }),
-        refused("truncated", "E§10.7", "the signature one byte short").after(|s, sig| {
-            signature(
-                s,
-                sig.get(..sig.len().saturating_sub(1)).unwrap_or_default(),
-            );
+        refused("truncated", "E§10.7", "the signature one byte short").after(|s, f| {
+            let short = f.signature.get(..f.signature.len().saturating_sub(1));
+            signature(s, f, short.unwrap_or_default());
         }),
         refused("empty-signature", "E§10.7", "an empty byte sequence")
-            .after(|s, _| s.set_header("Signature", "sig=::")),
+            .after(|s, f| s.set_header("Signature", format!("{}::", f.prefix()))),
         refused("not-base64", "P-SIG-7", "a signature that is not base64")
-            .after(|s, _| s.set_header("Signature", "sig=:!!!!:")),
+            .after(|s, f| s.set_header("Signature", format!("{}:!!!!:", f.prefix()))),
         refused(
             "unpadded-base64url",
             "P-SIG-7",
             "unpadded base64url inside the colons",
         )
-        .after(|s, sig| s.set_header("Signature", format!("sig=:{}:", b64::url_encode(sig)))),
+        .after(|s, f| {
+            let value = signature_member(&f.label, UnpaddedBase64Url, &f.signature);
+            s.set_header("Signature", value);
+        }),
         refused(
             "token-not-bytes",
             "P-SIG-7",
             "a token where a byte sequence belongs",
         )
-        .after(|s, _| s.set_header("Signature", "sig=abc")),
+        .after(|s, f| s.set_header("Signature", format!("{}abc", f.prefix()))),
         refused(
             "input-not-dictionary",
             "E§10.7",
@@ -719,7 +720,7 @@ async fn signature_profile(run: &mut Run, t: &Target) {
             "E§10.7",
             "a Signature-Input member not an inner list",
         )
-        .after(|s, _| s.set_header("Signature-Input", "sig=\"@method\"")),
+        .after(|s, f| s.set_header("Signature-Input", format!("{}\"@method\"", f.prefix()))),
         refused("duplicate-component", "E§10.7", "a component covered twice")
             .before(|d| d.components.insert(0, quoted("@method"))),
         refused(
@@ -783,10 +784,21 @@ async fn signature_profile(run: &mut Run, t: &Target) {
             d.cover("content-digest");
         }),
     ];
+    if s.style.encoding == UnpaddedBase64Url {
+        probes.retain(|p| p.name != "unpadded-base64url");
+        run.skip(
+            hostile(
+                "resource.sig.unpadded-base64url",
+                "P-SIG-7",
+                "unpadded base64url",
+            ),
+            "this --compat style writes unpadded base64url itself",
+        );
+    }
     let identified = t.identified.clone();
     let fresh = {
-        let server = server.clone();
-        move || draft(&server, "GET", identified.clone(), None)
+        let (s, server) = (s.clone(), server.clone());
+        move || s.draft(&server, "GET", identified.clone(), None)
     };
     let refusal = Expect::bad_signature(Level::Identified);
     group(run, "sig", fresh, refusal.clone(), probes).await;
@@ -807,7 +819,7 @@ async fn signature_profile(run: &mut Run, t: &Target) {
         }),
         accepted("query-covered", "P-SIG-1", "a query covered by @query"),
     ];
-    let fresh = move || draft(&server, "GET", with_query.clone(), None);
+    let fresh = move || s.draft(&server, "GET", with_query.clone(), None);
     group(run, "sig", fresh, refusal, probes).await;
 }
 
@@ -820,7 +832,9 @@ async fn with_signature_key(
     signer: &Arc<SigningKey>,
     expect: Expect,
 ) {
-    let finished = Draft::new("GET", t.identified.clone(), None, value, signer.clone()).finish();
+    let finished = Signer::of(run)
+        .raw("GET", t.identified.clone(), None, value, signer.clone())
+        .finish();
     run.exchange(
         hostile(format!("resource.signature-key.{name}"), rule, title),
         &finished.sent,
@@ -832,19 +846,21 @@ async fn with_signature_key(
 
 /// `Signature-Key` values written by hand.
 async fn signature_key_field(run: &mut Run, t: &Target) {
+    let s = Signer::of(run);
     let origin = run.host.origin().as_str().to_owned();
     let signer = run.host.agent_server().key().clone();
     let jwk = signer.public_key().to_json_value();
     let x = jwk.get("x").and_then(Value::as_str).unwrap_or_default();
     let hwk = format!("kty=\"OKP\";crv=\"Ed25519\";x=\"{x}\"");
-    let jwks = |id: &str, params: &str| format!("sig=jwks_uri;id=\"{id}\"{params}");
+    let l = s.label().to_owned();
+    let jwks = |id: &str, params: &str| format!("{l}=jwks_uri;id=\"{id}\"{params}");
     let agent = format!(";well-known=\"aauth-agent\";kid=\"{AGENT_KID}\"");
     let cases = vec![
         (
             "garbage",
             "SK0§2",
             "an unparsable Signature-Key",
-            "sig=;;;".to_owned(),
+            format!("{l}=;;;"),
         ),
         (
             "bare-token",
@@ -856,20 +872,20 @@ async fn signature_key_field(run: &mut Run, t: &Target) {
             "unknown-scheme",
             "SK0§2",
             "an unknown scheme",
-            format!("sig=x509;x5u=\"{origin}/cert\""),
+            format!("{l}=x509;x5u=\"{origin}/cert\""),
         ),
         (
             "hwk-private",
             "SK0§2.3",
             "hwk with the private member d",
-            format!("sig=hwk;{hwk};d=\"{x}\""),
+            format!("{l}=hwk;{hwk};d=\"{x}\""),
         ),
         (
             "hwk-short-x",
             "SK0§2.3",
             "hwk with a 31-byte x",
             format!(
-                "sig=hwk;kty=\"OKP\";crv=\"Ed25519\";x=\"{}\"",
+                "{l}=hwk;kty=\"OKP\";crv=\"Ed25519\";x=\"{}\"",
                 b64::url_encode([1u8; 31])
             ),
         ),
@@ -877,19 +893,19 @@ async fn signature_key_field(run: &mut Run, t: &Target) {
             "hwk-kty-oct",
             "P-SIG-4",
             "hwk of a symmetric key type",
-            format!("sig=hwk;kty=\"oct\";k=\"{x}\""),
+            format!("{l}=hwk;kty=\"oct\";k=\"{x}\""),
         ),
         (
             "hwk-crv-mismatch",
             "P-SIG-4",
             "hwk OKP with a P-256 curve",
-            format!("sig=hwk;kty=\"OKP\";crv=\"P-256\";x=\"{x}\""),
+            format!("{l}=hwk;kty=\"OKP\";crv=\"P-256\";x=\"{x}\""),
         ),
         (
             "hwk-no-x",
             "SK0§2.3",
             "hwk without x",
-            "sig=hwk;kty=\"OKP\";crv=\"Ed25519\"".to_owned(),
+            format!("{l}=hwk;kty=\"OKP\";crv=\"Ed25519\""),
         ),
         (
             "jwks-id-path",
@@ -958,19 +974,19 @@ async fn signature_key_field(run: &mut Run, t: &Target) {
             "jwks-url-form",
             "P-SK-2",
             "the explainer's jwks= URL form (Mode 1)",
-            format!("sig=(scheme=jwks jwks=\"{origin}{JWKS_PATH}\" kid=\"{AGENT_KID}\")"),
+            format!("{l}=(scheme=jwks jwks=\"{origin}{JWKS_PATH}\" kid=\"{AGENT_KID}\")"),
         ),
         (
             "two-members",
             "P-SIG-3",
             "two members in Signature-Key",
-            format!("sig=hwk;{hwk}, sig2=hwk;{hwk}"),
+            format!("{l}=hwk;{hwk}, {l}2=hwk;{hwk}"),
         ),
         (
             "jwt-garbage",
             "P-ERR-1",
             "jwt scheme with a value that is no JWT",
-            "sig=jwt;jwt=\"not-a-jwt\"".to_owned(),
+            format!("{l}=jwt;jwt=\"not-a-jwt\""),
         ),
     ];
     for case in cases {
@@ -980,10 +996,10 @@ async fn signature_key_field(run: &mut Run, t: &Target) {
     // A pseudonymous key in the parenthesised syntax is read as one.
     let hwk = Identity::Hwk(key());
     let value = hwk
-        .signature_key()
+        .signature_key_labelled(s.style.label.clone())
         .to_header_value(Syntax::Parenthesised)
         .unwrap_or_default();
-    let d = Draft::new("GET", t.identified.clone(), None, value, hwk.key().clone());
+    let d = s.raw("GET", t.identified.clone(), None, value, hwk.key().clone());
     let finished = d.finish();
     run.exchange(
         case(
@@ -1012,6 +1028,7 @@ fn edit(claims: &Value, name: &str, value: Option<Value>) -> Value {
 
 /// Agent tokens the suite's agent server signs, each wrong in one way.
 async fn agent_tokens(run: &mut Run, t: &Target) {
+    let s = Signer::of(run);
     let host = run.host.clone();
     let delegate = key();
     let good = host.agent_token_claims("delegate-hostile", &delegate);
@@ -1187,7 +1204,9 @@ async fn agent_tokens(run: &mut Run, t: &Target) {
                 agent_token: token,
                 key: delegate.clone(),
             };
-            let finished = draft(&identity, "GET", t.identified.clone(), None).finish();
+            let finished = s
+                .draft(&identity, "GET", t.identified.clone(), None)
+                .finish();
             run.exchange(
                 hostile(format!("resource.agent-token.{name}"), rule, title),
                 &finished.sent,
@@ -1202,6 +1221,7 @@ async fn agent_tokens(run: &mut Run, t: &Target) {
 /// Bodies, `Content-Digest` and `Nonce`, on the resource token endpoint (a
 /// form POST at the identified level).
 async fn bodies_and_nonces(run: &mut Run, t: &Target) {
+    let s = Signer::of(run);
     let Some(endpoint) = t.token_endpoint.clone() else {
         run.skip(
             case("resource.post", "E§9.2.5", "POST requests"),
@@ -1211,7 +1231,7 @@ async fn bodies_and_nonces(run: &mut Run, t: &Target) {
     };
     let server = run.host.agent_server();
     let scope = t.scope.clone();
-    let post = move || form(&server, endpoint.clone(), &[("scope", scope.as_str())]);
+    let post = move || s.form(&server, endpoint.clone(), &[("scope", scope.as_str())]);
     let (sent, base) = signed(&post());
     let accepted_post = run
         .exchange(
@@ -1318,6 +1338,7 @@ async fn auth_tokens(
     grant: Option<&(Grant, Identity)>,
     resource_token: Option<&str>,
 ) {
+    let s = Signer::of(run);
     let signer = key();
     let origin = t.origin.origin().ascii_serialization();
     let (resource_kid, resource_signer) = run.host.resource_key();
@@ -1425,7 +1446,9 @@ async fn auth_tokens(
                 auth_token: token,
                 key,
             };
-            let finished = draft(&identity, "GET", t.authorized.clone(), None).finish();
+            let finished = s
+                .draft(&identity, "GET", t.authorized.clone(), None)
+                .finish();
             run.exchange(
                 hostile(format!("resource.auth-token.{name}"), rule, title),
                 &finished.sent,
@@ -1437,7 +1460,9 @@ async fn auth_tokens(
     }
     // An agent token where an auth token is needed is the ordinary step-up.
     let delegate = run.host.delegate("delegate-step-up");
-    let finished = draft(&delegate, "GET", t.authorized.clone(), None).finish();
+    let finished = s
+        .draft(&delegate, "GET", t.authorized.clone(), None)
+        .finish();
     run.exchange(
         case(
             "resource.auth-token.agent-token-instead",
@@ -1458,32 +1483,50 @@ async fn auth_tokens(
 
 /// Oversized and malformed structured fields: refused, never a 5xx.
 async fn structured_fields(run: &mut Run, t: &Target) {
+    let s = Signer::of(run);
     let many: String = (0..300).map(|i| format!("\"x-c{i}\" ")).collect();
     let probes = vec![
-        refused("input-16k", "P-ERR-2", "a Signature-Input of 16 KiB").after(|s, _| {
+        refused("input-16k", "P-ERR-2", "a Signature-Input of 16 KiB").after(|s, f| {
             let components = "\"a\" ".repeat(4096);
             s.set_header(
                 "Signature-Input",
-                format!("sig=(\"@method\" {components});created=1"),
+                format!("{}(\"@method\" {components});created=1", f.prefix()),
             );
         }),
-        refused("input-300-components", "P-ERR-2", "300 covered components")
-            .after(move |s, _| s.set_header("Signature-Input", format!("sig=({many});created=1"))),
-        refused("nested-lists", "P-ERR-2", "inner lists opened 1,000 deep")
-            .after(|s, _| s.set_header("Signature-Input", format!("sig={}", "(".repeat(1000)))),
+        refused("input-300-components", "P-ERR-2", "300 covered components").after(move |s, f| {
+            s.set_header(
+                "Signature-Input",
+                format!("{}({many});created=1", f.prefix()),
+            )
+        }),
+        refused("nested-lists", "P-ERR-2", "inner lists opened 1,000 deep").after(|s, f| {
+            s.set_header(
+                "Signature-Input",
+                format!("{}{}", f.prefix(), "(".repeat(1000)),
+            )
+        }),
         refused(
             "non-ascii",
             "P-ERR-2",
             "bytes above 0x7f in Signature-Input",
         )
-        .after(|s, _| s.set_header("Signature-Input", "sig=(\"@méthod\");created=1")),
-        refused("signature-64k", "P-ERR-2", "a Signature of 64 KiB")
-            .after(|s, _| s.set_header("Signature", format!("sig=:{}:", "A".repeat(65536)))),
-        refused("signature-key-32k", "P-ERR-2", "a Signature-Key of 32 KiB").after(|s, _| {
+        .after(|s, f| {
+            s.set_header(
+                "Signature-Input",
+                format!("{}(\"@méthod\");created=1", f.prefix()),
+            )
+        }),
+        refused("signature-64k", "P-ERR-2", "a Signature of 64 KiB").after(|s, f| {
+            s.set_header(
+                "Signature",
+                format!("{}:{}:", f.prefix(), "A".repeat(65536)),
+            )
+        }),
+        refused("signature-key-32k", "P-ERR-2", "a Signature-Key of 32 KiB").after(|s, f| {
             let x = "A".repeat(32768);
             s.set_header(
                 "Signature-Key",
-                format!("sig=hwk;kty=\"OKP\";crv=\"Ed25519\";x=\"{x}\""),
+                format!("{}hwk;kty=\"OKP\";crv=\"Ed25519\";x=\"{x}\"", f.prefix()),
             );
         }),
         refused(
@@ -1506,23 +1549,24 @@ async fn structured_fields(run: &mut Run, t: &Target) {
             "P-ERR-2",
             "created beyond the integer range",
         )
-        .after(|s, _| {
+        .after(|s, f| {
             let components = "\"@method\" \"@authority\" \"@path\" \"signature-key\"";
             s.set_header(
                 "Signature-Input",
-                format!("sig=({components});created=99999999999999999999"),
+                format!("{}({components});created=99999999999999999999", f.prefix()),
             );
         }),
     ];
     let server = run.host.agent_server();
     let identified = t.identified.clone();
-    let fresh = move || draft(&server, "GET", identified.clone(), None);
+    let fresh = move || s.draft(&server, "GET", identified.clone(), None);
     group(run, "structured", fresh, Expect::Rejected, probes).await;
 }
 
 /// Random visible bytes in every AAuth header, on a GET and a POST: any
 /// answer but a server error. Seeded, so a failure can be reproduced.
 async fn garbage(run: &mut Run, t: &Target) {
+    let s = Signer::of(run);
     let server = run.host.agent_server();
     let mut rng = Lcg(0x00AA_0011_2026);
     let headers = [
@@ -1559,9 +1603,9 @@ async fn garbage(run: &mut Run, t: &Target) {
         }
         let d = match &t.token_endpoint {
             Some(endpoint) if i % 3 == 0 => {
-                form(&server, endpoint.clone(), &[("scope", t.scope.as_str())])
+                s.form(&server, endpoint.clone(), &[("scope", t.scope.as_str())])
             }
-            _ => draft(&server, "GET", t.identified.clone(), None),
+            _ => s.draft(&server, "GET", t.identified.clone(), None),
         };
         let mut finished = d.finish();
         finished.sent.set_header(header, value.clone());
