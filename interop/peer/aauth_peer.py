@@ -11,7 +11,7 @@ key sets, choosing status codes and error bodies, and the order of steps.
       An agent server: /.well-known/aauth-agent and its JWKS.
   aauth_peer.py agent --port P CALL...
       An agent with its own agent server on P and one delegate. Each CALL is
-      SCHEME,METHOD,URL with SCHEME hwk, jwks (as the agent server) or jwt
+      SCHEME,METHOD,URL[,JSON] with SCHEME hwk, jwks (as the agent server) or jwt
       (as the delegate, with its agent token); a jwt call challenged for an
       auth token climbs (request_type=auth at the challenge's auth server,
       then the retry). Prints one JSON line per step; exits 0 when every
@@ -197,20 +197,22 @@ def agent(args):
     agent_token = server.agent_token(delegate_public)
     failed = 0
     for call in args.calls:
-        scheme, method, url = call.split(",", 2)
+        scheme, method, url, *body = call.split(",", 3)
+        body = body[0].encode() if body else None
         if scheme == "hwk":
             key, scheme_args = delegate_key, {}
         elif scheme == "jwks":
             key, scheme_args = server.key, {"id": server.origin, "kid": AgentServer.KID, "well-known": "aauth-agent"}
         else:
             key, scheme_args = delegate_key, {"jwt": agent_token}
-        status = climb(key, scheme, scheme_args, method, url, delegate_key, agent_token)
+        status = climb(key, scheme, scheme_args, method, url, body, delegate_key, agent_token)
         failed += not 200 <= status < 300
     return 1 if failed else 0
 
 
-def climb(key, scheme, scheme_args, method, url, delegate_key, agent_token):
-    status, headers, body = signed_request(key, scheme, method, url, **scheme_args)
+def climb(key, scheme, scheme_args, method, url, payload, delegate_key, agent_token):
+    kind = "application/json" if payload else None
+    status, headers, body = signed_request(key, scheme, method, url, payload, kind, **scheme_args)
     challenge = headers.get("agent-auth")
     step(step="request", scheme=scheme, url=url, status=status, body=body.decode(errors="replace")[:300],
          agent_auth=challenge)
@@ -229,7 +231,7 @@ def climb(key, scheme, scheme_args, method, url, delegate_key, agent_token):
     if status != 200 or "auth_token" not in json.loads(answer):
         return status
     auth_token = json.loads(answer)["auth_token"]
-    status, headers, body = signed_request(delegate_key, "jwt", method, url, jwt=auth_token)
+    status, headers, body = signed_request(delegate_key, "jwt", method, url, payload, kind, jwt=auth_token)
     step(step="retry", scheme="jwt auth token", url=url, status=status, body=body.decode(errors="replace")[:300])
     return status
 
@@ -380,7 +382,7 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p = commands.add_parser("agent")
     p.add_argument("--port", type=int, default=0)
-    p.add_argument("calls", nargs="+", metavar="SCHEME,METHOD,URL")
+    p.add_argument("calls", nargs="+", metavar="SCHEME,METHOD,URL[,JSON]")
     p = commands.add_parser("resource")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--auth-server", required=True)

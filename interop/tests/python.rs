@@ -220,3 +220,56 @@ fn the_suite_finds_in_their_resource_exactly_what_the_expected_results_record() 
         assert!(!found.contains_key(id), "{id}: {}", found[id]);
     }
 }
+
+/// The suite's agent role, graded on their agent: it serves a resource that
+/// reads the peer's encodings (`--compat py-early`), their agent makes the
+/// calls, and every check passes — with the peer's own options for a
+/// covered `Nonce` and body components turned on by the driver.
+#[test]
+fn their_agent_passes_the_suites_agent_checks() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let (agent_port, suite_port) = (free_port(), free_port());
+    let world = World::start(&Options {
+        server_args: vec!["--lenient-base64".into()],
+        auth_config: format!(
+            "[[autonomous]]\nagent = \"http://127.0.0.1:{agent_port}\"\n\
+             resource = \"http://127.0.0.1:{suite_port}\"\nscopes = [\"data.read\", \"data.write\"]\n"
+        ),
+        ..Options::default()
+    })
+    .unwrap();
+    let json = world.dir().join("agent.json");
+    let mut suite = Command::new(binary("aauth-conformance").unwrap())
+        .args(["agent", "--compat", "py-early", "--quiet", "--wait", "60"])
+        .args(["--listen", &format!("127.0.0.1:{suite_port}")])
+        .args(["--auth-server", world.auth_server.url(), "--json"])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kept open to the end: the suite prints its table there.
+    let mut stdout = BufReader::new(suite.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first.trim().strip_prefix("listening url=").unwrap().to_owned();
+    let run = agent(
+        agent_port,
+        &[
+            format!("hwk,GET,{url}/public"),
+            format!("jwt,GET,{url}/whoami"),
+            format!("jwt,GET,{url}/data"),
+            format!(r#"jwt,POST,{url}/data,{{"text":"from the Python peer"}}"#),
+        ],
+    )
+    .unwrap();
+    assert!(run.success, "{:#?}\n{}", run.steps, run.stderr);
+    let mut table = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut table).unwrap();
+    assert!(suite.wait().unwrap().success(), "{table}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(report["summary"]["total"], 11);
+}

@@ -186,3 +186,67 @@ fn a_target_that_does_not_answer_fails_loudly() {
             .contains("connection failed")
     );
 }
+
+/// The agent role: the suite serves its resource, our CLI makes the calls
+/// it asks for, and every check passes.
+#[test]
+fn every_agent_check_passes_for_our_cli() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let port = aauth_e2e::harness::free_port();
+    let world = World::start(&Options {
+        auth_config: format!(
+            "[[autonomous]]\nagent = \"{{agent_url}}\"\nresource = \"http://127.0.0.1:{port}\"\n\
+             scopes = [\"data.read\", \"data.write\"]\n"
+        ),
+        ..Options::default()
+    })
+    .unwrap();
+    let json = world.dir().join("agent.json");
+    let mut suite = Command::new(binary("aauth-conformance").unwrap())
+        .args(["agent", "--quiet", "--wait", "60", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--auth-server", world.auth_server.url(), "--json"])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(suite.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first.trim().strip_prefix("listening url=").unwrap().to_owned();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(world.enroll_delegate("delegate")).unwrap();
+    let state = world.dir().join("delegate");
+    for (method, path, data) in [
+        ("GET", "/public", None),
+        ("GET", "/whoami", None),
+        ("GET", "/data", None),
+        ("POST", "/data", Some(r#"{"text":"from the self-check"}"#)),
+    ] {
+        let mut call = Command::new(binary("aauth-agent-server").unwrap());
+        call.args(["call", "--dev", "--state-dir"])
+            .arg(&state)
+            .args([method, &format!("{url}{path}")]);
+        if let Some(data) = data {
+            call.args(["--data", data]);
+        }
+        let output = call.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut table = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut table).unwrap();
+    let status = suite.wait().unwrap();
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["summary"]["failed"], 0, "{report:#}");
+    assert_eq!(report["summary"]["skipped"], 0, "{report:#}");
+    assert_eq!(report["summary"]["total"], 11);
+    assert!(status.success(), "{table}");
+}

@@ -10,6 +10,7 @@
 //! aauth-conformance resource     http://127.0.0.1:4003 [--identified-path /whoami] [--authorized-path /data] [--scope data.read]
 //! aauth-conformance auth-server  http://127.0.0.1:4002 [--scope data.read] [--user alice --password …]
 //! aauth-conformance agent-server http://127.0.0.1:4001 --code CODE
+//! aauth-conformance agent [--listen 127.0.0.1:4004] [--auth-server http://127.0.0.1:4002] [--wait 300]
 //!     [--json FILE] [--junit FILE] [--profile aauth-2026-01] [--timeout 10] [--deadline 600]
 //! ```
 //!
@@ -39,7 +40,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::host::Host;
-use crate::profile::{AgentServerTarget, AuthServerTarget, Profile, ResourceTarget};
+use crate::profile::{AgentServerTarget, AgentTarget, AuthServerTarget, Profile, ResourceTarget};
 use crate::report::{Outcome, Report};
 use crate::run::{Run, Settings};
 use crate::wire::Wire;
@@ -53,6 +54,8 @@ pub enum Role {
     AuthServer(AuthServerTarget),
     /// An agent server.
     AgentServer(AgentServerTarget),
+    /// An agent.
+    Agent(AgentTarget),
 }
 
 impl Role {
@@ -62,15 +65,18 @@ impl Role {
             Self::Resource(_) => "resource",
             Self::AuthServer(_) => "auth-server",
             Self::AgentServer(_) => "agent-server",
+            Self::Agent(_) => "agent",
         }
     }
 
-    /// The target's URL.
-    pub fn url(&self) -> &Url {
+    /// What is under test: the target's URL, or for an agent the suite's
+    /// own resource it calls.
+    pub fn target(&self) -> String {
         match self {
-            Self::Resource(t) => &t.url,
-            Self::AuthServer(t) => &t.url,
-            Self::AgentServer(t) => &t.url,
+            Self::Resource(t) => t.url.to_string(),
+            Self::AuthServer(t) => t.url.to_string(),
+            Self::AgentServer(t) => t.url.to_string(),
+            Self::Agent(t) => format!("an agent calling the suite's resource on {}", t.listen),
         }
     }
 }
@@ -115,17 +121,27 @@ pub async fn check(
     for url in &options.allow {
         wire.allow(url);
     }
-    let host = Host::start(&options.listen, options.public_url.as_ref()).await?;
+    // An agent calls the suite's resource on --listen; the suite's agent
+    // server is then not needed there.
+    let listen = match role {
+        Role::Agent(_) => "127.0.0.1:0",
+        _ => options.listen.as_str(),
+    };
+    let host = Host::start(listen, options.public_url.as_ref()).await?;
     let mut run = Run::new(wire, host, options.settings.clone());
     if let Some(progress) = options.progress {
         run = run.with_progress(progress);
     }
-    let deadline = options.settings.deadline + Duration::from_secs(30);
+    let mut deadline = options.settings.deadline + Duration::from_secs(30);
+    if let Role::Agent(t) = role {
+        deadline += t.wait;
+    }
     let work = async {
         match role {
             Role::Resource(t) => profile.resource(&mut run, t).await,
             Role::AuthServer(t) => profile.auth_server(&mut run, t).await,
             Role::AgentServer(t) => profile.agent_server(&mut run, t).await,
+            Role::Agent(t) => profile.agent(&mut run, t).await,
         }
     };
     if tokio::time::timeout(deadline, work).await.is_err() {
@@ -134,5 +150,5 @@ pub async fn check(
             deadline.as_secs()
         ));
     }
-    Ok(run.report(role.name(), role.url().as_str(), profile.name()))
+    Ok(run.report(role.name(), &role.target(), profile.name()))
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aauth_conformance::profile::{self, AgentServerTarget, AuthServerTarget, ResourceTarget};
+use aauth_conformance::profile::{
+    self, AgentServerTarget, AgentTarget, AuthServerTarget, ResourceTarget,
+};
 use aauth_conformance::report::{Outcome, Verdict};
 use aauth_conformance::run::Settings;
 use aauth_conformance::{Options, Role, check};
@@ -109,8 +111,30 @@ enum Command {
         #[arg(long, default_value = "/delegate/renew")]
         renew_path: String,
     },
+    /// Check an agent: the suite serves a resource on --listen, prints
+    /// its URL and the requests to make, and grades what the agent sends.
+    Agent {
+        /// The auth server the suite's resource names for the authorized
+        /// level (without it, that level is not checked).
+        #[arg(long)]
+        auth_server: Option<Url>,
+        /// Seconds to wait for the agent to finish the scenario.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        wait: u64,
+    },
     /// List the protocol profiles.
     Profiles,
+}
+
+/// The agent role's `listening url=…` line goes to standard output (for
+/// scripts); the instructions after it to standard error.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+fn announce(text: &str) {
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    println!("{first}");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    eprintln!("{rest}");
 }
 
 #[allow(clippy::print_stderr)]
@@ -127,6 +151,7 @@ fn progress(outcome: &Outcome) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let listen = cli.listen.clone();
     let role = match cli.role {
         Command::Profiles => {
             for p in profile::all() {
@@ -146,6 +171,12 @@ async fn main() -> ExitCode {
             scope,
         }),
         Command::AuthServer { url, scope } => Role::AuthServer(AuthServerTarget { url, scope }),
+        Command::Agent { auth_server, wait } => Role::Agent(AgentTarget {
+            listen: listen.clone(),
+            auth_server,
+            wait: Duration::from_secs(wait),
+            announce,
+        }),
         Command::AgentServer {
             url,
             code,

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use url::Url;
 
@@ -47,6 +48,19 @@ pub struct AgentServerTarget {
     pub renew_path: String,
 }
 
+/// An agent under test: it calls the suite's own resource.
+#[derive(Debug, Clone)]
+pub struct AgentTarget {
+    /// Where the suite's resource listens.
+    pub listen: String,
+    /// The auth server the resource names for the authorized level.
+    pub auth_server: Option<Url>,
+    /// How long to wait for the agent to finish the scenario.
+    pub wait: Duration,
+    /// Tells the person (or the test) running the agent where to point it.
+    pub announce: fn(&str),
+}
+
 /// One era's checks.
 pub trait Profile: Send + Sync {
     /// Its name on the command line and in reports.
@@ -59,6 +73,8 @@ pub trait Profile: Send + Sync {
     fn auth_server<'a>(&'a self, run: &'a mut Run, target: &'a AuthServerTarget) -> Checks<'a>;
     /// Checks an agent server.
     fn agent_server<'a>(&'a self, run: &'a mut Run, target: &'a AgentServerTarget) -> Checks<'a>;
+    /// Checks an agent, through the requests it sends the suite's resource.
+    fn agent<'a>(&'a self, run: &'a mut Run, target: &'a AgentTarget) -> Checks<'a>;
 }
 
 /// Every profile, the default first.

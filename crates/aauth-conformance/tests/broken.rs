@@ -241,3 +241,81 @@ async fn a_resource_that_rewrites_a_covered_field_is_shown_where_the_bases_diffe
             .any(|o| o.id == "resource.hostile" && o.verdict == Verdict::Skip)
     );
 }
+
+/// A port free a moment ago, for the suite's resource to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn quiet(_: &str) {}
+
+/// An agent that breaks two rules: it retries at the level a challenge
+/// refused, and sends a POST without a Nonce. The agent checks must say so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_careless_agent_fails_the_climb_and_nonce_checks() {
+    use aauth_conformance::craft::Draft;
+    use aauth_conformance::host::new_key;
+    use aauth_conformance::profile::AgentTarget;
+    use aauth_http::client::Identity;
+    use aauth_protocol::signature_key::Syntax;
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let role = Role::Agent(AgentTarget {
+        listen: format!("127.0.0.1:{port}"),
+        auth_server: None,
+        wait: std::time::Duration::from_secs(3),
+        announce: quiet,
+    });
+    let agent = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let hwk = Identity::Hwk(new_key());
+        let sk = hwk.signature_key().to_header_value(Syntax::Sk0).unwrap();
+        let http = reqwest::Client::new();
+        let send = |draft: Draft| {
+            let sent = draft.finish().sent;
+            let mut request = http.request(sent.method.parse().unwrap(), sent.url.clone());
+            for (name, value) in &sent.headers {
+                request = request.header(name, value);
+            }
+            request.body(sent.body).send()
+        };
+        let url = |path: &str| Url::parse(&format!("{base}{path}")).unwrap();
+        for _ in 0..2 {
+            let draft = Draft::new("GET", url("/whoami"), None, sk.clone(), hwk.key().clone());
+            send(draft).await.unwrap();
+        }
+        let mut post = Draft::new(
+            "POST",
+            url("/data"),
+            Some((b"{}", "application/json")),
+            sk.clone(),
+            hwk.key().clone(),
+        );
+        post.headers.retain(|(n, _)| n != "Nonce");
+        post.uncover("nonce");
+        send(post).await.unwrap();
+    });
+    let profile = profile::find("aauth-2026-01").unwrap();
+    let report = check(profile.as_ref(), &role, &Options::default())
+        .await
+        .unwrap();
+    agent.await.unwrap();
+    let verdict = |id: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| o.verdict)
+            .unwrap()
+    };
+    assert_eq!(verdict("agent.climb"), Verdict::Fail);
+    assert_eq!(verdict("agent.post.nonce"), Verdict::Fail);
+    assert_eq!(verdict("agent.whoami.reached"), Verdict::Fail);
+    // What it did right still passes.
+    assert_eq!(verdict("agent.signatures.components"), Verdict::Pass);
+}

@@ -6,6 +6,7 @@
 //! sources leave the answer open (most error codes), the profile's choice
 //! is what is expected, and the citation says so.
 
+mod agent;
 mod agent_server;
 mod auth_server;
 mod resource;
@@ -22,7 +23,9 @@ use url::Url;
 
 use crate::craft::Draft;
 use crate::jws;
-use crate::profile::{AgentServerTarget, AuthServerTarget, Checks, Profile, ResourceTarget};
+use crate::profile::{
+    AgentServerTarget, AgentTarget, AuthServerTarget, Checks, Profile, ResourceTarget,
+};
 use crate::run::Run;
 use crate::wire::Sent;
 
@@ -52,6 +55,10 @@ impl Profile for Early {
 
     fn agent_server<'a>(&'a self, run: &'a mut Run, target: &'a AgentServerTarget) -> Checks<'a> {
         Box::pin(agent_server::run(run, target))
+    }
+
+    fn agent<'a>(&'a self, run: &'a mut Run, target: &'a AgentTarget) -> Checks<'a> {
+        Box::pin(agent::run(run, target))
     }
 }
 
