@@ -17,8 +17,9 @@ key sets, choosing status codes and error bodies, and the order of steps.
       then the retry). Prints one JSON line per step; exits 0 when every
       call's last answer is 2xx.
   aauth_peer.py resource --port P --auth-server URL
-      A resource: /public (anyone), /whoami (identified), /data (an auth
-      token with data.read from URL), /resource/token, its metadata and JWKS.
+      A resource: /public (anyone), /whoami (identified), GET /data and
+      POST /data (an auth token from URL with data.read, data.write),
+      /resource/token, its metadata and JWKS.
 
 Servers print `listening url=http://127.0.0.1:P` once they accept requests.
 """
@@ -315,8 +316,11 @@ def resource(args):
 
         def post(self):
             body = self.read()
-            if urllib.parse.urlsplit(self.path).path == "/resource/token":
+            path = urllib.parse.urlsplit(self.path).path
+            if path == "/resource/token":
                 return self.resource_token(body)
+            if path == "/data":
+                return self.data(body)
             reply(self, 404, {"error": "invalid_request", "error_description": "no such endpoint"})
 
         def whoami(self, body):
@@ -328,25 +332,32 @@ def resource(args):
                 return self.refuse(401, "invalid_signature", error, "httpsig; identity")
             reply(self, 200, {"agent": result.get("agent_id"), "delegate": result.get("agent_delegate")})
 
-        def data(self):
-            result, headers = self.verify(None)
+        def data(self, body=None):
+            """GET /data needs data.read; POST /data needs data.write."""
+            needed = "data.write" if self.command == "POST" else "data.read"
+            result, headers = self.verify(body)
             if not result.get("valid"):
                 return self.refuse(401, "invalid_signature", result.get("error", ""), "httpsig; identity")
+            builder = ChallengeBuilder(origin_of(state), key, kid, auth_server)
             if result.get("scopes") is None:
                 if not result.get("agent_id"):
                     return self.refuse(401, "insufficient_auth_level", "identify first", "httpsig; identity")
-                builder = ChallengeBuilder(origin_of(state), key, kid, auth_server)
                 challenge = builder.build_challenge(
                     require_auth_token=True, agent_id=result["agent_id"],
-                    agent_public_key=self.caller_key(headers), scope="data.read")
+                    agent_public_key=self.caller_key(headers), scope=needed)
                 return self.refuse(401, "insufficient_auth_level", "an auth token is needed", challenge)
             token = parse_signature_key(headers["signature-key"])["params"]["jwt"]
             claims = pyjwt.decode(token, options={"verify_signature": False})
             if claims.get("iss") != auth_server or claims.get("aud") != state["origin"]:
                 return self.refuse(401, "invalid_auth_token", "not from the trusted auth server for this resource",
                                    "httpsig; auth-token")
-            if "data.read" not in result["scopes"]:
-                return self.refuse(403, "insufficient_scope", "data.read is needed")
+            if needed not in result["scopes"]:
+                challenge = builder.build_challenge(
+                    require_auth_token=True, agent_id=result["agent_id"],
+                    agent_public_key=self.caller_key(headers), scope=needed)
+                return self.refuse(403, "insufficient_scope", f"{needed} is needed", challenge)
+            if self.command == "POST":
+                return reply(self, 201, {"stored": True})
             reply(self, 200, {"notes": [], "user": result.get("user_sub"), "agent": result.get("agent_id")})
 
         def resource_token(self, body):

@@ -254,7 +254,11 @@ fn their_agent_passes_the_suites_agent_checks() {
     let mut stdout = BufReader::new(suite.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
-    let url = first.trim().strip_prefix("listening url=").unwrap().to_owned();
+    let url = first
+        .trim()
+        .strip_prefix("listening url=")
+        .unwrap()
+        .to_owned();
     let run = agent(
         agent_port,
         &[

@@ -16,10 +16,11 @@ use aauth_e2e::world::{ALICE, ALICE_PASSWORD, Options, World};
 use serde_json::Value;
 
 /// The suite sends a few hundred signed requests in seconds; the demo's
-/// rate tiers would answer 429 long before that.
+/// rate tiers would answer 429 long before that. Only the unsigned tier
+/// stays small, for the rate-limit probe to meet.
 fn world() -> World {
     World::start(&Options {
-        rate_limits: [10_000; 4],
+        rate_limits: [5, 10_000, 10_000, 10_000],
         ..Options::default()
     })
     .expect("the three servers start")
@@ -99,6 +100,8 @@ fn every_resource_check_passes_with_at_least_80_hostile_cases() {
             ALICE,
             "--password",
             ALICE_PASSWORD,
+            "--rate-probe",
+            "50",
         ],
     );
     let hostile = report["summary"]["hostile"].as_u64().unwrap();
@@ -118,7 +121,10 @@ fn every_resource_check_passes_with_at_least_80_hostile_cases() {
         "resource.walk.authorize",
         "resource.walk.authorized",
         "resource.walk.refreshed",
+        "resource.walk.insufficient-scope",
+        "resource.walk.insufficient-scope-token",
         "resource.rotation.reused-kid",
+        "resource.rate.unsigned",
     ] {
         assert!(ids.contains(&id), "{id} did not run");
     }
@@ -216,7 +222,11 @@ fn every_agent_check_passes_for_our_cli() {
     let mut stdout = BufReader::new(suite.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
-    let url = first.trim().strip_prefix("listening url=").unwrap().to_owned();
+    let url = first
+        .trim()
+        .strip_prefix("listening url=")
+        .unwrap()
+        .to_owned();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(world.enroll_delegate("delegate")).unwrap();

@@ -88,6 +88,17 @@ enum Command {
         /// The scope the authorized path needs.
         #[arg(long, default_value = "data.read")]
         scope: String,
+        /// "METHOD PATH" of a request that needs a scope beyond --scope
+        /// (sent with a small JSON body); "" for none.
+        #[arg(long, default_value = "POST /data")]
+        beyond_scope: String,
+        /// Send up to N unsigned GETs to --public-path to meet its rate
+        /// limit (429 rate_limited). Off by default: it floods the tier.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        rate_probe: Option<u32>,
+        /// A path open to unsigned requests, for --rate-probe.
+        #[arg(long, default_value = "/public")]
+        public_path: String,
     },
     /// Check an auth server.
     AuthServer {
@@ -164,11 +175,18 @@ async fn main() -> ExitCode {
             identified_path,
             authorized_path,
             scope,
+            beyond_scope,
+            rate_probe,
+            public_path,
         } => Role::Resource(ResourceTarget {
             url,
             identified_path,
             authorized_path,
             scope,
+            beyond_scope: beyond_scope
+                .split_once(' ')
+                .map(|(m, p)| (m.trim().to_owned(), p.trim().to_owned())),
+            rate_probe: rate_probe.map(|n| (public_path, n)),
         }),
         Command::AuthServer { url, scope } => Role::AuthServer(AuthServerTarget { url, scope }),
         Command::Agent { auth_server, wait } => Role::Agent(AgentTarget {
@@ -217,7 +235,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    print!("{}", report.table());
+    // A reader that went away (`| head`) is not an error of the run.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(report.table().as_bytes());
+        let _ = out.flush();
+    }
     let mut failed_to_write = false;
     if let Some(path) = &cli.json {
         let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();

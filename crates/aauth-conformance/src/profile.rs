@@ -24,6 +24,14 @@ pub struct ResourceTarget {
     pub authorized_path: String,
     /// The scope the authorized path needs.
     pub scope: String,
+    /// A request (method, path) that needs a scope beyond `scope`, sent
+    /// with a small JSON body: the token for `scope` must get 403
+    /// `insufficient_scope`.
+    pub beyond_scope: Option<(String, String)>,
+    /// A path open to unsigned requests, and how many to send it at most
+    /// to meet the rate limit of that tier (429 `rate_limited`); `None`
+    /// sends none. Run last: it uses the tier up.
+    pub rate_probe: Option<(String, u32)>,
 }
 
 /// An auth server under test.

@@ -100,6 +100,8 @@ async fn report(url: Url) -> aauth_conformance::report::Report {
         identified_path: "/whoami".into(),
         authorized_path: "/data".into(),
         scope: "data.read".into(),
+        beyond_scope: Some(("POST".into(), "/data".into())),
+        rate_probe: None,
     });
     check(profile.as_ref(), &role, &Options::default())
         .await

@@ -30,6 +30,8 @@ use aauth_protocol::httpsig::SignatureEncoding::UnpaddedBase64Url;
 /// What discovery found.
 struct Target {
     origin: Url,
+    beyond_scope: Option<(String, Url)>,
+    rate_probe: Option<(Url, u32)>,
     identified: Url,
     authorized: Url,
     /// `resource_token_endpoint`: a POST at the identified level.
@@ -66,6 +68,60 @@ pub(super) async fn run(run: &mut Run, target: &ResourceTarget) {
     .await;
     structured_fields(run, &t).await;
     garbage(run, &t).await;
+    rate_limit(run, &t).await;
+}
+
+/// Unsigned requests to a public path until the tier's limit answers 429
+/// `rate_limited` with `Retry-After` and the next level's challenge
+/// (E§4.5, P-ERR-1).
+async fn rate_limit(run: &mut Run, t: &Target) {
+    let Some((url, most)) = t.rate_probe.clone() else {
+        return;
+    };
+    let c = case(
+        "resource.rate.unsigned",
+        "E§4.5",
+        "unsigned requests past the tier's limit get 429 rate_limited",
+    );
+    let sent = Sent::new("GET", url.clone());
+    let mut last = None;
+    for _ in 0..most {
+        match run.wire.send(&sent).await {
+            Ok(seen) if seen.status == 429 => {
+                last = Some(seen);
+                break;
+            }
+            Ok(seen) => last = Some(seen),
+            Err(e) => {
+                run.verdict(c, format!("GET {url} unsigned"), "429", Err(e.to_string()));
+                return;
+            }
+        }
+    }
+    let expect = Expect::Refused {
+        status: 429,
+        error: "rate_limited",
+        level: Some(Level::Pseudonymous),
+        no_resource_token: true,
+    };
+    let result = match &last {
+        None => Err("nothing was sent".to_owned()),
+        Some(seen) => expect
+            .judge(seen)
+            .and_then(|()| {
+                seen.headers
+                    .get("retry-after")
+                    .map(|_| seen.describe())
+                    .ok_or_else(|| "no Retry-After".to_owned())
+            })
+            .map_err(|why| format!("{why}: {} after up to {most} requests", seen.describe())),
+    };
+    run.verdict(
+        c,
+        format!("up to {most} unsigned GET {}", url.path()),
+        format!("{} with Retry-After", expect.describe()),
+        result,
+    );
 }
 
 async fn discovery(run: &mut Run, target: &ResourceTarget) -> Option<Target> {
@@ -114,6 +170,14 @@ async fn discovery(run: &mut Run, target: &ResourceTarget) -> Option<Target> {
     }
     ok.then(|| Target {
         origin: target.url.clone(),
+        beyond_scope: target
+            .beyond_scope
+            .as_ref()
+            .map(|(method, path)| (method.clone(), at(&target.url, path))),
+        rate_probe: target
+            .rate_probe
+            .as_ref()
+            .map(|(path, n)| (at(&target.url, path), *n)),
         identified: at(&target.url, &target.identified_path),
         authorized: at(&target.url, &target.authorized_path),
         token_endpoint,
@@ -305,6 +369,48 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
         Some(&base),
     )
     .await;
+
+    if let Some((method, url)) = &t.beyond_scope {
+        let body: &[u8] = b"{\"text\":\"conformance\"}";
+        let draft = s.draft(
+            &authorized,
+            method,
+            url.clone(),
+            Some((body, "application/json")),
+        );
+        let (sent, base) = signed(&draft);
+        let seen = run
+            .exchange(
+                case(
+                    "resource.walk.insufficient-scope",
+                    "P-ERR-1",
+                    format!("{method} {} with a token lacking its scope", url.path()),
+                ),
+                &sent,
+                Expect::Refused {
+                    status: 403,
+                    error: "insufficient_scope",
+                    level: Some(Level::Authorized),
+                    no_resource_token: false,
+                },
+                Some(&base),
+            )
+            .await;
+        if let Some(seen) = seen.filter(|s| s.status == 403) {
+            run.verdict(
+                case(
+                    "resource.walk.insufficient-scope-token",
+                    "P-ERR-1",
+                    "the 403 carries a resource token for the scope needed",
+                ),
+                "the 403's Agent-Auth",
+                "resource_token and auth_server",
+                seen.resource_token()
+                    .map(|_| "a resource token".to_owned())
+                    .ok_or_else(|| seen.describe()),
+            );
+        }
+    }
 
     let mut grant = grant;
     if grant.refresh_token.is_some() {
