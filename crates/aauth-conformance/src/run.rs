@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aauth_http::client::SignerStyle;
 use aauth_protocol::challenge::Level;
 
-use crate::craft::first_difference;
+use crate::craft::{Draft, first_difference};
 use crate::host::Host;
 use crate::report::{Outcome, Report, Verdict};
 use crate::wire::{Seen, Sent, Wire, cut};
@@ -358,6 +358,14 @@ impl Run {
             elapsed,
         });
         seen
+    }
+
+    /// Signs `draft` with the suite's own signer, then [`Run::exchange`]s
+    /// it, the signed base kept for the diagnostics of a failure.
+    pub async fn send(&mut self, case: Case, draft: &Draft, expect: Expect) -> Option<Seen> {
+        let finished = draft.finish();
+        self.exchange(case, &finished.sent, expect, Some(&finished.base))
+            .await
     }
 
     /// The report of everything recorded.

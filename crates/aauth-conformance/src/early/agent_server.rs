@@ -101,61 +101,51 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
     .await;
     let mut tampered = s.form(&hwk, enroll.clone(), &[("code", code)]);
     tampered.key = key();
-    let (sent, base) = signed(&tampered);
-    run.exchange(
+    run.send(
         hostile(
             "agent-server.enroll.wrong-key",
             "P-DEL-1",
             "an enrollment signed by a key other than the hwk it names",
         ),
-        &sent,
+        &tampered,
         bad(),
-        Some(&base),
     )
     .await;
-    let (sent, base) = signed(&s.form(&run.host.agent_server(), enroll.clone(), &[("code", code)]));
-    run.exchange(
+    run.send(
         hostile(
             "agent-server.enroll.not-hwk",
             "P-DEL-1",
             "an enrollment signed as another agent server (jwks_uri), not the new key",
         ),
-        &sent,
+        &s.form(&run.host.agent_server(), enroll.clone(), &[("code", code)]),
         bad(),
-        Some(&base),
     )
     .await;
-    let (sent, base) = signed(&s.form(&hwk, enroll.clone(), &[("code", "conformance-wrong-code")]));
-    run.exchange(
+    run.send(
         hostile(
             "agent-server.enroll.wrong-code",
             "P-DEL-1",
             "an enrollment code never minted",
         ),
-        &sent,
+        &s.form(&hwk, enroll.clone(), &[("code", "conformance-wrong-code")]),
         Expect::refused(400, "invalid_grant"),
-        Some(&base),
     )
     .await;
-    let (sent, base) = signed(&s.form(&hwk, enroll.clone(), &[("code", "")]));
-    run.exchange(
+    run.send(
         hostile("agent-server.enroll.empty-code", "P-DEL-1", "an empty code"),
-        &sent,
+        &s.form(&hwk, enroll.clone(), &[("code", "")]),
         Expect::refused(400, "invalid_request"),
-        Some(&base),
     )
     .await;
     let big = "a".repeat(70 * 1024);
-    let (sent, base) = signed(&s.form(&hwk, enroll.clone(), &[("code", &big)]));
-    run.exchange(
+    run.send(
         hostile(
             "agent-server.enroll.oversized",
             "P-ERR-1",
             "a form over 64 KiB",
         ),
-        &sent,
+        &s.form(&hwk, enroll.clone(), &[("code", &big)]),
         Expect::refused(413, "invalid_request"),
-        Some(&base),
     )
     .await;
 
@@ -184,16 +174,14 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
         Some(&base),
     )
     .await;
-    let (sent, base) = signed(&s.form(&Identity::Hwk(key()), enroll.clone(), &[("code", code)]));
-    run.exchange(
+    run.send(
         hostile(
             "agent-server.enroll.code-reused",
             "P-DEL-1",
             "the used code with another key",
         ),
-        &sent,
+        &s.form(&Identity::Hwk(key()), enroll.clone(), &[("code", code)]),
         Expect::refused(400, "invalid_grant"),
-        Some(&base),
     )
     .await;
 
@@ -249,74 +237,64 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
     };
     let next = key();
     let stranger = key();
-    let (sent, base) = signed(&renewal(&next, &stranger, None, &delegate));
-    run.exchange(
+    run.send(
         hostile(
             "agent-server.renew.proof-other-key",
             "P-DEL-2",
             "a new-key proof signed by another key",
         ),
-        &sent,
+        &renewal(&next, &stranger, None, &delegate),
         Expect::refused(400, "invalid_grant"),
-        Some(&base),
     )
     .await;
-    let (sent, base) = signed(&renewal(
-        &next,
-        &next,
-        Some("conformance-other-nonce-value"),
-        &delegate,
-    ));
-    run.exchange(
+    run.send(
         hostile(
             "agent-server.renew.proof-other-nonce",
             "P-DEL-2",
             "a new-key proof over another Nonce",
         ),
-        &sent,
+        &renewal(
+            &next,
+            &next,
+            Some("conformance-other-nonce-value"),
+            &delegate,
+        ),
         Expect::refused(400, "invalid_grant"),
-        Some(&base),
     )
     .await;
-    let (sent, base) = signed(&renewal(&next, &next, None, &Identity::Hwk(fresh.clone())));
-    run.exchange(
+    run.send(
         hostile(
             "agent-server.renew.pseudonymous",
             "P-DEL-2",
             "a renewal signed as hwk, without the agent token",
         ),
-        &sent,
+        &renewal(&next, &next, None, &Identity::Hwk(fresh.clone())),
         Expect::unauthorized("insufficient_auth_level", Level::Identified),
-        Some(&base),
     )
     .await;
     let forged = Identity::Delegate {
         agent_token: jws::tampered(&agent_token, "sub", json!("delegate-someone-else")),
         key: fresh.clone(),
     };
-    let (sent, base) = signed(&renewal(&next, &next, None, &forged));
-    run.exchange(
+    run.send(
         hostile(
             "agent-server.renew.tampered-token",
             "E§5.7",
             "a renewal with a tampered agent token",
         ),
-        &sent,
+        &renewal(&next, &next, None, &forged),
         Expect::unauthorized("invalid_agent_token", Level::Identified),
-        Some(&base),
     )
     .await;
-    let (sent, base) = signed(&renewal(&next, &next, None, &delegate));
     let renewed = run
-        .exchange(
+        .send(
             case(
                 "agent-server.renew.valid",
                 "P-DEL-2",
                 "renewal answers an agent token for the new key with the same sub",
             ),
-            &sent,
+            &renewal(&next, &next, None, &delegate),
             Expect::Success,
-            Some(&base),
         )
         .await;
     if let Some(renewed) = renewed.filter(|r| r.status == 200) {

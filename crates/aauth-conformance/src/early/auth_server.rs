@@ -312,16 +312,14 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let (sent, base) = signed(&s.form(&hwk, token_url.clone(), &refs));
-    run.exchange(
+    run.send(
         case(
             "auth-server.caller.pseudonymous",
             "P-ERR-1",
             "a pseudonymous caller is asked to identify",
         ),
-        &sent,
+        &s.form(&hwk, token_url.clone(), &refs),
         Expect::unauthorized("insufficient_auth_level", Level::Identified),
-        Some(&base),
     )
     .await;
     let (sent, base) = signed(&s.form(
@@ -409,33 +407,29 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         signature_key(&delegate),
         delegate.key().clone(),
     );
-    let (sent, base) = signed(&malformed);
-    run.exchange(
+    run.send(
         hostile(
             "auth-server.request.not-a-form",
             "P-ERR-1",
             "a JSON body where a form belongs",
         ),
-        &sent,
+        &malformed,
         bad_request("invalid_request"),
-        Some(&base),
     )
     .await;
     let big = "a".repeat(FORM_LIMIT + 1024);
-    let (sent, base) = signed(&s.form(
-        &delegate,
-        token_url.clone(),
-        &[("request_type", "auth"), ("resource_token", &big)],
-    ));
-    run.exchange(
+    run.send(
         hostile(
             "auth-server.request.oversized",
             "P-ERR-1",
             "a form over 64 KiB",
         ),
-        &sent,
+        &s.form(
+            &delegate,
+            token_url.clone(),
+            &[("request_type", "auth"), ("resource_token", &big)],
+        ),
         Expect::refused(413, "invalid_request"),
-        Some(&base),
     )
     .await;
 
@@ -552,17 +546,15 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let (sent, base) = signed(&s.form(&delegate, token_url.clone(), &refs));
     let answer = run
-        .exchange(
+        .send(
             case(
                 "auth-server.auth.valid",
                 "E§9.3",
                 "a valid resource token gets a request token or an auth token",
             ),
-            &sent,
+            &s.form(&delegate, token_url.clone(), &refs),
             Expect::Success,
-            Some(&base),
         )
         .await;
     let Some(answer) = answer.filter(|a| a.status == 200) else {
@@ -643,31 +635,27 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         ("code", "conformance-no-such-code"),
         ("redirect_uri", redirect_uri.as_str()),
     ];
-    let (sent, base) = signed(&s.form(&delegate, token_url.clone(), &garbage_pairs));
-    run.exchange(
+    run.send(
         hostile("auth-server.code.unknown", "P-AS-5", "a code never issued"),
-        &sent,
+        &s.form(&delegate, token_url.clone(), &garbage_pairs),
         bad_request("invalid_grant"),
-        Some(&base),
     )
     .await;
-    let (sent, base) = signed(&s.form(
-        &delegate,
-        token_url.clone(),
-        &[
-            ("request_type", "refresh"),
-            ("refresh_token", "conformance-no-such-token"),
-        ],
-    ));
-    run.exchange(
+    run.send(
         hostile(
             "auth-server.refresh.unknown",
             "P-AS-6",
             "a refresh token never issued",
         ),
-        &sent,
+        &s.form(
+            &delegate,
+            token_url.clone(),
+            &[
+                ("request_type", "refresh"),
+                ("refresh_token", "conformance-no-such-token"),
+            ],
+        ),
         bad_request("invalid_grant"),
-        Some(&base),
     )
     .await;
 
@@ -732,32 +720,28 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         auth_token: auth_token.clone(),
         key: delegate.key().clone(),
     };
-    let (sent, base) = signed(&s.form(&as_caller, token_url.clone(), &refs));
-    run.exchange(
+    run.send(
         hostile(
             "auth-server.caller.auth-token",
             "P-ERR-1",
             "an auth token as the caller's identity",
         ),
-        &sent,
+        &s.form(&as_caller, token_url.clone(), &refs),
         Expect::unauthorized("insufficient_auth_level", Level::Identified),
-        Some(&base),
     )
     .await;
     let rt_caller = Identity::AuthToken {
         auth_token: valid_rt.clone(),
         key: delegate.key().clone(),
     };
-    let (sent, base) = signed(&s.form(&rt_caller, token_url.clone(), &refs));
-    run.exchange(
+    run.send(
         hostile(
             "auth-server.caller.resource-token",
             "P-ERR-1",
             "a resource token as the caller's identity",
         ),
-        &sent,
+        &s.form(&rt_caller, token_url.clone(), &refs),
         Expect::unauthorized("invalid_auth_token", Level::Identified),
-        Some(&base),
     )
     .await;
 

@@ -208,31 +208,27 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
     .await;
 
     let hwk = Identity::Hwk(key());
-    let (sent, base) = signed(&s.draft(&hwk, "GET", t.identified.clone(), None));
-    run.exchange(
+    run.send(
         case(
             "resource.walk.pseudonymous",
             "P-CH-3",
             format!("a pseudonymous GET {path} is asked to identify, with no resource token"),
         ),
-        &sent,
+        &s.draft(&hwk, "GET", t.identified.clone(), None),
         Expect::unauthorized("insufficient_auth_level", Level::Identified),
-        Some(&base),
     )
     .await;
 
     let server = run.host.agent_server();
-    let (sent, base) = signed(&s.draft(&server, "GET", t.identified.clone(), None));
     let baseline = run
-        .exchange(
+        .send(
             case(
                 "resource.walk.agent-server",
                 "SK0§2.4",
                 format!("GET {path} signed by an agent server (jwks_uri) is accepted"),
             ),
-            &sent,
+            &s.draft(&server, "GET", t.identified.clone(), None),
             Expect::Success,
-            Some(&base),
         )
         .await
         .is_some_and(|s| (200..300).contains(&s.status));
@@ -242,50 +238,44 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
         .signature_key_labelled(s.style.label.clone())
         .to_header_value(Syntax::Parenthesised)
         .unwrap_or_default();
-    let (sent, base) = signed(&parenthesised);
-    run.exchange(
+    run.send(
         case(
             "resource.walk.parenthesised",
             "P-SK-2",
             "the explainer's parenthesised Signature-Key is accepted",
         ),
-        &sent,
+        &parenthesised,
         Expect::Success,
-        Some(&base),
     )
     .await;
 
     let delegate = run.host.delegate("delegate-walk");
-    let (sent, base) = signed(&s.draft(&delegate, "GET", t.identified.clone(), None));
-    run.exchange(
+    run.send(
         case(
             "resource.walk.delegate",
             "E§5",
             format!("GET {path} signed by a delegate with its agent token is accepted"),
         ),
-        &sent,
+        &s.draft(&delegate, "GET", t.identified.clone(), None),
         Expect::Success,
-        Some(&base),
     )
     .await;
 
     let authorized_path = t.authorized.path().to_owned();
-    let (sent, base) = signed(&s.draft(&delegate, "GET", t.authorized.clone(), None));
     let step_up = run
-        .exchange(
+        .send(
             case(
                 "resource.walk.step-up",
                 "E§4.3",
                 format!("an identified GET {authorized_path} is asked for an auth token"),
             ),
-            &sent,
+            &s.draft(&delegate, "GET", t.authorized.clone(), None),
             Expect::Refused {
                 status: 401,
                 error: "insufficient_auth_level",
                 level: Some(Level::Authorized),
                 no_resource_token: false,
             },
-            Some(&base),
         )
         .await;
     let challenge = step_up.as_ref().and_then(|s| s.agent_auth()?.ok());
@@ -357,16 +347,14 @@ async fn walk(run: &mut Run, t: &Target) -> Walked {
         auth_token: grant.auth_token.clone(),
         key: delegate.key().clone(),
     };
-    let (sent, base) = signed(&s.draft(&authorized, "GET", t.authorized.clone(), None));
-    run.exchange(
+    run.send(
         case(
             "resource.walk.authorized",
             "E§7.7",
             format!("GET {authorized_path} with the auth token is accepted"),
         ),
-        &sent,
+        &s.draft(&authorized, "GET", t.authorized.clone(), None),
         Expect::Success,
-        Some(&base),
     )
     .await;
 
