@@ -16,6 +16,11 @@ key sets, choosing status codes and error bodies, and the order of steps.
       auth token climbs (request_type=auth at the challenge's auth server,
       then the retry). Prints one JSON line per step; exits 0 when every
       call's last answer is 2xx.
+  aauth_peer.py auth-server --port P
+      What of an auth server the library supports: metadata, JWKS, and a
+      token endpoint for request_type=auth that verifies the caller and its
+      resource token and grants every identified agent what the resource
+      token asks for (the library has no consent, code, refresh or exchange).
   aauth_peer.py resource --port P --auth-server URL
       A resource: /public (anyone), /whoami (identified), GET /data and
       POST /data (an auth token from URL with data.read, data.write),
@@ -38,6 +43,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt as pyjwt
 
 from aauth import (
+    calculate_jwk_thumbprint,
+    create_auth_token,
+    generate_auth_metadata,
+    verify_token,
     JWKSFetcher,
     AgentRequestSigner,
     ChallengeBuilder,
@@ -88,14 +97,14 @@ def get_json(url):
 class KeySets:
     """The JWKS fetcher the library's verifier asks its user for, from an
     identifier (and a kid) to a key set: the library's own JWKSFetcher and
-    its cache (an hour, keyed by JWKS URL and kid), through the agent's or
-    the auth server's metadata document."""
+    its cache (an hour, keyed by JWKS URL and kid), through the agent's, the
+    auth server's or the resource's metadata document."""
 
     def __init__(self):
         self.fetcher = JWKSFetcher()
 
     def __call__(self, identifier, kid=None):
-        for well_known in ("aauth-agent", "aauth-issuer"):
+        for well_known in ("aauth-agent", "aauth-issuer", "aauth-resource"):
             try:
                 return asyncio.run(self.fetcher.fetch(identifier, kid=kid, well_known=well_known))
             except Exception:
@@ -124,6 +133,22 @@ def reply(handler, status, document, extra=None):
 class Quiet(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+def caller_jwk(headers, keys):
+    """The public JWK that signed a verified request: an agent token's or
+    auth token's cnf.jwk, or the agent server's key by kid."""
+    parsed = parse_signature_key(headers.get("signature-key", ""))
+    params = parsed["params"]
+    if parsed["scheme"] == "jwt":
+        return pyjwt.decode(params["jwt"], options={"verify_signature": False})["cnf"]["jwk"]
+    if parsed["scheme"] == "jwks":
+        for candidate in (keys(params["id"]) or {}).get("keys", []):
+            if candidate.get("kid") == params.get("kid"):
+                return candidate
+    if parsed["scheme"] == "hwk":
+        return {"kty": params.get("kty"), "crv": params.get("crv"), "x": params.get("x")}
+    return None
 
 
 # --- The agent server --------------------------------------------------------
@@ -273,16 +298,8 @@ def resource(args):
             return result, headers
 
         def caller_key(self, headers):
-            parsed = parse_signature_key(headers.get("signature-key", ""))
-            params = parsed["params"]
-            if parsed["scheme"] == "jwt":
-                claims = pyjwt.decode(params["jwt"], options={"verify_signature": False})
-                return jwk_to_public_key(claims["cnf"]["jwk"])
-            if parsed["scheme"] == "jwks":
-                for candidate in (keys(params["id"]) or {}).get("keys", []):
-                    if candidate.get("kid") == params.get("kid"):
-                        return jwk_to_public_key(candidate)
-            return None
+            jwk = caller_jwk(headers, keys)
+            return jwk_to_public_key(jwk) if jwk else None
 
         def do_GET(self):
             self.guarded(self.get)
@@ -376,6 +393,71 @@ def resource(args):
     threading.Event().wait()
 
 
+# --- The auth server ---------------------------------------------------------
+
+
+def auth_server(args):
+    key, public = generate_ed25519_keypair()
+    kid = "as-key-1"
+    jwk = public_key_to_jwk(public, kid=kid)
+    keys = KeySets()
+    state = {}
+
+    class Handler(Quiet):
+        def do_GET(self):
+            origin = state["origin"]
+            path = urllib.parse.urlsplit(self.path).path
+            if path == "/.well-known/aauth-issuer":
+                return reply(self, 200, generate_auth_metadata(
+                    origin, origin + "/jwks.json", origin + "/token", origin + "/consent",
+                    request_types_supported=["auth"]))
+            if path == "/jwks.json":
+                return reply(self, 200, generate_jwks([jwk]))
+            reply(self, 404, {"error": "invalid_request", "error_description": "no such endpoint"})
+
+        def do_POST(self):
+            try:
+                self.token()
+            except Exception as error:
+                reply(self, 500, {"error": "server_error", "error_description": repr(error)[:300]})
+
+        def token(self):
+            if urllib.parse.urlsplit(self.path).path != "/token":
+                return reply(self, 404, {"error": "invalid_request", "error_description": "no such endpoint"})
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(min(length, MAX_BODY)) if length else None
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            verifier = RequestVerifier(canonical_authorities=[state["authority"]], jwks_fetcher=keys)
+            result = verifier.verify_request("POST", state["origin"] + self.path, headers, body,
+                                             require_identity=True)
+            if not result.get("valid"):
+                return reply(self, 401, {"error": "invalid_signature", "error_description": result.get("error")},
+                             {"Agent-Auth": "httpsig; identity"})
+            form = urllib.parse.parse_qs((body or b"").decode(errors="replace"))
+            if form.get("request_type") != ["auth"]:
+                return reply(self, 400, {"error": "unsupported_request_type",
+                                         "error_description": "only request_type=auth"})
+            try:
+                claims = verify_token((form.get("resource_token") or [""])[0], keys,
+                                      expected_typ="resource+jwt", expected_aud=state["origin"])
+            except Exception as error:
+                return reply(self, 400, {"error": "invalid_resource_token", "error_description": str(error)})
+            signer = caller_jwk(headers, keys)
+            if claims.get("agent") != result["agent_id"] or claims.get("agent_jkt") != calculate_jwk_thumbprint(signer):
+                return reply(self, 400, {"error": "invalid_resource_token",
+                                         "error_description": "the resource token is for another agent or key"})
+            token = create_auth_token(
+                iss=state["origin"], aud=claims["iss"], agent=result["agent_id"], cnf_jwk=signer,
+                scope=claims.get("scope", ""), private_key=key, kid=kid,
+                agent_delegate=result.get("agent_delegate"))
+            reply(self, 200, {"auth_token": token, "expires_in": 3600})
+
+    state["origin"] = serve(args.port, Handler)
+    state["authority"] = state["origin"].split("://", 1)[1]
+    print(f"listening url={state['origin']}", flush=True)
+    threading.Event().wait()
+
+
 def origin_of(state):
     return state["origin"]
 
@@ -394,6 +476,8 @@ def main():
     p = commands.add_parser("agent")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("calls", nargs="+", metavar="SCHEME,METHOD,URL[,JSON]")
+    p = commands.add_parser("auth-server")
+    p.add_argument("--port", type=int, default=0)
     p = commands.add_parser("resource")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--auth-server", required=True)
@@ -402,6 +486,8 @@ def main():
         return agent(args)
     if args.command == "resource":
         return resource(args)
+    if args.command == "auth-server":
+        return auth_server(args)
     return agent_server(args)
 
 

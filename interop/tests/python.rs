@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use aauth_e2e::harness::{binary, free_port};
+use aauth_e2e::harness::{Party, binary, free_port};
 use aauth_e2e::world::{ALICE, ALICE_PASSWORD, Options, World};
 use aauth_interop::{Server, agent, root};
 use serde_json::Value;
@@ -145,9 +145,9 @@ fn our_agent_reaches_every_level_of_their_resource() {
     }
 }
 
-/// What the expected-results file says: check id → what the peer does.
-fn expected() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(root().join("expected/python-resource.txt")).unwrap();
+/// What an expected-results file says: check id → what the peer does.
+fn expected(file: &str) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(root().join("expected").join(file)).unwrap();
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -156,6 +156,56 @@ fn expected() -> BTreeMap<String, String> {
             (id.to_owned(), what.trim().to_owned())
         })
         .collect()
+}
+
+/// Runs the suite (`--compat py-early`) with `args` and checks that what
+/// did not pass is exactly what `file` records; the report's checks.
+fn suite_finds_what_is_recorded(args: &[&str], file: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let output = Command::new(binary("aauth-conformance").unwrap())
+        .args(args)
+        .args(["--compat", "py-early", "--quiet", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let checks = report["checks"].as_array().unwrap().clone();
+    let found: BTreeMap<String, String> = checks
+        .iter()
+        .filter(|c| c["verdict"] != "pass")
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_owned(),
+                c["got"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = expected(file);
+    let new: Vec<String> = found
+        .iter()
+        .filter(|(id, _)| !expected.contains_key(*id))
+        .map(|(id, got)| format!("  {id}: {got}"))
+        .collect();
+    let gone: Vec<&String> = expected
+        .keys()
+        .filter(|id| !found.contains_key(*id))
+        .collect();
+    assert!(
+        new.is_empty() && gone.is_empty(),
+        "the peer's results changed.\nnewly failing or skipped:\n{}\nno longer failing: {gone:?}\n\
+         (update interop/expected/{file} once the change is understood)",
+        new.join("\n")
+    );
+    let failed = checks.iter().any(|c| c["verdict"] == "fail");
+    assert_eq!(output.status.code(), Some(if failed { 1 } else { 0 }));
+    checks
+}
+
+fn passed(checks: &[Value], id: &str) -> bool {
+    checks
+        .iter()
+        .any(|c| c["id"] == id && c["verdict"] == "pass")
 }
 
 #[test]
@@ -171,54 +221,85 @@ fn the_suite_finds_in_their_resource_exactly_what_the_expected_results_record() 
         world.auth_server.url(),
     ])
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("python-resource.json");
-    let output = Command::new(binary("aauth-conformance").unwrap())
-        .args(["resource", peer.url(), "--compat", "py-early", "--quiet"])
-        .args(["--user", ALICE, "--password", ALICE_PASSWORD])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let found: BTreeMap<String, String> = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["verdict"] != "pass")
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_owned(),
-                c["got"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    let expected = expected();
-    let new: Vec<String> = found
-        .iter()
-        .filter(|(id, _)| !expected.contains_key(*id))
-        .map(|(id, got)| format!("  {id}: {got}"))
-        .collect();
-    let gone: Vec<&String> = expected
-        .keys()
-        .filter(|id| !found.contains_key(*id))
-        .collect();
-    assert!(
-        new.is_empty() && gone.is_empty(),
-        "the peer's results changed.\nnewly failing or skipped:\n{}\nno longer failing: {gone:?}\n\
-         (update interop/expected/python-resource.txt once the change is understood)",
-        new.join("\n")
+    let checks = suite_finds_what_is_recorded(
+        &[
+            "resource",
+            peer.url(),
+            "--user",
+            ALICE,
+            "--password",
+            ALICE_PASSWORD,
+        ],
+        "python-resource.txt",
     );
-    assert_eq!(output.status.code(), Some(1));
     // The level walk itself works between the two implementations.
     for id in [
         "resource.walk.agent-server",
         "resource.walk.delegate",
         "resource.walk.authorize",
         "resource.walk.authorized",
+        "resource.walk.insufficient-scope",
     ] {
-        assert!(!found.contains_key(id), "{id}: {}", found[id]);
+        assert!(passed(&checks, id), "{id}");
     }
+}
+
+#[test]
+fn the_suite_finds_in_their_auth_server_exactly_what_the_expected_results_record() {
+    let peer = Server::start(&["auth-server"]).unwrap();
+    let checks =
+        suite_finds_what_is_recorded(&["auth-server", peer.url()], "python-auth-server.txt");
+    // Our resource tokens' shape is theirs: the grant and its claims pass.
+    for id in ["auth-server.auth.valid", "auth-server.auth-token.claims"] {
+        assert!(passed(&checks, id), "{id}");
+    }
+}
+
+/// Our resource trusting their auth server: our agent steps up at our
+/// resource, gets the auth token from their auth server, and our resource
+/// accepts it.
+#[test]
+fn our_resource_accepts_their_auth_servers_token() {
+    let world = World::start(&Options::default()).unwrap();
+    let peer = Server::start(&["auth-server"]).unwrap();
+    let port = free_port();
+    let resource = Party::start(
+        "aauth-resource",
+        "resource-trusting-the-peer",
+        &[
+            "serve".into(),
+            "--dev".into(),
+            "--lenient-base64".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--auth-server".into(),
+            peer.url().to_owned(),
+            "--state-dir".into(),
+            world.dir().display().to_string(),
+            "--key-file".into(),
+            "resource-trusting-the-peer.json".into(),
+        ],
+        world.dir(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(world.enroll_delegate("delegate")).unwrap();
+    let output = Command::new(binary("aauth-agent-server").unwrap())
+        .args(["call", "--dev", "--compat", "py-early", "--state-dir"])
+        .arg(world.dir().join("delegate"))
+        .args(["GET", &format!("{}/data", resource.url())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("asking {} for an auth token", peer.url())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("signed jwt auth token (authorized)\n* → 200 OK"),
+        "{stderr}"
+    );
 }
 
 /// The suite's agent role, graded on their agent: it serves a resource that

@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::{
-    Signer, all_of, at, claim, fetch_json, fetch_jwks, is_key, jwks_is_public, key, signature_key,
-    signed, url_member, verify_token,
+    Signer, all_of, at, claim, fetch_json, fetch_jwks, is_key, jwks_is_public, key, signed,
+    url_member, verify_token,
 };
 use crate::browser;
-use crate::craft::{Draft, fresh_nonce, now};
+use crate::craft::{fresh_nonce, now};
 use crate::host::RESOURCE_KID;
 use crate::jws;
 use crate::profile::AuthServerTarget;
@@ -385,12 +385,11 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         ),
     ];
     for (name, title, body, error) in request_cases {
-        let (sent, base) = signed(&Draft::new(
+        let (sent, base) = signed(&s.draft(
+            &delegate,
             "POST",
             token_url.clone(),
             Some((body.as_bytes(), "application/x-www-form-urlencoded")),
-            signature_key(&delegate),
-            delegate.key().clone(),
         ));
         run.exchange(
             hostile(format!("auth-server.{name}"), "P-ERR-1", title),
@@ -400,12 +399,11 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
         )
         .await;
     }
-    let malformed = Draft::new(
+    let malformed = s.draft(
+        &delegate,
         "POST",
         token_url.clone(),
         Some((b"{\"request_type\":\"auth\"}", "application/json")),
-        signature_key(&delegate),
-        delegate.key().clone(),
     );
     run.send(
         hostile(

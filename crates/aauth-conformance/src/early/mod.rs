@@ -17,7 +17,6 @@ use aauth_http::client::{Identity, SignerStyle};
 use aauth_protocol::b64;
 use aauth_protocol::jwk::Jwks;
 use aauth_protocol::keys::{SigningKey, VerifyingKey};
-use aauth_protocol::signature_key::Syntax;
 use serde_json::Value;
 use url::Url;
 
@@ -60,15 +59,6 @@ impl Profile for Early {
     fn agent<'a>(&'a self, run: &'a mut Run, target: &'a AgentTarget) -> Checks<'a> {
         Box::pin(agent::run(run, target))
     }
-}
-
-/// The `Signature-Key` value for `identity` in our profile (SK0 syntax,
-/// label `sig`).
-fn signature_key(identity: &Identity) -> String {
-    identity
-        .signature_key()
-        .to_header_value(Syntax::Sk0)
-        .unwrap_or_default()
 }
 
 /// How the run writes its well-formed requests (see
