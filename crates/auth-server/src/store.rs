@@ -643,7 +643,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_agent_has_a_bounded_number_of_pending_requests() {
-        let store = Store::open(&temp_db("pending-limit")).await.unwrap();
+        let path = temp_db("pending-limit");
+        let store = Store::open(&path).await.unwrap();
         let request = |hash: &str, agent: &str, expires_at: i64| PendingRequest {
             token_hash: hash.into(),
             agent: agent.into(),
@@ -685,6 +686,8 @@ mod tests {
                 .await
                 .unwrap()
         );
+        store.close().await;
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[tokio::test]
