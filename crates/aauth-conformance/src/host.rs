@@ -35,19 +35,16 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// The redirect URI path.
 pub const CALLBACK_PATH: &str = "/callback";
 
-/// A fresh Ed25519 key.
+/// A fresh Ed25519 key. Generation fails only when the operating system
+/// has no randomness to give, and then nothing the suite signs could be
+/// trusted: the process stops.
 pub fn new_key() -> Arc<SigningKey> {
-    // Generation fails only when the OS has no randomness; the suite cannot
-    // run without it either way.
-    Arc::new(
-        SigningKey::generate(Algorithm::Ed25519).unwrap_or_else(|_| {
-            SigningKey::ed25519_from_seed(&[7u8; 32]).unwrap_or_else(|_| std::process::abort())
-        }),
-    )
+    Arc::new(SigningKey::generate(Algorithm::Ed25519).unwrap_or_else(|_| std::process::abort()))
 }
 
 struct Inner {
     origin: Origin,
+    url: Url,
     agent_key: RwLock<(Kid, Arc<SigningKey>)>,
     resource_key: (Kid, Arc<SigningKey>),
     jwks: RwLock<Vec<(String, PublicKey)>>,
@@ -71,10 +68,6 @@ impl std::fmt::Debug for Host {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {}
-}
-
 impl Host {
     /// Binds `listen` (loopback, any port by default) and serves; the
     /// public origin is `public` when given (a tunnel or proxy in front),
@@ -90,6 +83,7 @@ impl Host {
         };
         let origin = Origin::parse(&origin_text, OriginMode::Dev)
             .map_err(|e| format!("{origin_text}: {e}"))?;
+        let url = Url::parse(origin.as_str()).map_err(|e| format!("{origin_text}: {e}"))?;
         let agent_key = new_key();
         let resource_key = new_key();
         let kid = |k: &str| Kid::new(k.to_owned()).map_err(|e| e.to_string());
@@ -99,6 +93,7 @@ impl Host {
         ];
         let inner = Arc::new(Inner {
             origin,
+            url,
             agent_key: RwLock::new((kid(AGENT_KID)?, agent_key)),
             resource_key: (kid(RESOURCE_KID)?, resource_key),
             jwks: RwLock::new(jwks),
@@ -128,7 +123,7 @@ impl Host {
 
     /// The origin as a URL.
     pub fn url(&self) -> Url {
-        Url::parse(self.inner.origin.as_str()).unwrap_or_else(|_| std::process::abort())
+        self.inner.url.clone()
     }
 
     /// The redirect URI the suite registers.
