@@ -174,6 +174,24 @@ impl Expect {
     }
 }
 
+/// The suite's signature base beside the target's, after the first line
+/// where they differ (or a note that they are the same).
+fn bases(ours: &str, theirs: &str) -> String {
+    let verdict = first_difference(ours, theirs)
+        .unwrap_or_else(|| "the target's signature base is the suite's".to_owned());
+    let indent = |base: &str| {
+        base.lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    format!(
+        "{verdict}\nthe suite's base:\n{}\nthe target's base:\n{}",
+        indent(ours),
+        indent(theirs)
+    )
+}
+
 /// `pseudonymous`, `identified` or `authorized`.
 pub fn level_name(level: Level) -> &'static str {
     match level {
@@ -329,8 +347,7 @@ impl Run {
             Ok(seen) => {
                 let judged = expect.judge(&seen);
                 let detail = match (base, seen.signature_base()) {
-                    (Some(ours), Some(theirs)) if judged.is_err() => first_difference(ours, theirs)
-                        .or_else(|| Some("the target's signature base is the suite's".to_owned())),
+                    (Some(ours), Some(theirs)) if judged.is_err() => Some(bases(ours, theirs)),
                     _ => None,
                 };
                 let got = match &judged {

@@ -228,6 +228,14 @@ async fn a_resource_that_rewrites_a_covered_field_is_shown_where_the_bases_diffe
     let detail = baseline.detail.as_deref().unwrap();
     assert!(detail.contains("differ at line 4"), "{detail}");
     assert!(
+        detail.contains("the suite's base:\n  \"@method\": GET"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("the target's base:\n  \"@method\": GET"),
+        "{detail}"
+    );
+    assert!(
         detail.contains("suite:  \"signature-key\": sig=jwks_uri;id="),
         "{detail}"
     );
