@@ -2,7 +2,8 @@
 # Runs every check the project has, from a fresh checkout: formatting, lints,
 # all tests (unit, property, vectors, app and end-to-end), and doc tests.
 # Sets up what it needs by itself (cargo-nextest if missing; the Python peer
-# of the interop tests, from PyPI with pinned hashes, in interop/.venv).
+# of the interop tests, from PyPI with pinned hashes, in interop/.venv;
+# cargo-fuzz when a nightly toolchain is there for the fuzz smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -30,3 +32,6 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 step "doc tests"
 cargo test --workspace --doc --locked
+
+step "fuzz smoke: every fuzz target for 20 s (skipped, saying so, without a nightly toolchain)"
+./scripts/fuzz.sh 20
