@@ -3,8 +3,10 @@
 //! Live interop with the early-form Python peer, PyPI `aauth` 0.1.0: the
 //! harness that starts the thin drivers in `interop/peer/` (written here,
 //! on top of that library only) beside this project's servers. The tests in
-//! `interop/tests/` run both ways between the two implementations;
-//! `docs/interop.md` has the matrix they measure.
+//! `interop/tests/` run both ways between the two implementations
+//! (`python.rs`; `docs/interop.md` has the matrix they measure), and set
+//! the RFC 9421 layer against the independent `http-message-signatures`
+//! package (`rfc9421.rs`; `docs/robustness.md`).
 //!
 //! The peer lives in `interop/.venv`, which `interop/setup.sh` creates (the
 //! README's test command runs it first). Without it every test here fails,
