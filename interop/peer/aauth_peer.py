@@ -48,7 +48,6 @@ from aauth import (
     generate_auth_metadata,
     verify_token,
     JWKSFetcher,
-    AgentRequestSigner,
     ChallengeBuilder,
     RequestVerifier,
     ResourceTokenIssuer,
@@ -355,7 +354,7 @@ def resource(args):
             result, headers = self.verify(body)
             if not result.get("valid"):
                 return self.refuse(401, "invalid_signature", result.get("error", ""), "httpsig; identity")
-            builder = ChallengeBuilder(origin_of(state), key, kid, auth_server)
+            builder = ChallengeBuilder(state["origin"], key, kid, auth_server)
             if result.get("scopes") is None:
                 if not result.get("agent_id"):
                     return self.refuse(401, "insufficient_auth_level", "identify first", "httpsig; identity")
@@ -383,7 +382,7 @@ def resource(args):
                 return self.refuse(401, "invalid_signature", result.get("error", ""), "httpsig; identity")
             form = urllib.parse.parse_qs((body or b"").decode(errors="replace"))
             scope = (form.get("scope") or ["data.read"])[0]
-            issuer = ResourceTokenIssuer(origin_of(state), key, kid, auth_server)
+            issuer = ResourceTokenIssuer(state["origin"], key, kid, auth_server)
             token = issuer.issue_token(result["agent_id"], self.caller_key(headers), scope)
             reply(self, 200, {"resource_token": token, "auth_server": auth_server})
 
@@ -456,10 +455,6 @@ def auth_server(args):
     state["authority"] = state["origin"].split("://", 1)[1]
     print(f"listening url={state['origin']}", flush=True)
     threading.Event().wait()
-
-
-def origin_of(state):
-    return state["origin"]
 
 
 def agent_server(args):
