@@ -2,7 +2,8 @@
 //!
 //! A black-box conformance suite for AAuth implementations. It checks a
 //! resource, an auth server or an agent server over HTTP, the way another
-//! party of the protocol would meet it, and reports per check an id, the
+//! party of the protocol would meet it — or an agent, through the requests
+//! it sends a resource the suite serves — and reports per check an id, the
 //! spec rule it tests (`E§…`, `D§…`, `SK0§…`, `P-…`), what was sent, what
 //! was expected, what came back, and the verdict.
 //!
@@ -11,7 +12,8 @@
 //! aauth-conformance auth-server  http://127.0.0.1:4002 [--scope data.read] [--user alice --password …]
 //! aauth-conformance agent-server http://127.0.0.1:4001 --code CODE
 //! aauth-conformance agent [--listen 127.0.0.1:4004] [--auth-server http://127.0.0.1:4002] [--wait 300]
-//!     [--json FILE] [--junit FILE] [--profile aauth-2026-01] [--timeout 10] [--deadline 600]
+//!     [--json FILE] [--junit FILE] [--profile aauth-2026-01] [--compat strict|py-early]
+//!     [--timeout 10] [--deadline 600]
 //! ```
 //!
 //! For the identified and authorized levels the suite is itself an agent
@@ -19,7 +21,9 @@
 //! public URL it is given), mints agent tokens for its delegates, and is a
 //! resource of its own for an auth server. Every request is bounded in time
 //! and size ([`wire`]), and goes only to the target's origin, what the
-//! target names on the same host, and the suite's own listeners.
+//! target names on the same host, the suite's own listeners, and any origin
+//! allowed with `--allow-origin`. How to run it and read it:
+//! `docs/interop.md`.
 //!
 //! The checks live in a protocol [`profile`]; the runner ([`run`]), the
 //! client, the suite's parties and the [`report`] (table, JSON, JUnit XML)
