@@ -27,7 +27,7 @@ use crate::craft::now;
 use crate::profile::AgentTarget;
 use crate::run::{Run, case};
 
-/// Largest answer body kept to read its `error`.
+/// Largest refusal body read for its `error`.
 const KEPT_BODY: usize = 64 * 1024;
 
 /// One request the agent sent and what it got.
@@ -127,18 +127,25 @@ async fn record(State(log): State<Log>, request: Request, next: Next) -> Respons
         }
     };
     let response = next.run(request).await;
-    let (parts, body) = response.into_parts();
-    let bytes = to_bytes(body, KEPT_BODY).await.unwrap_or_default();
-    exchange.status = parts.status.as_u16();
-    exchange.error = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+    exchange.status = response.status().as_u16();
+    // Only a refusal's body is read, for its `error`: error bodies are
+    // small, and a success passes through to the agent untouched.
+    let response = if response.status().is_success() {
+        response
+    } else {
+        let (parts, body) = response.into_parts();
+        let bytes = to_bytes(body, KEPT_BODY).await.unwrap_or_default();
+        exchange.error = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+        Response::from_parts(parts, Body::from(bytes))
+    };
     if let Ok(mut log) = log.lock()
         && log.len() < 10_000
     {
         log.push(exchange);
     }
-    Response::from_parts(parts, Body::from(bytes))
+    response
 }
 
 /// The scenario: what the agent is asked to do, and the check it makes.
