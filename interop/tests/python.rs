@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use aauth_e2e::harness::{Party, binary, free_port};
+use aauth_e2e::harness::{Party, SuiteAgent, binary, free_port};
 use aauth_e2e::world::{ALICE, ALICE_PASSWORD, Options, World};
 use aauth_interop::{Server, agent, root};
 use serde_json::Value;
@@ -113,15 +113,7 @@ fn a_strict_resource_refuses_their_signature_and_names_the_quirk() {
 fn our_agent_reaches_every_level_of_their_resource() {
     let peer_port = free_port();
     let world = world(free_port(), peer_port);
-    let port = peer_port.to_string();
-    let peer = Server::start(&[
-        "resource",
-        "--port",
-        &port,
-        "--auth-server",
-        world.auth_server.url(),
-    ])
-    .unwrap();
+    let peer = peer_resource(&world, peer_port);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(world.enroll_delegate("delegate")).unwrap();
     let state = world.dir().join("delegate");
@@ -143,6 +135,18 @@ fn our_agent_reaches_every_level_of_their_resource() {
             assert!(stderr.contains(&format!("({level})")), "{path}: {stderr}");
         }
     }
+}
+
+/// Their resource on `port`, trusting `world`'s auth server.
+fn peer_resource(world: &World, port: u16) -> Server {
+    Server::start(&[
+        "resource",
+        "--port",
+        &port.to_string(),
+        "--auth-server",
+        world.auth_server.url(),
+    ])
+    .unwrap()
 }
 
 /// What an expected-results file says: check id → what the peer does.
@@ -212,15 +216,7 @@ fn passed(checks: &[Value], id: &str) -> bool {
 fn the_suite_finds_in_their_resource_exactly_what_the_expected_results_record() {
     let peer_port = free_port();
     let world = world(free_port(), peer_port);
-    let port = peer_port.to_string();
-    let peer = Server::start(&[
-        "resource",
-        "--port",
-        &port,
-        "--auth-server",
-        world.auth_server.url(),
-    ])
-    .unwrap();
+    let peer = peer_resource(&world, peer_port);
     let checks = suite_finds_what_is_recorded(
         &[
             "resource",
@@ -308,9 +304,6 @@ fn our_resource_accepts_their_auth_servers_token() {
 /// covered `Nonce` and body components turned on by the driver.
 #[test]
 fn their_agent_passes_the_suites_agent_checks() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let (agent_port, suite_port) = (free_port(), free_port());
     let world = World::start(&Options {
         server_args: vec!["--lenient-base64".into()],
@@ -322,24 +315,21 @@ fn their_agent_passes_the_suites_agent_checks() {
     })
     .unwrap();
     let json = world.dir().join("agent.json");
-    let mut suite = Command::new(binary("aauth-conformance").unwrap())
-        .args(["agent", "--compat", "py-early", "--quiet", "--wait", "60"])
-        .args(["--listen", &format!("127.0.0.1:{suite_port}")])
-        .args(["--auth-server", world.auth_server.url(), "--json"])
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kept open to the end: the suite prints its table there.
-    let mut stdout = BufReader::new(suite.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("listening url=")
-        .unwrap()
-        .to_owned();
+    let suite = SuiteAgent::start(&[
+        "--compat",
+        "py-early",
+        "--quiet",
+        "--wait",
+        "60",
+        "--listen",
+        &format!("127.0.0.1:{suite_port}"),
+        "--auth-server",
+        world.auth_server.url(),
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .unwrap();
+    let url = suite.url().to_owned();
     let run = agent(
         agent_port,
         &[
@@ -351,9 +341,8 @@ fn their_agent_passes_the_suites_agent_checks() {
     )
     .unwrap();
     assert!(run.success, "{:#?}\n{}", run.steps, run.stderr);
-    let mut table = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut table).unwrap();
-    assert!(suite.wait().unwrap().success(), "{table}");
+    let (success, table) = suite.finish();
+    assert!(success, "{table}");
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["summary"]["failed"], 0, "{report:#}");
     assert_eq!(report["summary"]["total"], 11);

@@ -307,3 +307,68 @@ mod tests {
         assert!(!other.is_port_taken(), "{other}");
     }
 }
+
+/// `aauth-conformance agent` running: the suite's resource, which an agent
+/// under test calls; [`SuiteAgent::finish`] waits for its verdict.
+#[derive(Debug)]
+pub struct SuiteAgent {
+    child: Child,
+    /// Kept open to the end: the suite prints its table there.
+    stdout: BufReader<std::process::ChildStdout>,
+    url: String,
+}
+
+impl SuiteAgent {
+    /// Starts `aauth-conformance agent ARGS…` (which name `--listen`) and
+    /// reads the URL of its resource from its first line.
+    pub fn start(args: &[&str]) -> Result<Self, HarnessError> {
+        const NAME: &str = "aauth-conformance";
+        let mut child = Command::new(binary(NAME)?)
+            .arg("agent")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| HarnessError::Spawn {
+                name: NAME.into(),
+                source,
+            })?;
+        let exited = |child: &mut Child| HarnessError::Exited {
+            name: NAME.into(),
+            status: child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map_or_else(|| "running".into(), |s| s.to_string()),
+            tail: String::new(),
+        };
+        let Some(stdout) = child.stdout.take() else {
+            return Err(exited(&mut child));
+        };
+        let mut stdout = BufReader::new(stdout);
+        let mut first = String::new();
+        let _ = stdout.read_line(&mut first);
+        match first.trim().strip_prefix("listening url=") {
+            Some(url) => Ok(Self {
+                url: url.to_owned(),
+                child,
+                stdout,
+            }),
+            None => Err(exited(&mut child)),
+        }
+    }
+
+    /// The suite's resource.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Waits for the run to end: whether it exited 0, and the table it
+    /// printed.
+    pub fn finish(mut self) -> (bool, String) {
+        let mut table = String::new();
+        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut table);
+        let success = self.child.wait().is_ok_and(|s| s.success());
+        (success, table)
+    }
+}

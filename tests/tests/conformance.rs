@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use aauth_e2e::harness::binary;
+use aauth_e2e::harness::{SuiteAgent, binary};
 use aauth_e2e::world::{ALICE, ALICE_PASSWORD, Options, World};
 use serde_json::Value;
 
@@ -197,9 +197,6 @@ fn a_target_that_does_not_answer_fails_loudly() {
 /// it asks for, and every check passes.
 #[test]
 fn every_agent_check_passes_for_our_cli() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let port = aauth_e2e::harness::free_port();
     let world = World::start(&Options {
         auth_config: format!(
@@ -210,23 +207,19 @@ fn every_agent_check_passes_for_our_cli() {
     })
     .unwrap();
     let json = world.dir().join("agent.json");
-    let mut suite = Command::new(binary("aauth-conformance").unwrap())
-        .args(["agent", "--quiet", "--wait", "60", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--auth-server", world.auth_server.url(), "--json"])
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(suite.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("listening url=")
-        .unwrap()
-        .to_owned();
+    let suite = SuiteAgent::start(&[
+        "--quiet",
+        "--wait",
+        "60",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--auth-server",
+        world.auth_server.url(),
+        "--json",
+        json.to_str().unwrap(),
+    ])
+    .unwrap();
+    let url = suite.url().to_owned();
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(world.enroll_delegate("delegate")).unwrap();
@@ -251,12 +244,10 @@ fn every_agent_check_passes_for_our_cli() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let mut table = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut table).unwrap();
-    let status = suite.wait().unwrap();
+    let (success, table) = suite.finish();
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(report["summary"]["failed"], 0, "{report:#}");
     assert_eq!(report["summary"]["skipped"], 0, "{report:#}");
     assert_eq!(report["summary"]["total"], 11);
-    assert!(status.success(), "{table}");
+    assert!(success, "{table}");
 }
