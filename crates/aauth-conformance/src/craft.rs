@@ -12,10 +12,15 @@ use std::sync::Arc;
 
 use aauth_protocol::b64;
 use aauth_protocol::httpsig::SignatureEncoding;
-use aauth_protocol::keys::{SigningKey, random_bytes, sha256};
+use aauth_protocol::keys::SigningKey;
 use url::Url;
 
-use crate::wire::{Sent, target};
+use aauth_http::client::{authority, target};
+use aauth_http::server::unix_now;
+use aauth_protocol::content_digest::sha256_field;
+use aauth_protocol::httpsig::Nonce;
+
+use crate::wire::Sent;
 
 /// A request being built and signed.
 #[derive(Debug, Clone)]
@@ -48,25 +53,12 @@ pub struct Draft {
     pub encoding: SignatureEncoding,
 }
 
-/// Seconds since the Unix epoch.
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-/// A fresh `Nonce` value: 128 random bits, base64url (E§10.5).
+/// A fresh `Nonce` value: 128 random bits, base64url (E§10.5). Empty
+/// only when the system has no randomness, which fails the check using it.
 pub fn fresh_nonce() -> String {
-    let mut bytes = [0u8; 16];
-    // An all-zero nonce on an RNG failure would only make a check fail.
-    let _ = random_bytes(&mut bytes);
-    b64::url_encode(bytes)
-}
-
-/// `sha-256=:…:` over `body` (RFC 9530).
-pub fn content_digest(body: &[u8]) -> String {
-    format!("sha-256=:{}:", b64::std_encode(sha256(body)))
+    Nonce::generate()
+        .map(|nonce| nonce.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 impl Draft {
@@ -88,7 +80,7 @@ impl Draft {
         let body = match body {
             Some((bytes, content_type)) if !bytes.is_empty() => {
                 headers.push(("Content-Type".to_owned(), content_type.to_owned()));
-                headers.push(("Content-Digest".to_owned(), content_digest(bytes)));
+                headers.push(("Content-Digest".to_owned(), sha256_field(bytes)));
                 components.push(quoted("content-type"));
                 components.push(quoted("content-digest"));
                 bytes.to_vec()
@@ -108,7 +100,7 @@ impl Draft {
             signature_key,
             label: "sig".to_owned(),
             components,
-            params: format!(";created={}", now()),
+            params: format!(";created={}", unix_now()),
             base_values: Vec::new(),
             key,
             encoding: SignatureEncoding::ByteSequence,
@@ -169,7 +161,7 @@ impl Draft {
         let name = item.strip_prefix('"')?.strip_suffix('"')?;
         match name {
             "@method" => Some(self.method.clone()),
-            "@authority" => Some(authority(&self.url)),
+            "@authority" => authority(&self.url).ok(),
             "@path" => Some(self.url.path().to_owned()),
             "@query" => Some(format!("?{}", self.url.query().unwrap_or_default())),
             "@target-uri" => Some(self.url.to_string()),
@@ -275,15 +267,6 @@ impl Finished {
 /// `"name"`.
 pub fn quoted(name: &str) -> String {
     format!("\"{name}\"")
-}
-
-/// The URL's authority as sent: host, and the port when not the default.
-pub fn authority(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
 }
 
 /// The first line where two signature bases differ, numbered from 1, with

@@ -23,8 +23,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use url::Url;
 
-use crate::craft::now;
 use crate::jws;
+use aauth_http::server::unix_now;
 
 /// The agent server's first key id.
 pub const AGENT_KID: &str = "conformance-agent-1";
@@ -157,7 +157,7 @@ impl Host {
 
     /// Claims of an agent token for `key`, valid for an hour.
     pub fn agent_token_claims(&self, sub: &str, key: &SigningKey) -> Value {
-        let now = i64::try_from(now()).unwrap_or(i64::MAX);
+        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
         json!({
             "iss": self.inner.origin.as_str(),
             "sub": sub,

@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aauth_http::client::target;
 use aauth_protocol::challenge::{AgentAuth, Level};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -75,14 +76,6 @@ impl Sent {
             text.push_str(&format!("; body {} bytes", self.body.len()));
         }
         text
-    }
-}
-
-/// The request target of `url`: path and query.
-pub fn target(url: &Url) -> String {
-    match url.query() {
-        Some(query) => format!("{}?{query}", url.path()),
-        None => url.path().to_owned(),
     }
 }
 

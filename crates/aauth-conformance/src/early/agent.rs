@@ -23,9 +23,9 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
 
-use crate::craft::now;
 use crate::profile::AgentTarget;
 use crate::run::{Run, case};
+use aauth_http::server::unix_now;
 
 /// Largest refusal body read for its `error`.
 const KEPT_BODY: usize = 64 * 1024;
@@ -121,7 +121,7 @@ async fn record(State(log): State<Log>, request: Request, next: Next) -> Respons
             nonce: header("nonce"),
             has_body: header("content-length").is_some_and(|l| l != "0")
                 || header("transfer-encoding").is_some(),
-            received: now(),
+            received: unix_now(),
             status: 0,
             error: None,
         }

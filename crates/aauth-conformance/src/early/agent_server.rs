@@ -12,7 +12,9 @@ use super::{
     Signer, all_of, at, claim, fetch_json, fetch_jwks, is_key, jwks_is_public, key, signed,
     verify_token,
 };
-use crate::craft::{fresh_nonce, now};
+use aauth_http::server::unix_now;
+
+use crate::craft::fresh_nonce;
 use crate::jws;
 use crate::profile::AgentServerTarget;
 use crate::run::{Expect, Run, case, hostile};
@@ -204,7 +206,7 @@ pub(super) async fn run(run: &mut Run, target: &AgentServerTarget) {
                     ("sub differs from the answer's", sub.is_none() || claim(&claims, "sub") == sub.as_deref()),
                     ("no sub", claim(&claims, "sub").is_some()),
                     ("cnf.jwk is not the enrolled key", is_key(claims.get("cnf").and_then(|c| c.get("jwk")), &fresh)),
-                    ("exp is not in the future", claims.get("exp").and_then(Value::as_u64).is_some_and(|e| e > now())),
+                    ("exp is not in the future", claims.get("exp").and_then(Value::as_u64).is_some_and(|e| e > unix_now())),
                 ],
                 format!("sub {:?}", claim(&claims, "sub").unwrap_or_default()),
             )

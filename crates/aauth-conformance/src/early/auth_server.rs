@@ -15,7 +15,9 @@ use super::{
     url_member, verify_token,
 };
 use crate::browser;
-use crate::craft::{fresh_nonce, now};
+use aauth_http::server::unix_now;
+
+use crate::craft::fresh_nonce;
 use crate::host::RESOURCE_KID;
 use crate::jws;
 use crate::profile::AuthServerTarget;
@@ -255,7 +257,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
             claims,
         )
     };
-    let now = i64::try_from(now()).unwrap_or(i64::MAX);
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     let suite = run.host.origin().as_str().to_owned();
     let good_claims = |agent_key: &aauth_protocol::keys::SigningKey| {
         json!({
@@ -697,7 +699,7 @@ pub(super) async fn run(run: &mut Run, target: &AuthServerTarget) {
                         claims
                             .get("exp")
                             .and_then(Value::as_u64)
-                            .is_some_and(|e| e > crate::craft::now()),
+                            .is_some_and(|e| e > unix_now()),
                     ),
                 ],
                 format!(

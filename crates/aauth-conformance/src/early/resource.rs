@@ -19,7 +19,10 @@ use super::{
     Lcg, Signer, all_of, at, claim, fetch_json, fetch_jwks, jwks_is_public, key, signed,
     url_member, verify_token,
 };
-use crate::craft::{Draft, Finished, content_digest, fresh_nonce, now, quoted, signature_member};
+use aauth_http::server::unix_now;
+use aauth_protocol::content_digest::sha256_field as content_digest;
+
+use crate::craft::{Draft, Finished, fresh_nonce, quoted, signature_member};
 use crate::host::{AGENT_KID, Host, JWKS_PATH};
 use crate::jws;
 use crate::profile::ResourceTarget;
@@ -474,7 +477,7 @@ async fn resource_token_claims(
                 ("agent is not the caller", claim(&claims, "agent") == Some(&agent)),
                 ("agent_jkt is not the signing key's thumbprint", claim(&claims, "agent_jkt") == Some(&jkt)),
                 ("scope lacks the needed scope", scope.split(' ').any(|s| s == t.scope)),
-                ("exp is not in the future", claims.get("exp").and_then(Value::as_u64).is_some_and(|e| e > now())),
+                ("exp is not in the future", claims.get("exp").and_then(Value::as_u64).is_some_and(|e| e > unix_now())),
             ],
             format!("typ resource+jwt, aud {auth_server}, scope {scope:?}, signed by the resource's key"),
         )
@@ -655,7 +658,7 @@ fn rename_component(draft: &mut Draft, from: &str, to: &str) {
 async fn signature_profile(run: &mut Run, t: &Target) {
     let s = Signer::of(run);
     let server = run.host.agent_server();
-    let now = i64::try_from(now()).unwrap_or(i64::MAX);
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     let mut probes = vec![
         refused("no-signature", "E§10.7", "Signature missing")
             .after(|s, _| s.remove_header("Signature")),
@@ -1126,7 +1129,7 @@ async fn agent_tokens(run: &mut Run, t: &Target) {
     let host = run.host.clone();
     let delegate = key();
     let good = host.agent_token_claims("delegate-hostile", &delegate);
-    let now = i64::try_from(now()).unwrap_or(i64::MAX);
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     let header = jws::header("agent+jwt", AGENT_KID);
     let sign = |claims: &Value| host.sign_agent_token(&header, claims);
     let sign_header = |header: &Value| host.sign_agent_token(header, &good);
@@ -1436,7 +1439,7 @@ async fn auth_tokens(
     let signer = key();
     let origin = t.origin.origin().ascii_serialization();
     let (resource_kid, resource_signer) = run.host.resource_key();
-    let now = i64::try_from(now()).unwrap_or(i64::MAX);
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     let suite = run.host.origin().as_str().to_owned();
     let forged_claims = json!({
         "iss": suite,
