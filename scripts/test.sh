@@ -3,7 +3,8 @@
 # all tests (unit, property, vectors, app and end-to-end), and doc tests.
 # Sets up what it needs by itself (cargo-nextest if missing; the Python peer
 # of the interop tests, from PyPI with pinned hashes, in interop/.venv;
-# cargo-fuzz when a nightly toolchain is there for the fuzz smoke).
+# headless Chromium and chromedriver for the browser tests, from the OS
+# packages; cargo-fuzz when a nightly toolchain is there for the fuzz smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "the Python peer for the interop tests (interop/setup.sh)"
 ./interop/setup.sh
+
+step "Chromium and chromedriver for the browser tests (scripts/chromium.sh)"
+./scripts/chromium.sh >/dev/null
 
 step "building the server binaries (the end-to-end tests start them)"
 cargo build --workspace --bins --locked

@@ -41,6 +41,9 @@ pub struct Options {
     /// More TOML for the end of the resource's configuration file (tables
     /// such as `[replay_cache]`).
     pub resource_config: String,
+    /// More top-level settings for the auth server's configuration file,
+    /// before its tables (such as `request_token_lifetime = 1`).
+    pub auth_settings: String,
     /// More TOML for the end of the auth server's configuration file (more
     /// `[[autonomous]]` rules, say, for parties from outside the world);
     /// `{agent_url}` and `{resource_url}` in it become the world's.
@@ -59,6 +62,7 @@ impl Default for Options {
             rate_limits: [5, 10, 100, 1000],
             rate_window: 60,
             resource_config: String::new(),
+            auth_settings: String::new(),
             auth_config: String::new(),
             server_args: Vec::new(),
             keep: false,
@@ -147,7 +151,7 @@ redirect_uris = ["http://127.0.0.1/callback"]
                 r#"database = "auth-server.db"
 scopes_supported = ["openid", "profile", "email", "data.read", "data.write"]
 auth_token_lifetime = {lifetime}
-
+{settings}
 [[users]]
 username = "{ALICE}"
 password_hash = "{ALICE_HASH}"
@@ -164,6 +168,7 @@ scopes = ["data.read"]
 {extra}
 "#,
                 lifetime = options.auth_token_lifetime,
+                settings = options.auth_settings,
                 extra = options
                     .auth_config
                     .replace("{agent_url}", &agent_url)

@@ -196,15 +196,14 @@ pub fn alice(decision: Decision) -> PlayedUser {
     PlayedUser::new(ALICE, ALICE_PASSWORD, decision, Arc::new(|_| {}))
 }
 
-/// Runs the consent round trip by hand (E§9.3, E§9.5): `request_type=auth`
-/// with `form` plus a loopback `redirect_uri`, Alice decides, and the
-/// callback's query comes back, with the `redirect_uri` used.
-pub async fn consent_round_trip(
+/// Starts a consent by hand (E§9.3): `request_type=auth` with `form` plus
+/// the redirect URI of a new loopback listener; returns the auth server's
+/// consent URL (with `state=st4te`) and the listener.
+pub async fn consent_link(
     world: &World,
     identity: &Identity,
     form: &[(&str, &str)],
-    decision: Decision,
-) -> (HashMap<String, String>, String) {
+) -> (Url, CallbackListener) {
     let listener = CallbackListener::bind().await.expect("a callback listener");
     let redirect_uri = listener.redirect_uri().to_string();
     let mut fields = vec![("request_type", "auth"), ("redirect_uri", &redirect_uri)];
@@ -220,6 +219,20 @@ pub async fn consent_round_trip(
         .append_pair("request_token", request_token)
         .append_pair("redirect_uri", &redirect_uri)
         .append_pair("state", "st4te");
+    (url, listener)
+}
+
+/// Runs the consent round trip by hand (E§9.3, E§9.5): `request_type=auth`
+/// with `form` plus a loopback `redirect_uri`, Alice decides, and the
+/// callback's query comes back, with the `redirect_uri` used.
+pub async fn consent_round_trip(
+    world: &World,
+    identity: &Identity,
+    form: &[(&str, &str)],
+    decision: Decision,
+) -> (HashMap<String, String>, String) {
+    let (url, listener) = consent_link(world, identity, form).await;
+    let redirect_uri = listener.redirect_uri().to_string();
     alice(decision)
         .present(&url)
         .await

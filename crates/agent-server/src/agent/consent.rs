@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aauth_http::browser::{escape, page};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::Html;
@@ -92,20 +93,50 @@ impl Drop for CallbackListener {
     }
 }
 
-const DONE_PAGE: &str = "<!doctype html><meta charset=utf-8><title>AAuth agent</title>\
-<p>Done. You can close this window and return to the agent.</p>";
+/// The page the browser lands on back at the agent, styled like the
+/// servers' pages: it says how the flow ended, from the callback's query
+/// (E§9.5: `code`, or `error`).
+fn done_page(query: &Callback) -> String {
+    let (heading, line) = match (query.get("code"), query.get("error").map(String::as_str)) {
+        (_, Some("access_denied")) => (
+            "Access denied",
+            "You denied access. The agent has been told; you can close this window.".to_owned(),
+        ),
+        (_, Some(error)) => (
+            "Not completed",
+            format!(
+                "The request ended with the error {}. Return to the agent for details.",
+                escape(error)
+            ),
+        ),
+        (Some(_), None) => (
+            "Access approved",
+            "You can close this window and return to the agent.".to_owned(),
+        ),
+        (None, None) => (
+            "Done",
+            "You can close this window and return to the agent.".to_owned(),
+        ),
+    };
+    page(heading, &format!("<h1>{heading}</h1><p>{line}</p>"))
+}
 
-async fn callback(State(slot): State<Slot>, Query(query): Query<Callback>) -> Html<&'static str> {
+async fn callback(State(slot): State<Slot>, Query(query): Query<Callback>) -> Html<String> {
     let sender = slot
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .take();
     match sender {
         Some(sender) => {
+            let html = done_page(&query);
             let _ = sender.send(query);
-            Html(DONE_PAGE)
+            Html(html)
         }
-        None => Html("<!doctype html><p>This request was already completed.</p>"),
+        None => Html(page(
+            "Already completed",
+            "<h1>Already completed</h1><p>This request was already completed. \
+             You can close this window.</p>",
+        )),
     }
 }
 
@@ -173,7 +204,8 @@ mod tests {
             .text()
             .await
             .unwrap();
-        assert!(page.contains("Done"));
+        assert!(page.contains("Access approved"), "{page}");
+        assert!(page.contains("lang=\"en\""), "{page}");
         let query = listener.wait(Duration::from_secs(5)).await.unwrap();
         assert_eq!(query.get("code").map(String::as_str), Some("abc"));
         assert_eq!(query.get("state").map(String::as_str), Some("xyz"));
@@ -184,6 +216,24 @@ mod tests {
         let listener = CallbackListener::bind().await.unwrap();
         let error = listener.wait(Duration::from_millis(10)).await.unwrap_err();
         assert!(error.to_string().contains("no callback"), "{error}");
+    }
+
+    #[test]
+    fn the_done_page_says_how_the_flow_ended() {
+        let query = |pairs: &[(&str, &str)]| -> Callback {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert!(done_page(&query(&[("code", "c")])).contains("Access approved"));
+        assert!(done_page(&query(&[("error", "access_denied")])).contains("Access denied"));
+        let odd = done_page(&query(&[("error", "<b>x</b>")]));
+        assert!(
+            odd.contains("Not completed") && odd.contains("&lt;b&gt;"),
+            "{odd}"
+        );
+        assert!(done_page(&query(&[])).contains("<h1>Done</h1>"));
     }
 
     #[test]
