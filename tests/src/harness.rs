@@ -144,13 +144,35 @@ impl Party {
         args: &[String],
         dir: &Path,
     ) -> Result<Self, HarnessError> {
+        Self::start_wrapped(&[], name, label, args, dir)
+    }
+
+    /// [`Party::start`] under `wrapper`: the command run is `wrapper`
+    /// followed by the binary and `args` (a wrapper such as `unshare … sh
+    /// -c '…; exec "$@"'` must end by exec'ing them, so that the process
+    /// kept is the server's).
+    pub fn start_wrapped(
+        wrapper: &[String],
+        name: &str,
+        label: &str,
+        args: &[String],
+        dir: &Path,
+    ) -> Result<Self, HarnessError> {
         let binary = binary(name)?;
         let log = dir.join(format!("{label}.log"));
         let log_file = std::fs::File::create(&log).map_err(|source| HarnessError::Io {
             path: log.clone(),
             source,
         })?;
-        let mut child = Command::new(&binary)
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        let mut child = command
             .args(args)
             .current_dir(dir)
             .env_remove("RUST_LOG")
@@ -247,6 +269,11 @@ impl Party {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The binary's name.

@@ -99,6 +99,9 @@ pub struct World {
     auth_config: PathBuf,
     agent_config: PathBuf,
     server_args: Vec<String>,
+    /// How often the auth server was restarted (each run logs to its own
+    /// file: `auth-server-2.log`, `auth-server-3.log`, …).
+    restarts: u32,
 }
 
 fn client() -> Result<SigningClient, WorldError> {
@@ -255,6 +258,7 @@ authorized = {authorized}
             auth_config,
             agent_config,
             server_args: options.server_args.clone(),
+            restarts: 0,
         })
     }
 
@@ -278,6 +282,17 @@ authorized = {authorized}
     /// Stops the auth server and starts it again on the same port with the
     /// same database (P-AS-8: state survives a restart).
     pub fn restart_auth_server(&mut self) -> Result<(), WorldError> {
+        self.restart_auth_server_with(&[], &[])
+    }
+
+    /// Stops the auth server and starts it again on the same port under
+    /// `wrapper` (see [`Party::start_wrapped`]), with `extra` arguments
+    /// after the usual ones (`--database …`, say).
+    pub fn restart_auth_server_with(
+        &mut self,
+        wrapper: &[String],
+        extra: &[String],
+    ) -> Result<(), WorldError> {
         self.auth_server.stop();
         let mut args = vec![
             "serve".into(),
@@ -288,7 +303,11 @@ authorized = {authorized}
             format!("127.0.0.1:{}", self.auth_port),
         ];
         args.extend(self.server_args.iter().cloned());
-        self.auth_server = Party::start("aauth-auth-server", "auth-server-2", &args, &self.root)?;
+        args.extend(extra.iter().cloned());
+        self.restarts += 1;
+        let label = format!("auth-server-{}", self.restarts + 1);
+        self.auth_server =
+            Party::start_wrapped(wrapper, "aauth-auth-server", &label, &args, &self.root)?;
         Ok(())
     }
 

@@ -74,8 +74,21 @@ const SCHEMA: [&str; 6] = [
 
 /// A database failure. Its text is for the operator's log, never a peer.
 #[derive(Debug, thiserror::Error)]
-#[error("database: {0}")]
-pub struct StoreError(#[from] sqlx::Error);
+pub enum StoreError {
+    /// SQLite refused or failed.
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// The file or its folder cannot be created, or cannot be written (a
+    /// read-only file or disk), found before SQLite's own, vaguer, "unable
+    /// to open database file".
+    #[error("the database {} cannot be written: {source}", path.display())]
+    NotWritable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// A signing key row.
 #[derive(Debug, Clone)]
@@ -262,13 +275,22 @@ impl Store {
     /// SQLite file at `path`, creates the schema if absent, and fails unless
     /// the file can be written.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let not_writable = |source| StoreError::NotWritable {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError(sqlx::Error::Io(e)))?;
+            std::fs::create_dir_all(dir).map_err(not_writable)?;
         }
-        if !path.exists() {
+        if path.exists() {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map_err(not_writable)?;
+        } else {
             // The file holds the private signing key: owner only.
-            aauth_http::runtime::write_private(path, b"")
-                .map_err(|e| StoreError(sqlx::Error::Io(e)))?;
+            aauth_http::runtime::write_private(path, b"").map_err(not_writable)?;
         }
         Self::connect(
             SqliteConnectOptions::new()
