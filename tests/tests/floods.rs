@@ -180,3 +180,74 @@ async fn connections_past_the_cap_are_refused_with_503_and_the_server_recovers()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The resident memory of process `pid`, in KiB (Linux: `/proc`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Sends `count` `GET /public` with fresh `hwk` keys and nonces, eight at a
+/// time; returns how many got each status.
+async fn nonce_flood(url: &url::Url, count: usize) -> std::collections::BTreeMap<u16, usize> {
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        if i >= 8
+            && let Some(done) = tasks.join_next().await
+        {
+            *statuses.entry(done.unwrap()).or_default() += 1;
+        }
+        let url = url.clone();
+        tasks.spawn(async move {
+            let signed = client()
+                .sign(
+                    &Identity::Hwk(new_key()),
+                    Outgoing::get(url).nonce(Nonce::generate().unwrap()),
+                )
+                .unwrap();
+            send(signed).await.status.as_u16()
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        *statuses.entry(done.unwrap()).or_default() += 1;
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_nonce_flood_leaves_the_resources_memory_flat_once_the_cache_is_full() {
+    // profile: P-SIG-6. Once the replay cache is full, what it does is the
+    // documented refusal (503), and the resource's memory stops growing:
+    // a flood twice as long as the cache adds nothing that stays.
+    const CAPACITY: usize = 2000;
+    let world = start(&Options {
+        resource_config: format!(
+            "[replay_cache]\ncapacity = {CAPACITY}\nper_client = {CAPACITY}\n"
+        ),
+        ..Options::default()
+    });
+    let pid = world.resource.pid().unwrap();
+    let url = at(world.resource.url(), "/public");
+    let before = rss_kib(pid);
+    let filling = nonce_flood(&url, CAPACITY).await;
+    assert_eq!(filling.get(&200), Some(&CAPACITY), "{filling:?}");
+    let full = rss_kib(pid);
+    let flood = nonce_flood(&url, 2 * CAPACITY).await;
+    assert_eq!(flood.get(&503), Some(&(2 * CAPACITY)), "{flood:?}");
+    let after = rss_kib(pid);
+    eprintln!(
+        "resident memory: {before} KiB at start, {full} KiB with {CAPACITY} nonces remembered, \
+         {after} KiB after {} more refused",
+        2 * CAPACITY
+    );
+    assert!(
+        after.saturating_sub(full) < 8 * 1024,
+        "memory grew by {} KiB while every request was refused",
+        after.saturating_sub(full)
+    );
+}
