@@ -440,22 +440,30 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ErrorResponse>
     })
 }
 
+/// Checks that the body is declared `application/x-www-form-urlencoded`;
+/// anything else is 400 `invalid_request` naming the problem.
+pub fn require_form(headers: &HeaderMap) -> Result<(), ErrorResponse> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(())
+    } else {
+        Err(ErrorResponse::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ))
+    }
+}
+
 /// Parses an `application/x-www-form-urlencoded` body; anything else is
 /// 400 `invalid_request` naming the problem.
 pub fn parse_form<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<T, ErrorResponse> {
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(ErrorResponse::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
-    }
+    require_form(headers)?;
     serde_urlencoded::from_bytes(body)
         .map_err(|e| ErrorResponse::invalid_request(format!("malformed form body: {e}")))
 }

@@ -28,6 +28,7 @@
 //! | [`challenge`] | the `Agent-Auth` header and the three levels (E§4, D§5) |
 //! | [`jose`], [`tokens`] | compact JWS; agent, resource and auth tokens with their validation steps (E§5–7) |
 //! | [`metadata`] | the three well-known documents (E§8, D§9) |
+//! | [`token_request`] | the token endpoint's form body, one type per `request_type` (E§9.3–9.10) |
 //! | [`verify`] | one request, end to end (E§10.7) |
 //! | [`error`] | error codes and the P-ERR-1 table, as one exhaustive match |
 //! | [`secret`] | credentials as their own types, never shown whole by `Debug` |
@@ -53,5 +54,6 @@ pub mod keys;
 pub mod metadata;
 pub mod secret;
 pub mod signature_key;
+pub mod token_request;
 pub mod tokens;
 pub mod verify;

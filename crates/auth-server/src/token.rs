@@ -13,13 +13,15 @@
 //!                            └ other    ─▶ unsupported_request_type
 //! ```
 
-use aauth_http::server::{ErrorResponse, MAX_FORM_BYTES, parse_form, read_body, unix_now};
+use aauth_http::server::{ErrorResponse, MAX_FORM_BYTES, read_body, require_form, unix_now};
 use aauth_protocol::challenge::{AgentAuth, Level};
 use aauth_protocol::error::Condition;
 use aauth_protocol::ids::{Kid, Origin, Scope};
 use aauth_protocol::jwk::PublicKey;
 use aauth_protocol::metadata::RedirectUri;
+use aauth_protocol::secret::{AuthorizationCode, RefreshToken, SignedToken};
 use aauth_protocol::signature_key::Scheme;
+use aauth_protocol::token_request::{AuthTarget, TokenRequest};
 use aauth_protocol::tokens::auth_token::{
     self, Act, AuthTokenBuilder, AuthTokenContext, AuthTokenError, Consumer, VerifiedAuthToken,
 };
@@ -29,26 +31,12 @@ use aauth_protocol::verify::KeyOwner;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::config::{ExchangeDecision, User, is_identity_scope};
 use crate::secret::Secret;
 use crate::store::{CodeRecord, Grant, PendingRequest};
-
-/// The form parameters of every request type (E§9.3, E§9.6, E§9.7).
-#[derive(Debug, Deserialize)]
-struct TokenForm {
-    request_type: Option<String>,
-    resource_token: Option<String>,
-    scope: Option<String>,
-    auth_request_url: Option<String>,
-    redirect_uri: Option<String>,
-    code: Option<String>,
-    refresh_token: Option<String>,
-    upstream_token: Option<String>,
-}
 
 /// The identified caller of this request (P-AS-1).
 #[derive(Debug)]
@@ -125,21 +113,24 @@ async fn handle(state: &AppState, request: Request) -> Result<Value, Failure> {
     // P-AS-1: "form-encoded (body ≤ 64 KiB)"; more is 413 (P-ERR-1).
     let body = read_body(body, MAX_FORM_BYTES).await?;
     let caller = authenticate(state, &parts, &body).await?;
-    let form: TokenForm = parse_form(&parts.headers, &body)?;
-    match form.request_type.as_deref() {
-        None => Err(ErrorResponse::invalid_request("request_type is required (E§9.3)").into()),
-        Some("auth") => auth_request(state, &caller, form).await,
-        Some("code") => code_request(state, &caller, form).await,
-        Some("refresh") => refresh_request(state, &caller, form).await,
-        Some("exchange") => exchange_request(state, &caller, form).await,
-        Some(other) => Err(ErrorResponse::new(
-            Condition::RequestTypeUnsupported,
-            format!(
-                "request_type {:?} is not supported here; supported: auth, code, refresh, exchange",
-                other.chars().take(64).collect::<String>()
-            ),
-        )
-        .into()),
+    require_form(&parts.headers)?;
+    let request = TokenRequest::from_form(&body)
+        .map_err(|e| ErrorResponse::new(e.condition(), e.to_string()))?;
+    match request {
+        TokenRequest::Auth {
+            target,
+            redirect_uri,
+        } => auth_request(state, &caller, target, redirect_uri).await,
+        TokenRequest::Code { code, redirect_uri } => {
+            code_request(state, &caller, &code, redirect_uri.as_deref()).await
+        }
+        TokenRequest::Refresh { refresh_token } => {
+            refresh_request(state, &caller, &refresh_token).await
+        }
+        TokenRequest::Exchange {
+            resource_token,
+            upstream_token,
+        } => exchange_request(state, &caller, &resource_token, &upstream_token).await,
     }
 }
 
@@ -197,36 +188,21 @@ pub const MAX_PENDING_PER_AGENT: u32 = 100;
 async fn auth_request(
     state: &AppState,
     caller: &Caller,
-    form: TokenForm,
+    target: AuthTarget,
+    redirect_uri: Option<String>,
 ) -> Result<Value, Failure> {
-    let given = [
-        form.resource_token.is_some(),
-        form.scope.is_some(),
-        form.auth_request_url.is_some(),
-    ]
-    .into_iter()
-    .filter(|present| *present)
-    .count();
-    // P-AS-2: "exactly one of resource_token / scope".
-    if given != 1 {
-        return Err(ErrorResponse::invalid_request(
-            "request_type=auth needs exactly one of resource_token or scope (E§9.3)",
-        )
-        .into());
-    }
-    let (resource, scope) = if let Some(token) = &form.resource_token {
-        validate_resource_token(state, caller, token).await?
-    } else if let Some(scope) = &form.scope {
+    // P-AS-2: "exactly one of resource_token / scope" (TokenRequest).
+    let (resource, scope) = match target {
+        AuthTarget::ResourceToken(token) => validate_resource_token(state, caller, &token).await?,
         // E§9.4: "Use the provided scope … directly"; the agent is the resource.
-        let scope = Scope::parse(scope)
-            .map_err(|e| ErrorResponse::invalid_request(format!("scope: {e}")))?;
-        (caller.agent.clone(), scope)
-    } else {
+        AuthTarget::Scope(scope) => (caller.agent.clone(), scope),
         // profile: P-TOK-7.
-        return Err(ErrorResponse::invalid_request(
-            "not supported: auth_request_url (E§11 leaves the document format TBD)",
-        )
-        .into());
+        AuthTarget::AuthRequestUrl(_) => {
+            return Err(ErrorResponse::invalid_request(
+                "not supported: auth_request_url (E§11 leaves the document format TBD)",
+            )
+            .into());
+        }
     };
 
     let now = now_secs();
@@ -246,7 +222,7 @@ async fn auth_request(
 
     // P-AS-2: "`redirect_uri` optional unless consent is needed (then 400
     // `invalid_request` without it)".
-    let Some(redirect_uri) = form.redirect_uri else {
+    let Some(redirect_uri) = redirect_uri else {
         return Err(ErrorResponse::invalid_request(
             "redirect_uri is required: this request needs the user's consent (profile P-AS-2)",
         )
@@ -323,12 +299,10 @@ async fn validate_resource_token(
 async fn code_request(
     state: &AppState,
     caller: &Caller,
-    form: TokenForm,
+    code: &AuthorizationCode,
+    redirect_uri: Option<&str>,
 ) -> Result<Value, Failure> {
-    let Some(code) = form.code else {
-        return Err(ErrorResponse::invalid_request("code is required (E§9.6)").into());
-    };
-    let Some(code) = Secret::received(&code) else {
+    let Some(code) = Secret::received(code.expose()) else {
         return Err(invalid_grant("the code is unknown or was already used"));
     };
     let refresh_token = Secret::generate().map_err(internal)?;
@@ -340,16 +314,7 @@ async fn code_request(
         .store()
         .redeem_code(
             &code.digest(),
-            |record| {
-                check_code(
-                    state,
-                    caller,
-                    form.redirect_uri.as_deref(),
-                    record,
-                    &refresh_token,
-                    now,
-                )
-            },
+            |record| check_code(state, caller, redirect_uri, record, &refresh_token, now),
             now,
         )
         .await
@@ -415,12 +380,9 @@ fn check_code<'s>(
 async fn refresh_request(
     state: &AppState,
     caller: &Caller,
-    form: TokenForm,
+    refresh_token: &RefreshToken,
 ) -> Result<Value, Failure> {
-    let Some(refresh_token) = form.refresh_token else {
-        return Err(ErrorResponse::invalid_request("refresh_token is required (E§9.7)").into());
-    };
-    let Some(refresh_token) = Secret::received(&refresh_token) else {
+    let Some(refresh_token) = Secret::received(refresh_token.expose()) else {
         return Err(invalid_grant("the refresh token is unknown"));
     };
     let Some(grant) = state
@@ -470,7 +432,8 @@ async fn refresh_request(
 async fn exchange_request(
     state: &AppState,
     caller: &Caller,
-    form: TokenForm,
+    resource_token: &str,
+    upstream_token: &SignedToken,
 ) -> Result<Value, Failure> {
     // P-AS-1: "For `exchange` the caller is a resource signing as itself
     // with `jwks_uri` (`well-known="aauth-agent"`)."
@@ -481,30 +444,14 @@ async fn exchange_request(
         )
         .into());
     }
-    // E§9.10: the downstream scope is the resource token's; nothing else names one.
-    if form.scope.is_some() || form.auth_request_url.is_some() {
-        return Err(ErrorResponse::invalid_request(
-            "request_type=exchange takes its scope from the resource token; \
-             scope and auth_request_url are not accepted (E§9.10)",
-        )
-        .into());
-    }
-    let Some(resource_token) = form.resource_token else {
-        return Err(ErrorResponse::invalid_request("resource_token is required (E§9.10)").into());
-    };
-    // profile: P-AS-7 — the upstream token travels in the form, not in
-    // `Signature-Key`, so the caller signs with its own key.
-    let Some(upstream_token) = form.upstream_token else {
-        return Err(ErrorResponse::invalid_request(
-            "upstream_token is required: the auth token this caller received (profile P-AS-7)",
-        )
-        .into());
-    };
+    // E§9.10: the downstream scope is the resource token's; nothing else
+    // names one (TokenRequest). P-AS-7: the upstream token travels in the
+    // form, not in `Signature-Key`, so the caller signs with its own key.
 
     // P-AS-7 (1)–(2): trusted issuer before any fetch, then the token itself.
-    let upstream = validate_upstream_token(state, caller, &upstream_token).await?;
+    let upstream = validate_upstream_token(state, caller, upstream_token.expose()).await?;
     // P-AS-7 (3), E§9.10 step 2: the downstream resource token, as for `auth`.
-    let (resource, scope) = validate_resource_token(state, caller, &resource_token).await?;
+    let (resource, scope) = validate_resource_token(state, caller, resource_token).await?;
 
     // P-AS-7 (4): E§9.10 step 5 "Authorize the exchange", deny by default.
     match state
