@@ -47,6 +47,8 @@ def main():
     for case in load("agent-auth.json"):
         if case.get("header"):
             write("agent_auth", case["header"])
+    for case in load("token-requests.json"):
+        write("token_request", case["body"])
     for case in load("content-digest.json"):
         if case.get("header") is not None:
             write("content_digest", case["header"] + "\n" + (case.get("body") or ""))

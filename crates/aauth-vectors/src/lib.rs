@@ -21,6 +21,7 @@ mod requests;
 pub mod schema;
 mod signature_key;
 mod thumbprints;
+mod token_requests;
 mod tokens;
 pub mod world;
 
@@ -77,13 +78,14 @@ pub(crate) fn ensure(condition: bool, message: impl FnOnce() -> String) -> Resul
 }
 
 /// The vector files, in the order they are generated and documented.
-pub const FILES: [&str; 9] = [
+pub const FILES: [&str; 10] = [
     "keys.json",
     "directory.json",
     "thumbprints.json",
     "content-digest.json",
     "signature-key.json",
     "agent-auth.json",
+    "token-requests.json",
     "signature-bases.json",
     "requests.json",
     "negative.json",
@@ -139,6 +141,10 @@ pub fn generate_with(previous: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(S
             to_file_text(&agent_auth::generate(&world)?)?,
         ),
         (
+            "token-requests.json".to_owned(),
+            to_file_text(&token_requests::generate(&world)?)?,
+        ),
+        (
             "signature-bases.json".to_owned(),
             to_file_text(&bases::generate(&world)?)?,
         ),
@@ -189,6 +195,7 @@ pub fn check_file(
         "content-digest.json" => content_digest::check(contents, &mut report)?,
         "signature-key.json" => signature_key::check(contents, &mut report)?,
         "agent-auth.json" => agent_auth::check(contents, &mut report)?,
+        "token-requests.json" => token_requests::check(contents, &mut report)?,
         "signature-bases.json" => bases::check(contents, keys, &mut report)?,
         "requests.json" => requests::check(contents, directory, &mut report)?,
         "negative.json" => negative::check(contents, directory, &mut report)?,

@@ -404,3 +404,33 @@ pub struct AuthTokenContextSpec {
     /// The auth servers it trusts.
     pub trusted_auth_servers: Vec<String>,
 }
+
+/// `token-requests.json` case: a form body and what an auth server reads
+/// from it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequestCase {
+    /// Unique name.
+    pub name: String,
+    /// What it pins.
+    pub description: String,
+    /// The body, as sent (`application/x-www-form-urlencoded`).
+    pub body: String,
+    /// What is read, when the body is a token request.
+    pub expect: Option<TokenRequestValue>,
+    /// The wire error code (P-ERR-1), when it is not.
+    pub error: Option<String>,
+    /// Informative: our description of the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A token request as read: its type and its parameters, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequestValue {
+    /// `auth`, `code`, `refresh` or `exchange`.
+    pub request_type: String,
+    /// Every parameter the request type reads, by name, decoded.
+    pub params: std::collections::BTreeMap<String, String>,
+}
