@@ -135,6 +135,60 @@ async fn half_sent_headers_and_silent_connections_are_closed_on_every_server() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn hundreds_of_slow_clients_do_not_stop_the_resource_answering_others() {
+    // Three hundred connections trickling their headers a byte at a time
+    // hold no worker: while they are open, ordinary requests are answered
+    // at once, and each slow one is closed at the header timeout.
+    const SLOW: usize = 300;
+    let world = start(&Options {
+        server_args: vec!["--header-timeout".to_owned(), "3".to_owned()],
+        ..Options::default()
+    });
+    let at = address(world.resource.url());
+    let mut slow = tokio::task::JoinSet::new();
+    for _ in 0..SLOW {
+        slow.spawn(trickle(
+            at.clone(),
+            b"GET /public HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+        ));
+    }
+    // Let them all connect and start trickling.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = Instant::now();
+        let reply = client()
+            .send(
+                &server_identity(&world),
+                Outgoing::get(at_url(&world, "/whoami")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("the slowest of 10 signed requests beside {SLOW} slow clients: {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "an ordinary request took {slowest:?} beside {SLOW} slow clients"
+    );
+    let mut closed = 0;
+    while let Some(held) = slow.join_next().await {
+        let held = held.unwrap();
+        assert!(
+            held >= Duration::from_millis(2900) && held < Duration::from_secs(8),
+            "closed after {held:?}"
+        );
+        closed += 1;
+    }
+    assert_eq!(closed, SLOW);
+}
+
+fn at_url(world: &aauth_e2e::world::World, path: &str) -> url::Url {
+    at(world.resource.url(), path)
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn connections_past_the_cap_are_refused_with_503_and_the_server_recovers() {
     let world = start(&Options {
         server_args: vec!["--max-connections".to_owned(), "8".to_owned()],
