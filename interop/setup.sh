@@ -15,16 +15,7 @@ usable() {
     "$PYTHON" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null
 }
 if ! usable; then
-  command -v apt-get >/dev/null 2>&1 ||
-    fail "Python 3.10+ with venv is needed and there is no apt-get to install it; install it and rerun"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || fail "installing python3-venv needs root or sudo"
-    sudo="sudo"
-  fi
-  say "installing python3 and python3-venv from the OS packages"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 python3-venv >/dev/null
+  ../scripts/os-packages.sh interop "the Python peer (Python 3.10+ with venv)" python3 python3-venv
   PYTHON=python3
   usable || fail "python3 from the OS packages is older than 3.10 or has no venv"
 fi

@@ -21,17 +21,8 @@ find_driver() {
 }
 
 if ! find_chrome >/dev/null 2>&1 || ! find_driver >/dev/null 2>&1; then
-  command -v apt-get >/dev/null 2>&1 ||
-    fail "Chromium and chromedriver are needed and there is no apt-get to install them; install both (or set CHROME and CHROMEDRIVER) and rerun"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || fail "installing chromium needs root or sudo"
-    sudo="sudo"
-  fi
-  say "installing chromium and chromium-driver from the OS packages"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    chromium chromium-driver fonts-dejavu-core >/dev/null
+  "$(dirname "$0")/os-packages.sh" chromium "the browser tests (or set CHROME and CHROMEDRIVER)" \
+    chromium chromium-driver fonts-dejavu-core
 fi
 chrome=$(find_chrome) || fail "no Chromium after installing it"
 driver=$(find_driver) || fail "no chromedriver after installing it"

@@ -365,7 +365,7 @@ async fn many_concurrent_refreshes_of_one_refresh_token_each_get_a_working_token
 
 /// What the auth server answers to the writes this test makes: a request
 /// for Alice's consent (a pending request is written) and the agent
-/// server's own grant (a grant is written). `None` when it worked.
+/// server's own grant (a grant is written). Empty when both worked.
 async fn write_failures(world: &World) -> Vec<(u16, String)> {
     let identity = server_identity(world);
     let mut failures = Vec::new();
@@ -392,6 +392,17 @@ async fn write_failures(world: &World) -> Vec<(u16, String)> {
         }
     }
     failures
+}
+
+/// Both writes of [`write_failures`] are refused as the fault `why` must
+/// be: a clean 500 `server_error` (P-ERR-1), nothing else.
+async fn assert_writes_refused(world: &World, why: &str) {
+    let server_error = (500, "server_error".to_owned());
+    assert_eq!(
+        write_failures(world).await,
+        [server_error.clone(), server_error],
+        "{why} is a clean server_error"
+    );
 }
 
 /// The auth server still answers what needs no write.
@@ -479,15 +490,7 @@ async fn a_full_disk_gives_clean_server_errors_and_the_server_recovers() {
             filler.display()
         ),
     );
-    let failures = write_failures(&world).await;
-    assert_eq!(
-        failures,
-        [
-            (500, "server_error".to_owned()),
-            (500, "server_error".to_owned())
-        ],
-        "a full disk is a clean server_error (P-ERR-1)"
-    );
+    assert_writes_refused(&world, "a full disk").await;
     reads_still_work(&world).await;
 
     // Space again: the same process serves writes again.
@@ -511,15 +514,7 @@ async fn a_locked_database_gives_clean_errors_and_the_server_recovers() {
         .execute(&mut holder)
         .await
         .unwrap();
-    let failures = write_failures(&world).await;
-    assert_eq!(
-        failures,
-        [
-            (500, "server_error".to_owned()),
-            (500, "server_error".to_owned())
-        ],
-        "a locked database is a clean server_error (P-ERR-1)"
-    );
+    assert_writes_refused(&world, "a locked database").await;
     reads_still_work(&world).await;
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     holder.close().await.unwrap();
