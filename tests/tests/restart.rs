@@ -213,8 +213,9 @@ async fn a_code_used_before_a_restart_stays_used_after_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_in_the_middle_of_code_redemptions_loses_no_consent() {
     // E§9.5 and P-AS-8: a code is used up together with the grant it buys.
-    // A burst of redemptions is cut by SIGKILL; afterwards every code is
-    // either redeemable or has its grant — none is gone without one.
+    // A burst of redemptions is cut by SIGKILL; afterwards every refresh
+    // token answered before the crash works, and every code is either
+    // redeemable or has its grant — none is gone without one.
     const CODES: usize = 24;
     let mut world = world();
     let identity = server_identity(&world);
@@ -236,23 +237,43 @@ async fn a_crash_in_the_middle_of_code_redemptions_loses_no_consent() {
             let reply = client()
                 .send(&identity, Outgoing::post_form(world_url, &form))
                 .await;
-            (i, reply.map(|reply| reply.status.as_u16()).ok())
+            let refresh = reply.as_ref().ok().and_then(|reply| {
+                let body: Value = reply.json().ok()?;
+                body["refresh_token"].as_str().map(str::to_owned)
+            });
+            (i, reply.map(|reply| reply.status.as_u16()).ok(), refresh)
         });
     }
     // Kill it as soon as the first redemption is answered: the rest are in
     // flight, some of them between taking the code and storing the grant.
     let mut answered = vec![None; CODES];
-    if let Some(Ok((i, status))) = burst.join_next().await {
+    let mut refresh_tokens = Vec::new();
+    if let Some(Ok((i, status, refresh))) = burst.join_next().await {
         answered[i] = status;
+        refresh_tokens.extend(refresh);
     }
     world.auth_server.kill();
     while let Some(joined) = burst.join_next().await {
-        let (i, status) = joined.expect("a redemption task");
+        let (i, status, refresh) = joined.expect("a redemption task");
         answered[i] = status;
+        refresh_tokens.extend(refresh);
     }
     world
         .restart_auth_server()
         .expect("the auth server restarts");
+
+    // Every refresh token handed out before the crash works after it (the
+    // first answer, awaited before the kill, handed out one at least).
+    assert!(!refresh_tokens.is_empty());
+    for refresh in &refresh_tokens {
+        let reply = token_request(
+            &world,
+            &identity,
+            &[("request_type", "refresh"), ("refresh_token", refresh)],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
 
     let granted_before = answered.iter().filter(|s| **s == Some(200)).count();
     let mut redeemed_after = 0;
