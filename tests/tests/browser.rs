@@ -43,6 +43,7 @@ async fn a_person_signs_in_and_approves_and_the_agent_gets_its_call_through() {
     let world = world();
     let browser = Arc::new(Chromium::start("approve").await);
     let delegate = enroll(&world, "d1").await;
+    let sub = delegate.record.sub.clone();
     let user = BrowserUser::new(browser.clone(), ALICE, ALICE_PASSWORD, Decision::Approve);
     let agent = world.delegate_agent(delegate, Arc::new(user)).unwrap();
     let reply = agent
@@ -69,15 +70,19 @@ async fn a_person_signs_in_and_approves_and_the_agent_gets_its_call_through() {
     assert_eq!(login.title, "Sign in");
     assert!(login.text.contains("Demo travel agent"), "{}", login.text);
     assert_eq!(consent.title, "Authorize access");
-    // The consent page says which agent asks for what, on which resource,
-    // and for whom (E§9.5 step 3).
+    // The consent page says which agent (and which of its delegates) asks
+    // for what, on which resource, for how long, for whom and where
+    // (E§9.5 step 3).
+    let signed_in = format!("Signed in as alice at {}", world.auth_server.url());
     for expected in [
         "Demo travel agent",
         world.agent_server.url(),
+        &format!("through its delegate {sub}"),
         world.resource.url(),
         "data.write",
         "Create and change your notes",
-        "Signed in as alice",
+        "Each access lasts 10 minutes; the agent can renew it for 30 days",
+        &signed_in,
     ] {
         assert!(
             consent.text.contains(expected),
@@ -141,6 +146,19 @@ async fn a_wrong_password_keeps_the_person_on_the_login_page_with_an_error() {
     let refused = browser.record("wrong-password").await;
     assert_accessible(&refused);
     assert_eq!(refused.title, "Sign in");
+    assert_eq!(
+        browser
+            .run("return document.querySelector('#username').value;")
+            .await,
+        ALICE,
+        "the user name is kept, the password is not"
+    );
+    assert_eq!(
+        browser
+            .run("return document.querySelector('#password').value;")
+            .await,
+        ""
+    );
     assert!(
         refused.text.contains("Wrong username or password."),
         "{}",

@@ -35,6 +35,9 @@ use crate::html::{self, Carry, ConsentView};
 use crate::secret::{Secret, constant_time_eq};
 use crate::store::{CodeRecord, PendingRequest, Session};
 
+/// Longest user name typed back into the login form after a failure.
+const MAX_KEPT_USERNAME: usize = 256;
+
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "aauth_as_session";
 
@@ -270,6 +273,10 @@ async fn consent_page(
         is_self,
         scopes,
         username,
+        delegate: pending.delegate_sub.as_deref(),
+        issuer: state.issuer().as_str(),
+        token_lifetime: u64::from(state.config().auth_token_lifetime),
+        grant_lifetime: state.config().refresh_token_lifetime,
     };
     html_response(StatusCode::OK, html::consent(carry, &view))
 }
@@ -312,7 +319,7 @@ async fn show_inner(state: &AppState, request: Request) -> Result<Response, Page
         Some(user) => consent_page(state, &checked, &carry, &user.username).await,
         None => html_response(
             StatusCode::OK,
-            html::login(&carry, &agent_name(&checked), None),
+            html::login(&carry, &agent_name(&checked), None, None),
         ),
     };
     Ok(with_cookie(response, cookie))
@@ -420,6 +427,7 @@ async fn login_inner(state: &AppState, request: Request) -> Result<Response, Pag
                 &carry,
                 &agent_name(&checked),
                 Some("Wrong username or password."),
+                Some(&username.chars().take(MAX_KEPT_USERNAME).collect::<String>()),
             ),
         ));
     };

@@ -40,23 +40,35 @@ impl Carry<'_> {
     }
 }
 
-/// The login form (P-AS-4), with an optional error line.
-pub fn login(carry: &Carry<'_>, agent_name: &str, error: Option<&str>) -> String {
+/// The login form (P-AS-4), with an optional error line and the user name
+/// typed before (kept after a wrong password).
+pub fn login(
+    carry: &Carry<'_>,
+    agent_name: &str,
+    error: Option<&str>,
+    username: Option<&str>,
+) -> String {
     let error = error
         .map(|e| format!("<p class=\"error\">{}</p>", escape(e)))
         .unwrap_or_default();
+    let (value, focus) = match username {
+        Some(name) => (format!(" value=\"{}\"", escape(name)), ("", " autofocus")),
+        None => (String::new(), (" autofocus", "")),
+    };
     page(
         "Sign in",
         &format!(
             "<h1>Sign in</h1><p class=\"muted\">to continue to {}</p>{error}\
              <form method=\"post\" action=\"/agent/auth/login\">{}\
              <label for=\"username\">Username</label>\
-             <input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" required autofocus>\
+             <input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" required{value}{}>\
              <label for=\"password\">Password</label>\
-             <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+             <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required{}>\
              <button class=\"primary\" type=\"submit\">Sign in</button></form>",
             escape(agent_name),
-            carry.hidden()
+            carry.hidden(),
+            focus.0,
+            focus.1,
         ),
     )
 }
@@ -78,6 +90,30 @@ pub struct ConsentView<'a> {
     pub scopes: Vec<(&'a str, Option<String>)>,
     /// The signed-in user.
     pub username: &'a str,
+    /// The delegate's `sub`, when a delegate (not the agent server itself)
+    /// asks (P-AS-3: the request is bound to it).
+    pub delegate: Option<&'a str>,
+    /// This auth server's identifier.
+    pub issuer: &'a str,
+    /// How long each auth token lives, seconds (P-TOK-4).
+    pub token_lifetime: u64,
+    /// How long the grant can be renewed, seconds (P-AS-6).
+    pub grant_lifetime: u64,
+}
+
+/// A duration in words: "10 minutes", "1 hour", "30 days".
+pub fn duration(seconds: u64) -> String {
+    let (count, unit) = match seconds {
+        s if s >= 86_400 && s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s >= 3_600 && s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    if count == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{count} {unit}s")
+    }
 }
 
 /// The consent page with approve and deny buttons (P-AS-4).
@@ -103,19 +139,28 @@ pub fn consent(carry: &Carry<'_>, view: &ConsentView<'_>) -> String {
             None => write!(scopes, "<li><code>{}</code></li>", escape(scope)),
         };
     }
+    let delegate = view
+        .delegate
+        .map(|sub| format!(", through its delegate <code>{}</code>", escape(sub)))
+        .unwrap_or_default();
     page(
         "Authorize access",
         &format!(
             "<div class=\"agent\">{logo}<div><h1>{}</h1><div class=\"muted\">{}</div></div></div>\
-             <p>wants access to {target} on your behalf.</p><ul>{scopes}</ul>\
-             <p class=\"muted\">Signed in as {}.</p>\
+             <p>wants access to {target} on your behalf{delegate}.</p><ul>{scopes}</ul>\
+             <p class=\"muted\">Each access lasts {}; the agent can renew it for {} \
+             unless you revoke it.</p>\
+             <p class=\"muted\">Signed in as {} at {}.</p>\
              <form method=\"post\" action=\"/agent/auth/consent\">{}\
              <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
              <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
              </form>",
             escape(view.agent_name),
             escape(view.agent),
+            duration(view.token_lifetime),
+            duration(view.grant_lifetime),
             escape(view.username),
+            escape(view.issuer),
             carry.hidden()
         ),
     )
@@ -124,6 +169,15 @@ pub fn consent(carry: &Carry<'_>, view: &ConsentView<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_words() {
+        assert_eq!(duration(600), "10 minutes");
+        assert_eq!(duration(3600), "1 hour");
+        assert_eq!(duration(30 * 86_400), "30 days");
+        assert_eq!(duration(90), "90 seconds");
+        assert_eq!(duration(1), "1 second");
+    }
 
     #[test]
     fn peer_text_is_escaped_everywhere() {
@@ -141,6 +195,10 @@ mod tests {
             is_self: false,
             scopes: vec![("data.read", Some("<img src=x>".into()))],
             username: "alice",
+            delegate: Some("<d>"),
+            issuer: "https://as.example",
+            token_lifetime: 600,
+            grant_lifetime: 30 * 86_400,
         };
         let html = consent(&carry, &view);
         assert!(!html.contains("<script>"));
@@ -149,7 +207,9 @@ mod tests {
         assert!(!html.contains("\" onerror"));
         assert!(html.contains("&lt;b&gt;Evil&lt;/b&gt;"));
         assert!(html.contains("x=1&amp;y=2"));
-        assert!(!login(&carry, "<i>", Some("<e>")).contains("<i>"));
+        assert!(html.contains("&lt;d&gt;") && !html.contains("<d>"));
+        assert!(html.contains("Each access lasts 10 minutes; the agent can renew it for 30 days"));
+        assert!(!login(&carry, "<i>", Some("<e>"), Some("\"><b>")).contains("<b>"));
         assert!(!error("<x>").contains("<x>"));
     }
 }
