@@ -274,9 +274,18 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
     rest.get(..end).map(unescape)
 }
 
-/// The hidden inputs of the page's form.
+/// The first `<form>` of the page, up to its end.
+fn first_form(html: &str) -> &str {
+    let form = html.split_once("<form").map_or("", |(_, rest)| rest);
+    form.split_once("</form>")
+        .map_or(form, |(inside, _)| inside)
+}
+
+/// The hidden inputs of the page's first form (the one [`form_action`]
+/// names; the consent page's second form is the sign-out one).
 pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    html.split("<input")
+    first_form(html)
+        .split("<input")
         .skip(1)
         .filter_map(|chunk| {
             let tag = chunk.split('>').next()?;
@@ -317,6 +326,13 @@ pub fn text_of(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_only_the_first_forms_fields() {
+        let html = r#"<form action="/a"><input type="hidden" name="x" value="1"></form><form action="/b"><input type="hidden" name="x" value="2"></form>"#;
+        assert_eq!(form_action(html).as_deref(), Some("/a"));
+        assert_eq!(hidden_fields(html), vec![("x".to_owned(), "1".to_owned())]);
+    }
 
     #[test]
     fn reads_hidden_fields_and_the_action() {

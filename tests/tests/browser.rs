@@ -176,6 +176,41 @@ async fn a_wrong_password_keeps_the_person_on_the_login_page_with_an_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn not_you_sign_out_on_the_consent_page_returns_to_the_login_form() {
+    // P-AS-4: someone else's session on a shared browser is ended from the
+    // consent page, and the same request continues at the login form.
+    let world = world();
+    let browser = Arc::new(Chromium::start("sign-out").await);
+    let (url, listener) = link(&world).await;
+    browser.open(url.as_str()).await;
+    let alice = BrowserUser::new(browser.clone(), ALICE, ALICE_PASSWORD, Decision::Approve);
+    alice.sign_in().await;
+    browser.wait_for("button[value=approve]").await;
+    let consent = browser.record("consent").await;
+    assert!(
+        consent.text.contains("Not alice? Sign out"),
+        "{}",
+        consent.text
+    );
+    browser
+        .click("form[action='/agent/auth/logout'] button")
+        .await;
+    browser.wait_for("#password").await;
+    let login = browser.record("signed-out").await;
+    assert_accessible(&login);
+    assert_eq!(login.title, "Sign in");
+    // Opening the link again does not find the old session either.
+    browser.open(url.as_str()).await;
+    browser.wait_for("#password").await;
+    alice.sign_in().await;
+    browser.wait_for("button[value=approve]").await;
+    browser.click("button[value=approve]").await;
+    let query = listener.wait(CALLBACK_WAIT).await.expect("the callback");
+    assert!(query.contains_key("code"), "{query:?}");
+    browser_close(browser).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expired_request_shows_an_error_page_and_no_form() {
     // P-AS-3: the request token lives `request_token_lifetime` seconds.
     let world = start(&Options {

@@ -34,7 +34,8 @@ button{padding:.6rem 1.2rem;border:0;border-radius:.4rem;font-size:1rem;cursor:p
 .primary{background:#2455c3;color:#fff}.secondary{background:#e4e7ee;color:#1d2330;margin-left:.5rem}\
 .agent{display:flex;align-items:center;gap:.8rem}.agent img{width:48px;height:48px;border-radius:.4rem}\
 ul{padding-left:1.2rem}li{margin:.35rem 0}code{background:#eef0f4;padding:.1rem .3rem;border-radius:.25rem}\
-.error{color:#a11b1b}.muted{color:#5d6475;font-size:.9rem}";
+.error{color:#a11b1b}.muted{color:#5d6475;font-size:.9rem}\
+button.link{background:none;color:#2455c3;padding:0;margin:0;font-size:inherit;text-decoration:underline}";
 
 /// A whole page around `body` (already escaped HTML).
 pub fn page(title: &str, body: &str) -> String {

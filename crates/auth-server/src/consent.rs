@@ -9,6 +9,7 @@
 //!   ─▶ consent page (agent name and logo, resource, scopes + descriptions)
 //!   ─▶ POST /agent/auth/consent (CSRF) ─▶ 303 redirect_uri?code=…&state=…
 //!                                       or redirect_uri?error=access_denied&state=…
+//!   ─▶ POST /agent/auth/logout (CSRF) ─▶ anonymous session ─▶ 303 back (login form)
 //! ```
 //!
 //! Every visitor gets a session (anonymous until login) whose CSRF token
@@ -536,6 +537,43 @@ async fn decide_inner(state: &AppState, request: Request) -> Result<Response, Pa
         pairs.push(("state", s));
     }
     redirect_with(&pending.redirect_uri, &pairs)
+}
+
+/// `POST /agent/auth/logout` (P-AS-4): "not you? sign out" on the consent
+/// page. The signed-in session ends, an anonymous one replaces it, and the
+/// browser goes back to the same request, now at the login form.
+pub async fn logout(State(state): State<AppState>, request: Request) -> Response {
+    match logout_inner(&state, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn logout_inner(state: &AppState, request: Request) -> Result<Response, PageError> {
+    let (parts, body) = request.into_parts();
+    let form: ConsentForm = read_form(body).await?;
+    let session = current_session(state, &parts.headers)
+        .await?
+        .ok_or_else(csrf_failed)?;
+    if !csrf_ok(&session, form.csrf_token.as_deref()) {
+        return Err(csrf_failed());
+    }
+    let checked = check_request(
+        state,
+        form.request_token.as_deref(),
+        form.redirect_uri.as_deref(),
+    )
+    .await?;
+    let (_, cookie) = new_session(state, None, Some(&session.session_hash)).await?;
+    if let Some(user) = &session.username {
+        tracing::info!(%user, "signed out");
+    }
+    let response = back_to_auth(
+        checked.token.expose(),
+        &checked.pending.redirect_uri,
+        form.state.as_deref(),
+    )?;
+    Ok(with_cookie(response, Some(cookie)))
 }
 
 #[cfg(test)]

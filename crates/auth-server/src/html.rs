@@ -154,14 +154,18 @@ pub fn consent(carry: &Carry<'_>, view: &ConsentView<'_>) -> String {
              <form method=\"post\" action=\"/agent/auth/consent\">{}\
              <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
              <button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-             </form>",
+             </form>\
+             <form method=\"post\" action=\"/agent/auth/logout\">{}\
+             <p class=\"muted\">Not {}? <button class=\"link\" type=\"submit\">Sign out</button></p></form>",
             escape(view.agent_name),
             escape(view.agent),
             duration(view.token_lifetime),
             duration(view.grant_lifetime),
             escape(view.username),
             escape(view.issuer),
-            carry.hidden()
+            carry.hidden(),
+            carry.hidden(),
+            escape(view.username),
         ),
     )
 }

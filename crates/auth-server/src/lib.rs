@@ -300,6 +300,7 @@ pub fn app(state: AppState) -> Router {
         .route(AUTH_PATH, get(consent::show))
         .route("/agent/auth/login", post(consent::login))
         .route("/agent/auth/consent", post(consent::decide))
+        .route("/agent/auth/logout", post(consent::logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
