@@ -191,6 +191,19 @@ async fn forms_without_the_sessions_csrf_token_are_refused() {
         StatusCode::FORBIDDEN,
         "the anonymous session's token is gone"
     );
+    // Signing out needs it too: a page elsewhere cannot sign the user out.
+    let reply = w
+        .post_form(
+            "/agent/auth/logout",
+            Some(&session),
+            &[
+                ("csrf_token", &page.csrf()),
+                ("request_token", &token),
+                ("redirect_uri", REDIRECT),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "sign-out without CSRF");
     // An anonymous session cannot consent.
     let reply = w
         .post_form(
