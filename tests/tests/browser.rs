@@ -407,33 +407,44 @@ async fn the_two_hop_interaction_round_trip_in_a_real_browser() {
 async fn the_error_pages_of_both_servers_are_readable() {
     let chain = Chain::start(&ChainOptions::default()).expect("six processes start");
     let browser = Chromium::start("error-pages").await;
-    for (name, url) in [
+    let cannot = "Cannot continue";
+    for (name, url, title) in [
         (
             "resource-unknown-session",
             format!(
                 "{}/interaction?session=unknown&return_url=http://127.0.0.1:9/callback",
                 chain.r1.url()
             ),
+            cannot,
         ),
         (
             "resource-callback-without-session",
             format!("{}/interaction/callback?code=x&state=y", chain.r1.url()),
+            cannot,
         ),
         (
             "auth-server-link-without-request",
             format!("{}/agent/auth", chain.as2.url()),
+            cannot,
+        ),
+        // A mistyped address answers a page to a browser, not JSON.
+        (
+            "resource-unknown-path",
+            format!("{}/no-such-page", chain.r1.url()),
+            "Not found",
+        ),
+        (
+            "auth-server-unknown-path",
+            format!("{}/agent/auth/no-such-page", chain.as2.url()),
+            "Not found",
         ),
     ] {
         browser.open(&url).await;
         browser.wait_for("h1").await;
         let page = browser.record(name).await;
         assert_accessible(&page);
-        assert_eq!(page.title, "Cannot continue", "{name}: {}", page.text);
-        assert!(
-            page.text.len() > "Cannot continue".len() + 20,
-            "{name}: {}",
-            page.text
-        );
+        assert_eq!(page.title, title, "{name}: {}", page.text);
+        assert!(page.text.len() > title.len() + 20, "{name}: {}", page.text);
     }
     browser.close().await;
 }

@@ -102,6 +102,41 @@ impl IntoResponse for PageError {
     }
 }
 
+/// Whether a request comes from a browser navigating to a page: its
+/// `Accept` names `text/html` (API clients send `*/*` or JSON).
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|media| {
+            media
+                .split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+        })
+}
+
+/// 404 for a path no route serves, on every server: a page for a browser,
+/// the JSON error (`invalid_request`) for anything else.
+pub async fn not_found(headers: HeaderMap) -> Response {
+    if wants_html(&headers) {
+        return html_response(
+            StatusCode::NOT_FOUND,
+            page(
+                "Not found",
+                "<h1>Not found</h1><p>There is no page at this address.</p>\
+                 <p class=\"muted\">Return to the application and start again.</p>",
+            ),
+        );
+    }
+    let mut response =
+        crate::server::ErrorResponse::invalid_request("no such endpoint").into_response();
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
 /// `response` with a `Set-Cookie` header, when there is one.
 pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
     if let Some(cookie) = cookie {

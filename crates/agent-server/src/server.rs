@@ -204,11 +204,7 @@ pub fn app(state: AppState) -> Router {
         .route(JWKS_PATH, get(jwks))
         .route("/delegate/enroll", post(enroll))
         .route("/delegate/renew", post(renew))
-        .fallback(|| async {
-            let mut response = ErrorResponse::invalid_request("no such endpoint").into_response();
-            *response.status_mut() = http::StatusCode::NOT_FOUND;
-            response
-        })
+        .fallback(aauth_http::browser::not_found)
         .with_state(state)
 }
 

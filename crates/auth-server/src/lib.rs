@@ -278,12 +278,6 @@ async fn jwks(State(state): State<AppState>) -> Response {
     json_document(&state.0.jwks)
 }
 
-async fn not_found() -> Response {
-    let mut response = ErrorResponse::invalid_request("no such endpoint").into_response();
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    response
-}
-
 async fn method_not_allowed() -> Response {
     let mut response =
         ErrorResponse::invalid_request("this endpoint does not accept that method").into_response();
@@ -301,7 +295,7 @@ pub fn app(state: AppState) -> Router {
         .route("/agent/auth/login", post(consent::login))
         .route("/agent/auth/consent", post(consent::decide))
         .route("/agent/auth/logout", post(consent::logout))
-        .fallback(not_found)
+        .fallback(aauth_http::browser::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

@@ -74,18 +74,6 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     Json(state.jwks()).into_response()
 }
 
-/// 404 for unknown paths, as JSON.
-pub async fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(ErrorBody::new(
-            ErrorCode::InvalidRequest,
-            "no such endpoint",
-        )),
-    )
-        .into_response()
-}
-
 /// 405 for a known path with another method, as JSON.
 pub async fn method_not_allowed() -> Response {
     (

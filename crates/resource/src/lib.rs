@@ -320,7 +320,7 @@ pub fn app(state: AppState) -> Router {
         .route("/chain", get(e::chain))
         .route(INTERACTION_PATH, get(interaction::visit))
         .route(CALLBACK_PATH, get(interaction::callback))
-        .fallback(e::not_found)
+        .fallback(aauth_http::browser::not_found)
         .method_not_allowed_fallback(e::method_not_allowed)
         .with_state(state)
 }
