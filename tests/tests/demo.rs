@@ -87,3 +87,29 @@ async fn the_demo_multi_hop_steps_succeed() {
     let titles: Vec<_> = outcomes.iter().map(|o| o.title).collect();
     assert_eq!(titles, ["multi-hop", "interaction 1", "interaction 2"]);
 }
+
+#[test]
+fn the_demo_binary_prints_help_and_refuses_unknown_arguments() {
+    let demo = aauth_e2e::harness::binary("aauth-demo").expect("cargo build --bins first");
+    for flag in ["--help", "-h"] {
+        let out = std::process::Command::new(&demo)
+            .arg(flag)
+            .output()
+            .expect("the demo runs");
+        assert!(out.status.success(), "{flag}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("Usage: aauth-demo"), "{text}");
+        assert!(text.contains("--keep"), "{text}");
+    }
+    let out = std::process::Command::new(&demo)
+        .arg("--frobnicate")
+        .output()
+        .expect("the demo runs");
+    assert_eq!(out.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains("unknown argument \"--frobnicate\""),
+        "{error}"
+    );
+    assert!(out.stdout.is_empty(), "no demo was run");
+}

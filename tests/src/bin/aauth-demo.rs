@@ -45,10 +45,37 @@ async fn multi_hop() -> Result<Vec<demo::Outcome>, WorldError> {
     Ok(outcomes)
 }
 
+const USAGE: &str = "\
+Usage: aauth-demo [--keep]
+
+Starts an agent server, an auth server and a resource on loopback (dev mode),
+walks through every level of AAuth (pseudonymous, identified, authorized, with
+a user who signs in and consents), then resources calling resources: by token
+exchange, and with the user needed one and two hops down. Prints each step and
+a summary, and stops every process it started.
+
+Options:
+      --keep    Keep the run's directory (configurations, databases, logs)
+  -h, --help    Print this help
+";
+
 #[expect(clippy::print_stdout, reason = "the demo's output is its purpose")]
 #[tokio::main]
 async fn main() -> ExitCode {
-    let keep = std::env::args().any(|a| a == "--keep");
+    let mut keep = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--keep" => keep = true,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprint!("aauth-demo: unknown argument {other:?}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     println!(
         "AAuth three-party demo: agent server, auth server and resource on loopback (dev mode)."
     );
