@@ -1,5 +1,8 @@
 //! The demo's walk, as a test: every level works against the real binaries.
 
+// A test crate: its helpers may unwrap like its tests.
+#![allow(clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 
 use aauth_e2e::demo;
@@ -112,4 +115,60 @@ fn the_demo_binary_prints_help_and_refuses_unknown_arguments() {
         "{error}"
     );
     assert!(out.stdout.is_empty(), "no demo was run");
+}
+
+/// Starts the demo binary, waits for it to print its run directory, sends
+/// it `signal`, and returns its exit code, the directory and the servers'
+/// URLs.
+fn interrupt_demo(signal: &str) -> (Option<i32>, std::path::PathBuf, Vec<String>) {
+    use std::io::{BufRead as _, BufReader};
+    let demo = aauth_e2e::harness::binary("aauth-demo").expect("cargo build --bins first");
+    let mut child = std::process::Command::new(&demo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the demo starts");
+    let stdout = child.stdout.take().expect("its output");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut urls = Vec::new();
+    let mut dir = None;
+    for line in lines.by_ref() {
+        let line = line.expect("a line");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(url) = words.iter().find(|w| w.starts_with("http://127.0.0.1:")) {
+            urls.push((*url).to_owned());
+        }
+        if line.trim_start().starts_with("run directory") {
+            dir = words.get(2).map(std::path::PathBuf::from);
+            break;
+        }
+    }
+    let dir = dir.expect("the demo prints its run directory");
+    assert!(dir.is_dir(), "{}", dir.display());
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    // Drain the rest of its output, then its exit status.
+    for _ in lines {}
+    let code = child.wait().expect("the demo exits").code();
+    (code, dir, urls)
+}
+
+#[test]
+fn ctrl_c_or_sigterm_stops_every_server_and_removes_the_run_directory() {
+    for (signal, expected) in [("-INT", 130), ("-TERM", 143)] {
+        let (code, dir, urls) = interrupt_demo(signal);
+        assert_eq!(code, Some(expected), "{signal}");
+        assert!(!dir.exists(), "{signal}: {} is left behind", dir.display());
+        assert_eq!(urls.len(), 3, "{urls:?}");
+        for url in &urls {
+            let address = url.trim_start_matches("http://");
+            assert!(
+                std::net::TcpStream::connect(address).is_err(),
+                "{signal}: a server still listens at {url}"
+            );
+        }
+    }
 }

@@ -76,6 +76,75 @@ async fn main() -> ExitCode {
             }
         }
     }
+    // Ctrl-C or SIGTERM drops the walk, and with it every server it
+    // started and its run directory (unless --keep). The handlers are in
+    // place before the first server starts.
+    let stop = StopSignals::install();
+    tokio::select! {
+        biased;
+        (signal, code) = stop.wait() => {
+            println!("\n{signal}: stopping every server the demo started.");
+            code
+        }
+        code = walk(keep) => code,
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, caught from the moment they are installed.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Waits for either: its name, and the exit status a shell gives a
+    /// process it ended (128 + the signal's number).
+    async fn wait(mut self) -> (&'static str, ExitCode) {
+        #[cfg(unix)]
+        {
+            let interrupt = async {
+                match self.interrupt.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let terminate = async {
+                match self.terminate.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = interrupt => ("interrupted", ExitCode::from(130)),
+                _ = terminate => ("terminated", ExitCode::from(143)),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            ("interrupted", ExitCode::from(130))
+        }
+    }
+}
+
+/// The whole demo: the walk, the multi-hop steps and the summary.
+#[expect(clippy::print_stdout, reason = "the demo's output is its purpose")]
+async fn walk(keep: bool) -> ExitCode {
     println!(
         "AAuth three-party demo: agent server, auth server and resource on loopback (dev mode)."
     );
