@@ -13,97 +13,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aauth_e2e::user::{form_action, hidden_fields};
-use aauth_e2e::world::{ALICE, ALICE_PASSWORD, World};
+use aauth_e2e::world::World;
 use aauth_http::client::{Identity, Outgoing};
 use common::*;
 use serde_json::Value;
 use url::Url;
-
-/// A browser session at the auth server, by hand: one cookie, forms
-/// submitted as read from the page, no redirect followed.
-struct Session {
-    http: reqwest::Client,
-    cookie: String,
-}
-
-/// One answer to a form or a page.
-struct Answer {
-    status: u16,
-    location: Option<String>,
-    body: String,
-}
-
-impl Session {
-    /// Opens `link` (the login page) and signs in as Alice.
-    async fn sign_in(link: &Url) -> Self {
-        let mut session = Self {
-            http: plain(),
-            cookie: String::new(),
-        };
-        let page = session.get(link).await;
-        assert_eq!(page.status, 200, "{}", page.body);
-        let done = session
-            .submit(
-                link,
-                &page.body,
-                &[("username", ALICE), ("password", ALICE_PASSWORD)],
-            )
-            .await;
-        assert_eq!(done.status, 303, "signed in: {}", done.body);
-        session
-    }
-
-    fn keep_cookie(&mut self, response: &reqwest::Response) {
-        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
-            let text = value.to_str().unwrap_or_default();
-            if let Some(pair) = text.split(';').next().filter(|p| !p.ends_with('=')) {
-                self.cookie = pair.to_owned();
-            }
-        }
-    }
-
-    async fn answer(&mut self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request
-            .header(reqwest::header::COOKIE, &self.cookie)
-            .send()
-            .await
-            .expect("the auth server answers");
-        self.keep_cookie(&response);
-        Answer {
-            status: response.status().as_u16(),
-            location: response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            body: response.text().await.unwrap_or_default(),
-        }
-    }
-
-    async fn get(&mut self, url: &Url) -> Answer {
-        let request = self.http.get(url.clone());
-        self.answer(request).await
-    }
-
-    /// The form of `html` (on the page at `base`) with `extra` fields.
-    fn form(base: &Url, html: &str, extra: &[(&str, &str)]) -> (Url, Vec<(String, String)>) {
-        let action = base.join(&form_action(html).expect("a form")).unwrap();
-        let mut fields = hidden_fields(html);
-        fields.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        (action, fields)
-    }
-
-    async fn submit(&mut self, base: &Url, html: &str, extra: &[(&str, &str)]) -> Answer {
-        let (action, fields) = Self::form(base, html, extra);
-        let request = self.http.post(action).form(&fields);
-        self.answer(request).await
-    }
-}
 
 /// The code in a redirect to the agent's callback.
 fn code_of(location: &str) -> Option<String> {
@@ -145,12 +59,16 @@ async fn a_crash_during_consent_loses_no_approval_that_was_answered_and_half_wri
         let token = resource_token(&world, &identity, "data.write").await;
         links.push(consent_link(&world, &identity, &[("resource_token", &token)]).await);
     }
-    let mut session = Session::sign_in(&links[0].0).await;
+    let mut session = FormSession::sign_in(&links[0].0).await;
     let mut forms = Vec::with_capacity(REQUESTS);
     for (link, _) in &links {
         let page = session.get(link).await;
         assert!(page.body.contains("value=\"approve\""), "{}", page.body);
-        forms.push(Session::form(link, &page.body, &[("decision", "approve")]));
+        forms.push(FormSession::form(
+            link,
+            &page.body,
+            &[("decision", "approve")],
+        ));
     }
 
     let mut burst = tokio::task::JoinSet::new();

@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aauth_e2e::user::Decision;
 use aauth_http::client::{Identity, Outgoing};
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use common::*;
 use http::Method;
 use serde_json::Value;
+use url::Url;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_agent_server_signing_as_itself_is_identified_at_whoami() {
@@ -244,4 +246,93 @@ async fn call_verbose_shows_the_exchanges_but_no_credential() {
     // What a reader needs is there: the token's claims, the exchanges.
     assert!(stderr.contains("\"scope\":\"data.read\""), "{stderr}");
     assert!(stderr.contains("> POST "), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_finishes_consent_from_a_pasted_address_and_prints_the_body_alone() {
+    // The browser is on another machine: it cannot load the loopback
+    // callback, so the person pastes the address it shows into `call`.
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let world = world();
+    enroll(&world, "d1").await;
+    let binary = aauth_e2e::harness::binary("aauth-agent-server").unwrap();
+    let mut child = tokio::process::Command::new(binary)
+        .current_dir(world.dir())
+        .args([
+            "call",
+            "--dev",
+            "--no-browser",
+            "--consent-timeout",
+            "60",
+            "--state-dir",
+            "d1",
+            "POST",
+            &format!("{}/data", world.resource.url()),
+            "--data",
+            r#"{"text":"pasted back"}"#,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = Vec::new();
+    let link = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), stderr.next_line())
+            .await
+            .expect("the CLI prints the consent address")
+            .unwrap()
+            .unwrap_or_else(|| panic!("the CLI ended: {said:#?}"));
+        said.push(line.clone());
+        if let Some(url) = line.trim().strip_prefix("http")
+            && url.contains("/agent/auth?")
+        {
+            break Url::parse(&format!("http{url}")).unwrap();
+        }
+    };
+    // Alice approves in "her" browser, which stops at the redirect.
+    let mut session = FormSession::sign_in(&link).await;
+    let page = session.get(&link).await;
+    let done = session
+        .submit(&link, &page.body, &[("decision", "approve")])
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let back = done.location.unwrap();
+    assert!(back.contains("code="), "{back}");
+    // A wrong address first: refused, and the CLI keeps waiting.
+    stdin
+        .write_all(b"http://127.0.0.1:9/elsewhere?code=x&state=y\n")
+        .await
+        .unwrap();
+    stdin
+        .write_all(format!("{back}\n").as_bytes())
+        .await
+        .unwrap();
+    stdin.flush().await.unwrap();
+    while let Ok(Some(line)) = stderr.next_line().await {
+        said.push(line);
+    }
+    let output = child.wait_with_output().await.unwrap();
+    let said = said.join("\n");
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("is not this request's") && said.contains("paste it again"),
+        "{said}"
+    );
+    assert!(
+        said.contains("HTTP 201"),
+        "the status line on stderr: {said}"
+    );
+    assert_eq!(
+        said.matches("/agent/auth?").count(),
+        1,
+        "the address is printed once: {said}"
+    );
+    // Standard output is the body alone: `| jq` works.
+    let body: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(body["text"], "pasted back", "{body}");
 }

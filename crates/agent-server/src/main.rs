@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aauth_agent_server::agent::{
-    self, Agent, BrowserConsent, DelegateState, Principal, TokenStore,
-};
+use aauth_agent_server::agent::{self, Agent, DelegateState, Principal, TokenStore};
 use aauth_agent_server::store::Store;
 use aauth_agent_server::{AppState, Config, app};
 use aauth_http::client::{Compat, SignerStyle, SigningClient, StderrTrace};
@@ -19,6 +17,8 @@ use aauth_protocol::ids::{Label, Origin, OriginMode};
 use aauth_protocol::signature_key::Syntax;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
+
+mod terminal;
 
 /// AAuth agent server and agent CLI.
 #[derive(Debug, Parser)]
@@ -155,6 +155,18 @@ struct CallArgs {
     /// The agent server's public URL (with --as-server; overrides the config).
     #[arg(long, requires = "as_server")]
     public_url: Option<String>,
+    /// Never open a browser here; only print the consent address (a
+    /// browser elsewhere can finish by pasting back where it ended).
+    #[arg(long)]
+    no_browser: bool,
+    /// Listen for the browser's return on this loopback port rather than
+    /// any free one, so that it can be forwarded from the machine the
+    /// browser runs on (ssh -L PORT:127.0.0.1:PORT).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    callback_port: u16,
+    /// Seconds to wait for the person in the browser.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    consent_timeout: u64,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -371,9 +383,20 @@ async fn call(args: CallArgs) -> Result<(), String> {
     };
     let method = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("{:?} is not an HTTP method", args.method))?;
-    let agent = Agent::new(client, principal, tokens, Arc::new(BrowserConsent), mode)
+    let consent = terminal::TerminalConsent {
+        open_browser: !args.no_browser,
+    };
+    let prompt = Arc::new(terminal::TerminalPrompt::new());
+    let steps_prompt = Arc::clone(&prompt);
+    let agent = Agent::new(client, principal, tokens, Arc::new(consent), mode)
         .map_err(|e| e.to_string())?
-        .with_steps(Arc::new(|line| eprintln!("* {line}")));
+        .with_consent_timeout(std::time::Duration::from_secs(args.consent_timeout))
+        .with_callback_port(args.callback_port)
+        .with_prompt(prompt.clone())
+        .with_steps(Arc::new(move |line| {
+            steps_prompt.end_line();
+            eprintln!("* {line}");
+        }));
     let content_type = args
         .content_type
         .unwrap_or_else(|| "application/json".to_owned());
@@ -386,9 +409,12 @@ async fn call(args: CallArgs) -> Result<(), String> {
         )
         .await
         .map_err(|e| e.to_string())?;
+    prompt.end_line();
+    // The status line on standard error, the body alone on standard output
+    // (so that `| jq` works).
+    eprintln!("HTTP {}", reply.status);
     #[expect(clippy::print_stdout, reason = "the answer is the command's output")]
     {
-        println!("HTTP {}", reply.status);
         println!("{}", reply.text());
     }
     if reply.status.is_success() {

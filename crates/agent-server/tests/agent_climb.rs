@@ -361,7 +361,7 @@ async fn consent_goes_through_the_loopback_callback_and_the_code() {
             .as_str()
             .starts_with(&format!("{}/consent?", world.origin))
     );
-    assert!(has_step(&steps, "consent URL"));
+    assert!(has_step(&steps, "the user's consent is needed"));
     let counters = world.counters.lock().unwrap();
     assert_eq!((counters.auth, counters.code), (1, 1));
     let grant = &agent.tokens().all()[0];

@@ -16,7 +16,7 @@ use std::time::Duration;
 use aauth_agent_server::agent::{
     AgentError, CallbackListener, ConsentHandler, DelegateState, consent::PresentFuture,
 };
-use aauth_e2e::user::{Decision, PlayedUser};
+use aauth_e2e::user::{Decision, PlayedUser, form_action, hidden_fields};
 use aauth_e2e::world::{ALICE, ALICE_PASSWORD, Options, World};
 use aauth_http::client::{Identity, Outgoing, Reply, SignedRequest, SigningClient};
 use aauth_http::server::unix_now;
@@ -491,4 +491,89 @@ pub fn enrollment(world: &World, code: &str) -> Outgoing {
         at(world.agent_server.url(), "/delegate/enroll"),
         &[("code", code)],
     )
+}
+
+/// A browser session at the auth server, by hand: one cookie, forms
+/// submitted as read from the page, no redirect followed.
+pub struct FormSession {
+    pub http: reqwest::Client,
+    pub cookie: String,
+}
+
+/// One answer to a form or a page.
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl FormSession {
+    /// Opens `link` (the login page) and signs in as Alice.
+    pub async fn sign_in(link: &Url) -> Self {
+        let mut session = Self {
+            http: plain(),
+            cookie: String::new(),
+        };
+        let page = session.get(link).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let done = session
+            .submit(
+                link,
+                &page.body,
+                &[("username", ALICE), ("password", ALICE_PASSWORD)],
+            )
+            .await;
+        assert_eq!(done.status, 303, "signed in: {}", done.body);
+        session
+    }
+
+    fn keep_cookie(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
+            let text = value.to_str().unwrap_or_default();
+            if let Some(pair) = text.split(';').next().filter(|p| !p.ends_with('=')) {
+                self.cookie = pair.to_owned();
+            }
+        }
+    }
+
+    async fn answer(&mut self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request
+            .header(reqwest::header::COOKIE, &self.cookie)
+            .send()
+            .await
+            .expect("the auth server answers");
+        self.keep_cookie(&response);
+        Answer {
+            status: response.status().as_u16(),
+            location: response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: response.text().await.unwrap_or_default(),
+        }
+    }
+
+    pub async fn get(&mut self, url: &Url) -> Answer {
+        let request = self.http.get(url.clone());
+        self.answer(request).await
+    }
+
+    /// The form of `html` (on the page at `base`) with `extra` fields.
+    pub fn form(base: &Url, html: &str, extra: &[(&str, &str)]) -> (Url, Vec<(String, String)>) {
+        let action = base.join(&form_action(html).expect("a form")).unwrap();
+        let mut fields = hidden_fields(html);
+        fields.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        (action, fields)
+    }
+
+    pub async fn submit(&mut self, base: &Url, html: &str, extra: &[(&str, &str)]) -> Answer {
+        let (action, fields) = Self::form(base, html, extra);
+        let request = self.http.post(action).form(&fields);
+        self.answer(request).await
+    }
 }

@@ -21,6 +21,9 @@ use super::AgentError;
 /// The future a [`ConsentHandler`] returns.
 pub type PresentFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
+/// The future of [`CallbackPrompt::read_line`].
+pub type LineFuture<'a> = Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+
 /// Hands a URL to the user: the auth server's consent page (E§9.5) or a
 /// resource's interaction page (E§9.9). It returns once the URL is handed
 /// over; the agent then waits for the redirect to its callback.
@@ -38,21 +41,31 @@ impl ConsentHandler for BrowserConsent {
     fn present<'a>(&'a self, url: &'a Url) -> PresentFuture<'a> {
         Box::pin(async move {
             eprintln!("Open this URL to continue:\n  {url}");
-            if let Some(opener) = browser_opener() {
-                match std::process::Command::new(opener)
-                    .arg(url.as_str())
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                {
-                    Ok(_) => eprintln!("(opened with {opener})"),
-                    Err(e) => eprintln!("(could not run {opener}: {e})"),
-                }
+            if let Some(said) = open_in_browser(url) {
+                eprintln!("({said})");
             }
             Ok(())
         })
     }
+}
+
+/// Opens `url` in a browser on this machine when one can be shown (never
+/// under `CI`; on Linux only with a display). Says what happened, or `None`
+/// when there is no browser to open.
+pub fn open_in_browser(url: &Url) -> Option<String> {
+    let opener = browser_opener()?;
+    Some(
+        match std::process::Command::new(opener)
+            .arg(url.as_str())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(_) => format!("opened with {opener}"),
+            Err(e) => format!("could not run {opener}: {e}"),
+        },
+    )
 }
 
 /// The program that opens a URL in a browser here, if a browser can be
@@ -85,6 +98,71 @@ pub struct CallbackListener {
     redirect_uri: Url,
     received: oneshot::Receiver<Callback>,
     task: tokio::task::JoinHandle<()>,
+    slot: Slot,
+}
+
+/// Hands a [`CallbackListener`] its callback from text a person pasted: the
+/// whole address their browser was sent to (when it could not load it,
+/// being on another machine), or just its query.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    redirect_uri: Url,
+    slot: Slot,
+}
+
+/// Longest pasted text read.
+const MAX_PASTE: usize = 8 * 1024;
+
+impl Deliverer {
+    /// Reads `text` as the browser's address at the callback and delivers
+    /// its query, or says what is wrong with it (for the person to try
+    /// again). The address must be this listener's, port and path included:
+    /// a code meant for another request is not taken.
+    pub fn deliver(&self, text: &str) -> Result<(), String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("nothing was pasted".into());
+        }
+        if text.len() > MAX_PASTE {
+            return Err(format!("that is longer than {MAX_PASTE} bytes"));
+        }
+        let query = if text.starts_with("http://") || text.starts_with("https://") {
+            let url = Url::parse(text).map_err(|e| format!("that is not an address: {e}"))?;
+            let expected = &self.redirect_uri;
+            if url.origin() != expected.origin() || url.path() != expected.path() {
+                return Err(format!(
+                    "that address is not this request's {expected} (paste the address the \
+                     browser shows after you answered)"
+                ));
+            }
+            url.query().unwrap_or_default().to_owned()
+        } else {
+            text.trim_start_matches('?').to_owned()
+        };
+        let callback: Callback = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let sender = self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .ok_or("this request was already completed")?;
+        sender
+            .send(callback)
+            .map_err(|_| "the agent stopped waiting".to_owned())
+    }
+}
+
+/// A person at a terminal while the agent waits for the browser: they can
+/// paste the address the browser ended at, and are told how long is left.
+pub trait CallbackPrompt: Send + Sync {
+    /// The next line the person typed, `None` at the end of input.
+    fn read_line(&self) -> LineFuture<'_>;
+    /// Tells the person something (why a paste was not taken).
+    fn tell(&self, line: &str);
+    /// Called once a second while waiting, with the time left.
+    fn countdown(&self, left: Duration);
 }
 
 impl Drop for CallbackListener {
@@ -143,9 +221,20 @@ async fn callback(State(slot): State<Slot>, Query(query): Query<Callback>) -> Ht
 impl CallbackListener {
     /// Binds `127.0.0.1:0` and starts serving `/callback`.
     pub async fn bind() -> Result<Self, AgentError> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        Self::bind_on(0).await
+    }
+
+    /// Binds `127.0.0.1:port` (any free port for 0) and starts serving
+    /// `/callback`: a fixed port is one a user can forward from the machine
+    /// their browser runs on (`ssh -L port:127.0.0.1:port`).
+    pub async fn bind_on(port: u16) -> Result<Self, AgentError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
-            .map_err(|e| AgentError::Consent(format!("cannot listen for the callback: {e}")))?;
+            .map_err(|e| {
+                AgentError::Consent(format!(
+                    "cannot listen on 127.0.0.1:{port} for the browser's return: {e}"
+                ))
+            })?;
         let port = listener
             .local_addr()
             .map_err(|e| AgentError::Consent(e.to_string()))?
@@ -156,7 +245,7 @@ impl CallbackListener {
         let slot: Slot = Arc::new(Mutex::new(Some(sender)));
         let router = Router::new()
             .route("/callback", get(callback))
-            .with_state(slot);
+            .with_state(Arc::clone(&slot));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -164,12 +253,22 @@ impl CallbackListener {
             redirect_uri,
             received,
             task,
+            slot,
         })
     }
 
     /// `http://127.0.0.1:PORT/callback`.
     pub fn redirect_uri(&self) -> &Url {
         &self.redirect_uri
+    }
+
+    /// A way to hand this listener the callback by other means than the
+    /// browser reaching it: the address the browser was sent to, pasted.
+    pub fn deliverer(&self) -> Deliverer {
+        Deliverer {
+            redirect_uri: self.redirect_uri.clone(),
+            slot: Arc::clone(&self.slot),
+        }
     }
 
     /// Waits up to `timeout` for the callback.

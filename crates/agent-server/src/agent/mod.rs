@@ -41,7 +41,9 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
-pub use consent::{BrowserConsent, CallbackListener, ConsentHandler};
+pub use consent::{
+    BrowserConsent, Callback, CallbackListener, CallbackPrompt, ConsentHandler, Deliverer,
+};
 pub use state::{AgentRecord, DelegateState, Grant, TokenStore};
 
 /// Why an agent operation failed. Each message says what to do.
@@ -158,6 +160,8 @@ pub struct Agent {
     mode: OriginMode,
     max_steps: usize,
     consent_timeout: Duration,
+    callback_port: u16,
+    prompt: Option<Arc<dyn CallbackPrompt>>,
     steps: StepHook,
 }
 
@@ -214,6 +218,8 @@ impl Agent {
             mode,
             max_steps: 6,
             consent_timeout: Duration::from_secs(300),
+            callback_port: 0,
+            prompt: None,
             steps: Arc::new(|line| tracing::info!("{line}")),
         })
     }
@@ -230,6 +236,60 @@ impl Agent {
     pub fn with_consent_timeout(mut self, timeout: Duration) -> Self {
         self.consent_timeout = timeout;
         self
+    }
+
+    /// Listens for the browser's return on `127.0.0.1:port` (default 0:
+    /// any free port), so that the port can be forwarded.
+    #[must_use]
+    pub fn with_callback_port(mut self, port: u16) -> Self {
+        self.callback_port = port;
+        self
+    }
+
+    /// While waiting for the browser, reads pasted addresses from `prompt`
+    /// and tells it how long is left (a person at a terminal whose browser
+    /// cannot reach this machine).
+    #[must_use]
+    pub fn with_prompt(mut self, prompt: Arc<dyn CallbackPrompt>) -> Self {
+        self.prompt = Some(prompt);
+        self
+    }
+
+    /// Waits for the browser's return on `listener`, or for a person to
+    /// paste it, until the consent timeout.
+    async fn await_callback(&self, listener: CallbackListener) -> Result<Callback, AgentError> {
+        let Some(prompt) = self.prompt.as_deref() else {
+            return listener.wait(self.consent_timeout).await;
+        };
+        let deliverer = listener.deliverer();
+        let deadline = tokio::time::Instant::now() + self.consent_timeout;
+        let pasted = async {
+            loop {
+                match prompt.read_line().await {
+                    Some(line) => match deliverer.deliver(&line) {
+                        // wait() below returns it.
+                        Ok(()) => std::future::pending::<()>().await,
+                        Err(why) => prompt.tell(&format!("{why}; paste it again")),
+                    },
+                    // No more input: the browser's return is the only way.
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        };
+        let countdown = async {
+            loop {
+                prompt.countdown(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        };
+        // Neither side task ends by itself; the wait does, with the
+        // browser's return, a pasted one, or the timeout.
+        tokio::select! {
+            outcome = listener.wait(self.consent_timeout) => outcome,
+            _ = async { tokio::join!(pasted, countdown) } => {
+                Err(AgentError::Consent("stopped waiting for the browser".into()))
+            }
+        }
     }
 
     /// At most this many requests per call (default 6).
@@ -530,7 +590,7 @@ impl Agent {
         ));
         // The loopback redirect URI is bound to the request token, so it is
         // sent with the auth request (P-AS-2, P-AS-4).
-        let listener = CallbackListener::bind().await?;
+        let listener = CallbackListener::bind_on(self.callback_port).await?;
         let redirect_uri = listener.redirect_uri().to_string();
         let answer = self
             .token_request(
@@ -610,12 +670,11 @@ impl Agent {
             .append_pair("request_token", request_token)
             .append_pair("redirect_uri", listener.redirect_uri().as_str())
             .append_pair("state", &state);
-        self.step(&format!("consent URL: {url}"));
         self.consent
             .present(&url)
             .await
             .map_err(AgentError::Consent)?;
-        let callback = listener.wait(self.consent_timeout).await?;
+        let callback = self.await_callback(listener).await?;
         if callback.get("state") != Some(&state) {
             return Err(AgentError::Consent(
                 "the callback's state does not match the request's".into(),
@@ -648,7 +707,7 @@ impl Agent {
                 interaction.chars().take(120).collect::<String>()
             )));
         }
-        let listener = CallbackListener::bind().await?;
+        let listener = CallbackListener::bind_on(self.callback_port).await?;
         url.query_pairs_mut()
             .append_pair("return_url", listener.redirect_uri().as_str());
         self.step(&format!("the resource needs the user: {url}"));
@@ -656,7 +715,7 @@ impl Agent {
             .present(&url)
             .await
             .map_err(AgentError::Consent)?;
-        let callback = listener.wait(self.consent_timeout).await?;
+        let callback = self.await_callback(listener).await?;
         // P-UI-2: the user's refusal comes back as access_denied; any other
         // error means the resource could not finish, and a retry would only
         // bring the same challenge.
