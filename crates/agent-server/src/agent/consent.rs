@@ -317,6 +317,63 @@ mod tests {
         assert!(error.to_string().contains("no callback"), "{error}");
     }
 
+    #[tokio::test]
+    async fn a_pasted_address_is_taken_only_when_it_is_this_listeners() {
+        let listener = CallbackListener::bind().await.unwrap();
+        let deliverer = listener.deliverer();
+        let here = listener.redirect_uri().clone();
+        for (text, why) in [
+            ("", "nothing was pasted"),
+            (
+                "http://127.0.0.1:9/callback?code=c&state=s",
+                "not this request's",
+            ),
+            (
+                &format!("{}?code=c", here.as_str().replace("/callback", "/other")),
+                "not this request's",
+            ),
+            (&"x".repeat(MAX_PASTE + 1), "longer than"),
+            ("http://[::1", "not an address"),
+        ] {
+            let error = deliverer.deliver(text).unwrap_err();
+            assert!(error.contains(why), "{text:?}: {error}");
+        }
+        // The whole address, with spaces around it, is taken.
+        deliverer
+            .deliver(&format!("  {here}?code=abc&state=xyz \n"))
+            .unwrap();
+        let error = deliverer.deliver("code=again&state=xyz").unwrap_err();
+        assert!(error.contains("already completed"), "{error}");
+        let query = listener.wait(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(query.get("code").map(String::as_str), Some("abc"));
+        assert_eq!(query.get("state").map(String::as_str), Some("xyz"));
+    }
+
+    #[tokio::test]
+    async fn a_pasted_query_alone_is_taken() {
+        let listener = CallbackListener::bind().await.unwrap();
+        listener
+            .deliverer()
+            .deliver("?error=access_denied&state=s")
+            .unwrap();
+        let query = listener.wait(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            query.get("error").map(String::as_str),
+            Some("access_denied")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fixed_port_is_listened_on_and_a_taken_one_is_a_clear_error() {
+        let first = CallbackListener::bind().await.unwrap();
+        let port = first.redirect_uri().port().unwrap();
+        let error = CallbackListener::bind_on(port).await.unwrap_err();
+        assert!(
+            error.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{error}"
+        );
+    }
+
     #[test]
     fn the_done_page_says_how_the_flow_ended() {
         let query = |pairs: &[(&str, &str)]| -> Callback {
