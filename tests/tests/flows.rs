@@ -336,3 +336,52 @@ async fn the_cli_finishes_consent_from_a_pasted_address_and_prints_the_body_alon
         .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&output.stdout)));
     assert_eq!(body["text"], "pasted back", "{body}");
 }
+
+#[test]
+fn cli_errors_that_have_a_fix_say_it() {
+    let binary = aauth_e2e::harness::binary("aauth-agent-server").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("d").display().to_string();
+    for (args, fix) in [
+        (
+            vec!["--agent", "http://127.0.0.1:4001"],
+            "fix: add --dev to talk to local servers over plain http",
+        ),
+        (
+            vec!["--dev", "--agent", "127.0.0.1:4001"],
+            "fix: write the URL with its scheme, e.g. http://127.0.0.1:4001",
+        ),
+        (
+            vec!["--dev", "--agent", "http://127.0.0.1:1"],
+            "cannot connect (Connection refused",
+        ),
+    ] {
+        let output = std::process::Command::new(&binary)
+            .arg("enroll")
+            .args(&args)
+            .args(["--code", "x", "--state-dir", &state])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.contains(fix), "{args:?}: {stderr}");
+    }
+    // A refused connection names where a server was expected.
+    let output = std::process::Command::new(&binary)
+        .args([
+            "enroll",
+            "--dev",
+            "--agent",
+            "http://127.0.0.1:1",
+            "--code",
+            "x",
+        ])
+        .args(["--state-dir", &state])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is the server running at http://127.0.0.1:1?"),
+        "{stderr}"
+    );
+}

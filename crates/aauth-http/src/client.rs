@@ -304,6 +304,16 @@ pub enum ClientError {
         /// What failed.
         reason: String,
     },
+    /// Nothing accepted the connection (refused, no route, no such host).
+    #[error("{url}: cannot connect ({reason}); is the server running at {origin}?")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Its origin, where a server was expected.
+        origin: String,
+        /// What failed.
+        reason: String,
+    },
     /// No answer within the client's timeout.
     #[error("{0}: no answer in time")]
     Timeout(String),
@@ -554,9 +564,16 @@ impl SigningClient {
             body: &body,
         });
         let url_text = url.to_string();
+        let origin = url.origin().ascii_serialization();
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 ClientError::Timeout(url_text.clone())
+            } else if e.is_connect() {
+                ClientError::Unreachable {
+                    url: url_text.clone(),
+                    origin: origin.clone(),
+                    reason: connect_reason(&e),
+                }
             } else {
                 ClientError::Transport {
                     url: url_text.clone(),
@@ -669,6 +686,16 @@ pub fn target(url: &Url) -> String {
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     }
+}
+
+/// The innermost cause of a failed connection ("Connection refused (os
+/// error 111)"), without the layers above it.
+fn connect_reason(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

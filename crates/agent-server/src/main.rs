@@ -315,6 +315,19 @@ async fn mint_code(args: MintArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `error` with the fix a user most likely needs, when `urls` show it: a
+/// scheme for a URL written without one, `--dev` for a plain `http` one.
+fn with_fix(error: &impl std::fmt::Display, dev: bool, urls: &[&str]) -> String {
+    let text = error.to_string();
+    if let Some(url) = urls.iter().find(|u| !u.contains("://")) {
+        format!("{text}\n  fix: write the URL with its scheme, e.g. http://{url} or https://{url}")
+    } else if !dev && urls.iter().any(|u| u.starts_with("http://")) {
+        format!("{text}\n  fix: add --dev to talk to local servers over plain http (loopback only)")
+    } else {
+        text
+    }
+}
+
 async fn enroll(args: EnrollArgs) -> Result<(), String> {
     let client = args.client.client()?;
     let state = agent::enroll(
@@ -325,7 +338,7 @@ async fn enroll(args: EnrollArgs) -> Result<(), String> {
         args.client.mode(),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| with_fix(&e, args.client.dev, &[&args.agent]))?;
     eprintln!(
         "enrolled as delegate {} of {}; agent token valid for {} s; state in {}",
         state.record.sub,
@@ -408,7 +421,7 @@ async fn call(args: CallArgs) -> Result<(), String> {
             Some(&content_type),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| with_fix(&e, mode == OriginMode::Dev, &[&args.url]))?;
     prompt.end_line();
     // The status line on standard error, the body alone on standard output
     // (so that `| jq` works).
