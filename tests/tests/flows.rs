@@ -385,3 +385,47 @@ fn cli_errors_that_have_a_fix_say_it() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enrolling_over_an_enrolled_delegate_needs_force() {
+    let world = world();
+    let binary = aauth_e2e::harness::binary("aauth-agent-server").unwrap();
+    let enroll = |code: String, force: bool| {
+        let mut command = std::process::Command::new(&binary);
+        command
+            .current_dir(world.dir())
+            .args(["enroll", "--dev", "--agent", world.agent_server.url()])
+            .args(["--code", &code, "--state-dir", "cli-delegate"]);
+        if force {
+            command.arg("--force");
+        }
+        command.output().unwrap()
+    };
+    let first = enroll(world.mint_code(None).unwrap(), false);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let key = std::fs::read(world.dir().join("cli-delegate/key.json")).unwrap();
+
+    let again = enroll(world.mint_code(None).unwrap(), false);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(stderr.contains("already holds delegate"), "{stderr}");
+    assert!(stderr.contains("fix: add --force"), "{stderr}");
+    assert_eq!(
+        std::fs::read(world.dir().join("cli-delegate/key.json")).unwrap(),
+        key,
+        "nothing was replaced"
+    );
+
+    let forced = enroll(world.mint_code(None).unwrap(), true);
+    let stderr = String::from_utf8_lossy(&forced.stderr);
+    assert!(forced.status.success(), "{stderr}");
+    assert!(stderr.contains("replaced delegate"), "{stderr}");
+    assert_ne!(
+        std::fs::read(world.dir().join("cli-delegate/key.json")).unwrap(),
+        key
+    );
+}

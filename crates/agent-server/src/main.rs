@@ -114,6 +114,10 @@ struct EnrollArgs {
     /// Where to keep the key, agent token and auth tokens.
     #[arg(long)]
     state_dir: PathBuf,
+    /// Replace a delegate already enrolled in --state-dir: its key, agent
+    /// token and grants are forgotten.
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -330,6 +334,18 @@ fn with_fix(error: &impl std::fmt::Display, dev: bool, urls: &[&str]) -> String 
 
 async fn enroll(args: EnrollArgs) -> Result<(), String> {
     let client = args.client.client()?;
+    let previous = DelegateState::load(&args.state_dir).ok();
+    if let Some(previous) = &previous
+        && !args.force
+    {
+        return Err(format!(
+            "{} already holds delegate {} of {}; enrolling again replaces its key and \
+             forgets its grants\n  fix: add --force to replace it, or choose another --state-dir",
+            args.state_dir.display(),
+            previous.record.sub,
+            previous.record.agent
+        ));
+    }
     let state = agent::enroll(
         &client,
         &args.agent,
@@ -339,6 +355,17 @@ async fn enroll(args: EnrollArgs) -> Result<(), String> {
     )
     .await
     .map_err(|e| with_fix(&e, args.client.dev, &[&args.agent]))?;
+    if let Some(previous) = previous {
+        // The old delegate's grants are bound to its sub and key (P-AS-6).
+        let tokens = TokenStore::in_dir(&args.state_dir).map_err(|e| e.to_string())?;
+        for grant in tokens.all() {
+            tokens.remove(&grant).map_err(|e| e.to_string())?;
+        }
+        eprintln!(
+            "replaced delegate {} and forgot its grants",
+            previous.record.sub
+        );
+    }
     eprintln!(
         "enrolled as delegate {} of {}; agent token valid for {} s; state in {}",
         state.record.sub,
