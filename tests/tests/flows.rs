@@ -429,3 +429,23 @@ async fn enrolling_over_an_enrolled_delegate_needs_force() {
         key
     );
 }
+
+#[test]
+fn every_binary_takes_verbose_in_the_same_places() {
+    for name in ["aauth-agent-server", "aauth-auth-server", "aauth-resource"] {
+        let binary = aauth_e2e::harness::binary(name).unwrap();
+        for args in [
+            ["-v", "serve", "--help"],
+            ["serve", "-v", "--help"],
+            ["serve", "--verbose", "--help"],
+        ] {
+            let output = std::process::Command::new(&binary)
+                .args(args)
+                .output()
+                .unwrap();
+            let help = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "{name} {args:?}");
+            assert!(help.contains("-v, --verbose"), "{name} {args:?}: {help}");
+        }
+    }
+}

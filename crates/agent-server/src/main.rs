@@ -26,6 +26,12 @@ mod terminal;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More output, before or after the command: debug logs for `serve`
+    /// (RUST_LOG refines it); every HTTP exchange for `enroll`, `renew` and
+    /// `call` (headers and bodies, tokens as their decoded claims, never a
+    /// signature, key or secret).
+    #[arg(long, short, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,9 +54,6 @@ struct ClientArgs {
     /// Dev mode: loopback http identifiers for peers.
     #[arg(long)]
     dev: bool,
-    /// Print every request and response (headers and body preview) to stderr.
-    #[arg(long)]
-    verbose: bool,
     /// Sign the way a peer reads: `strict` (our profile) or `py-early`
     /// (PyPI aauth 0.1: label sig1, parenthesised Signature-Key, unpadded
     /// base64url Signature). The switches below change one quirk each.
@@ -69,9 +72,9 @@ struct ClientArgs {
 }
 
 impl ClientArgs {
-    fn client(&self) -> Result<SigningClient, String> {
+    fn client(&self, verbose: bool) -> Result<SigningClient, String> {
         let mut client = SigningClient::new().map_err(|e| e.to_string())?;
-        if self.verbose {
+        if verbose {
             client = client.with_trace(Arc::new(StderrTrace));
         }
         Ok(client.with_style(self.style()?))
@@ -203,9 +206,6 @@ struct ServeArgs {
     lenient_base64: bool,
     #[command(flatten)]
     connections: runtime::ConnectionLimits,
-    /// Log at debug level.
-    #[arg(long)]
-    verbose: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -236,13 +236,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let verbose = cli.verbose;
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(args, verbose).await,
             Command::MintCode(args) => mint_code(args).await,
-            Command::Enroll(args) => enroll(args).await,
-            Command::Renew(args) => renew(args).await,
-            Command::Call(args) => call(args).await,
+            Command::Enroll(args) => enroll(args, verbose).await,
+            Command::Renew(args) => renew(args, verbose).await,
+            Command::Call(args) => call(args, verbose).await,
         }
     });
     match result {
@@ -254,8 +255,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    runtime::init_tracing(args.verbose);
+async fn serve(args: ServeArgs, verbose: bool) -> Result<(), String> {
+    runtime::init_tracing(verbose);
     let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     let dev = args.dev || config.dev;
     if let Some(url) = args.public_url {
@@ -332,8 +333,8 @@ fn with_fix(error: &impl std::fmt::Display, dev: bool, urls: &[&str]) -> String 
     }
 }
 
-async fn enroll(args: EnrollArgs) -> Result<(), String> {
-    let client = args.client.client()?;
+async fn enroll(args: EnrollArgs, verbose: bool) -> Result<(), String> {
+    let client = args.client.client(verbose)?;
     let previous = DelegateState::load(&args.state_dir).ok();
     if let Some(previous) = &previous
         && !args.force
@@ -376,8 +377,8 @@ async fn enroll(args: EnrollArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn renew(args: RenewArgs) -> Result<(), String> {
-    let client = args.client.client()?;
+async fn renew(args: RenewArgs, verbose: bool) -> Result<(), String> {
+    let client = args.client.client(verbose)?;
     let state = DelegateState::load(&args.state_dir).map_err(|e| e.to_string())?;
     let renewed = agent::renew(&client, &state)
         .await
@@ -390,8 +391,8 @@ async fn renew(args: RenewArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn call(args: CallArgs) -> Result<(), String> {
-    let client = args.client.client()?;
+async fn call(args: CallArgs, verbose: bool) -> Result<(), String> {
+    let client = args.client.client(verbose)?;
     let (principal, tokens, mode) = if args.as_server {
         let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
         let dev = args.client.dev || config.dev;

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log at debug level (RUST_LOG refines it).
+    /// Log at debug level (RUST_LOG refines it); before or after the command.
     #[arg(long, short, global = true)]
     verbose: bool,
 }

@@ -15,6 +15,9 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log at debug level (RUST_LOG refines it); before or after the command.
+    #[arg(long, short, global = true)]
+    verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,9 +85,6 @@ struct Serve {
     downstream_compat: Option<aauth_http::client::Compat>,
     #[command(flatten)]
     connections: runtime::ConnectionLimits,
-    /// Debug logging (RUST_LOG refines it).
-    #[arg(long, short)]
-    verbose: bool,
 }
 
 impl Serve {
@@ -131,8 +131,8 @@ impl Serve {
         Ok(config)
     }
 
-    async fn run(self) -> Result<(), StartError> {
-        runtime::init_tracing(self.verbose);
+    async fn run(self, verbose: bool) -> Result<(), StartError> {
+        runtime::init_tracing(verbose);
         let config = self.config()?;
         let listen = config.listen.unwrap_or_else(|| {
             if self.dev {
@@ -165,7 +165,7 @@ impl Serve {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(serve) => serve.run().await,
+        Command::Serve(serve) => serve.run(cli.verbose).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
