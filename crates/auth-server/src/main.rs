@@ -28,7 +28,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
-    /// Read a password from standard input and print its argon2id PHC string.
+    /// Print the argon2id PHC string of a password: typed twice without
+    /// echo at a terminal, else read from standard input.
     HashPassword,
     /// Revoke refresh tokens; the given filters must all match (P-AS-6).
     Revoke {
@@ -121,16 +122,33 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn hash_password() -> Result<(), String> {
+/// The password to hash: typed twice without echo when standard input is
+/// a terminal, else read from standard input (one line, at most 4 KiB).
+fn read_password() -> Result<String, String> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")
+            .map_err(|e| format!("reading the password: {e}"))?;
+        let again = rpassword::prompt_password("Password again: ")
+            .map_err(|e| format!("reading the password: {e}"))?;
+        if first != again {
+            return Err("the two passwords differ".into());
+        }
+        return Ok(first);
+    }
     let mut input = String::new();
     std::io::stdin()
         .take(4096)
         .read_to_string(&mut input)
         .map_err(|e| format!("reading the password: {e}"))?;
     let password = input.strip_suffix('\n').unwrap_or(&input);
-    let password = password.strip_suffix('\r').unwrap_or(password);
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
+}
+
+fn hash_password() -> Result<(), String> {
+    let password = read_password()?;
     if password.is_empty() {
-        return Err("the password on standard input is empty".into());
+        return Err("the password is empty".into());
     }
     let hash = Argon2::default()
         .hash_password(password.as_bytes())

@@ -34,6 +34,60 @@ fn hash_password_prints_an_argon2id_phc_string() {
 }
 
 #[test]
+fn hash_password_at_a_terminal_asks_twice_without_echo() {
+    // A pseudo-terminal from util-linux `script`: the password is typed
+    // there, twice, and never shown.
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{BIN} hash-password"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` provides the terminal for this test");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 || tx.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    // Each line is typed once its prompt is up.
+    for prompt in ["Password: ", "Password again: "] {
+        while !String::from_utf8_lossy(&seen).contains(prompt) {
+            let chunk = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no {prompt:?}: {:?}", String::from_utf8_lossy(&seen)));
+            seen.extend(chunk);
+        }
+        // The prompt is written just before echo is turned off: type as a
+        // person would, a moment later.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stdin.write_all(b"s3cret\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter().flatten());
+    let text = String::from_utf8_lossy(&seen);
+    assert!(status.success(), "{text}");
+    assert!(
+        text.contains("Password: ") && text.contains("Password again: "),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "the password was echoed: {text}");
+    let hash = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("$argon2id$"))
+        .unwrap_or_else(|| panic!("no PHC string in {text:?}"));
+    assert!(Argon2::default().verify_password(b"s3cret", hash).is_ok());
+}
+
+#[test]
 fn serve_announces_answers_and_stops_on_sigterm_then_revoke_counts() {
     let dir = temp_dir("serve");
     let database = dir.join("state").join("auth.db");
