@@ -449,3 +449,58 @@ fn every_binary_takes_verbose_in_the_same_places() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_server_logs_one_plain_line_per_request() {
+    let world = world();
+    let reply = client()
+        .send(
+            &Identity::Hwk(new_key()),
+            Outgoing::get(at(
+                world.resource.url(),
+                "/whoami?request_token=secret-in-a-query",
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 401);
+    let ok = plain()
+        .get(format!(
+            "{}/.well-known/aauth-issuer",
+            world.auth_server.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // The lines are written as the answers go out.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resource = std::fs::read_to_string(world.resource.log()).unwrap();
+    let line = resource
+        .lines()
+        .find(|l| l.contains("path=\"/whoami\""))
+        .unwrap_or_else(|| panic!("no line for /whoami in:\n{resource}"));
+    for part in [
+        "request{id=",
+        "answered",
+        "method=GET",
+        "status=401",
+        "error=\"insufficient_auth_level\"",
+        "latency_ms=",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    assert!(
+        !resource.contains("secret-in-a-query"),
+        "the query is never logged"
+    );
+    assert!(!resource.contains('\u{1b}'), "no colour codes in a file");
+    let auth = std::fs::read_to_string(world.auth_server.log()).unwrap();
+    assert!(
+        auth.lines()
+            .any(|l| l.contains("path=\"/.well-known/aauth-issuer\"")
+                && l.contains("status=200")
+                && l.contains("error=\"-\"")),
+        "{auth}"
+    );
+}

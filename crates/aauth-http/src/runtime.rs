@@ -48,15 +48,60 @@ pub enum StartError {
 
 /// Logs to standard error; `RUST_LOG` refines the default level.
 pub fn init_tracing(verbose: bool) {
-    let default = if verbose { "debug" } else { "info" };
+    use std::io::IsTerminal as _;
+    // `-v` is this project's debug output; the dependencies' (SQL
+    // statements, connection pools, HTTP internals) only when RUST_LOG
+    // asks for it.
+    let default = if verbose {
+        "debug,sqlx=warn,hyper=info,hyper_util=info,h2=info,tower=info,reqwest=info,rustls=info"
+    } else {
+        "info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // A second initialisation (tests) is harmless.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
+}
+
+/// Numbers the requests a process answers, for its log.
+static REQUEST_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// One log line per request at info level: method, path (never the query,
+/// which can hold a request token), status, the error code when there is
+/// one, and the latency; everything logged while answering it carries the
+/// same request id (a span).
+async fn log_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    let id = REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let method = request.method().clone();
+    let path = request.uri().path().chars().take(200).collect::<String>();
+    let span = tracing::info_span!("request", id);
+    let started = std::time::Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let error = response
+        .extensions()
+        .get::<aauth_protocol::error::ErrorCode>()
+        .map(|code| code.as_str().to_owned());
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            path,
+            status = response.status().as_u16(),
+            error = error.as_deref().unwrap_or("-"),
+            latency_ms,
+            "answered"
+        );
+    });
+    response
 }
 
 /// Binds `listen` and decides the server's public identifier.
@@ -126,6 +171,7 @@ pub fn with_time_limit(router: axum::Router) -> axum::Router {
     use axum::response::IntoResponse as _;
     router.layer(
         tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(log_request))
             .layer(axum::error_handling::HandleErrorLayer::new(
                 |_: tower::BoxError| async {
                     crate::server::ErrorResponse::new(

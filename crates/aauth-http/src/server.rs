@@ -130,6 +130,8 @@ impl IntoResponse for ErrorResponse {
         if let Some(seconds) = parts.retry_after {
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        // For the request log line (runtime::with_time_limit).
+        response.extensions_mut().insert(parts.body.error);
         response
     }
 }
