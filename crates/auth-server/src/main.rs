@@ -214,7 +214,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error}");
+            // Once, plainly: the log and standard error are the same stream.
             eprintln!("aauth-auth-server: {error}");
             ExitCode::FAILURE
         }

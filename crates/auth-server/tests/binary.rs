@@ -153,3 +153,18 @@ fn revoke_needs_a_filter() {
         .unwrap();
     assert!(!output.status.success());
 }
+
+#[test]
+fn a_fatal_start_up_error_is_printed_once() {
+    let output = Command::new(BIN)
+        .args(["serve", "--dev", "--database", "/proc/no-such-dir/auth.db"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("cannot be written").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("aauth-auth-server: configuration: database: the database /proc/no-such-dir/auth.db cannot be written"),
+        "{stderr}"
+    );
+}

@@ -170,7 +170,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "aauth-resource cannot run");
+            // Once, plainly: the log and standard error are the same stream.
             eprintln!("aauth-resource: {error}");
             ExitCode::FAILURE
         }
