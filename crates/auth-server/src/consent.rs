@@ -337,6 +337,23 @@ fn csrf_ok(session: &Session, presented: Option<&str>) -> bool {
     presented.is_some_and(|p| constant_time_eq(p.as_bytes(), session.csrf_token.as_bytes()))
 }
 
+/// The session a form was posted in, when the form carries that
+/// session's CSRF token (P-AS-4: "CSRF token in every form").
+async fn session_for_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    presented: Option<&str>,
+) -> Result<Session, PageError> {
+    let session = current_session(state, headers)
+        .await?
+        .ok_or_else(csrf_failed)?;
+    if csrf_ok(&session, presented) {
+        Ok(session)
+    } else {
+        Err(csrf_failed())
+    }
+}
+
 fn csrf_failed() -> PageError {
     PageError::new(
         StatusCode::FORBIDDEN,
@@ -395,12 +412,7 @@ fn back_to_auth(
 async fn login_inner(state: &AppState, request: Request) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
     let form: LoginForm = read_form(body).await?;
-    let session = current_session(state, &parts.headers)
-        .await?
-        .ok_or_else(csrf_failed)?;
-    if !csrf_ok(&session, form.csrf_token.as_deref()) {
-        return Err(csrf_failed());
-    }
+    let session = session_for_form(state, &parts.headers, form.csrf_token.as_deref()).await?;
     let checked = check_request(
         state,
         form.request_token.as_deref(),
@@ -471,12 +483,7 @@ fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Result<Response,
 async fn decide_inner(state: &AppState, request: Request) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
     let form: ConsentForm = read_form(body).await?;
-    let session = current_session(state, &parts.headers)
-        .await?
-        .ok_or_else(csrf_failed)?;
-    if !csrf_ok(&session, form.csrf_token.as_deref()) {
-        return Err(csrf_failed());
-    }
+    let session = session_for_form(state, &parts.headers, form.csrf_token.as_deref()).await?;
     let user = session
         .username
         .as_deref()
@@ -552,12 +559,7 @@ pub async fn logout(State(state): State<AppState>, request: Request) -> Response
 async fn logout_inner(state: &AppState, request: Request) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
     let form: ConsentForm = read_form(body).await?;
-    let session = current_session(state, &parts.headers)
-        .await?
-        .ok_or_else(csrf_failed)?;
-    if !csrf_ok(&session, form.csrf_token.as_deref()) {
-        return Err(csrf_failed());
-    }
+    let session = session_for_form(state, &parts.headers, form.csrf_token.as_deref()).await?;
     let checked = check_request(
         state,
         form.request_token.as_deref(),
