@@ -126,8 +126,7 @@ impl Chain {
         let agent_config = write_file(
             &root,
             "agent-server.toml",
-            "name = \"Demo travel agent\"\nkey_file = \"agent-server/key.json\"\n\
-             database = \"agent-server/agent-server.db\"\nstate_dir = \"agent-server/state\"\n",
+            "name = \"Demo travel agent\"\nstate_dir = \"agent-server\"\n",
         )?;
         let as1_config = write_file(
             &root,

@@ -17,6 +17,11 @@ use std::time::Duration;
 /// How long a server may take to announce itself.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The `XDG_DATA_HOME` of every party the harness starts, inside its run
+/// directory: a party given no state directory keeps its state there, never
+/// in the home directory of whoever runs the tests.
+pub const DATA_HOME: &str = "xdg-data";
+
 /// Why a party could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
@@ -175,6 +180,7 @@ impl Party {
         let mut child = command
             .args(args)
             .current_dir(dir)
+            .env("XDG_DATA_HOME", dir.join(DATA_HOME))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -141,9 +141,7 @@ impl World {
             &root,
             "agent-server.toml",
             r#"name = "Demo travel agent"
-key_file = "agent-server/key.json"
-database = "agent-server/agent-server.db"
-state_dir = "agent-server/state"
+state_dir = "agent-server"
 redirect_uris = ["http://127.0.0.1/callback"]
 "#,
         )?;
@@ -379,6 +377,7 @@ pub fn mint_code(root: &Path, config: &Path, sub: Option<&str>) -> Result<String
     let mut command = Command::new(binary("aauth-agent-server")?);
     command
         .current_dir(root)
+        .env("XDG_DATA_HOME", root.join(crate::harness::DATA_HOME))
         .args(["mint-code", "--config"])
         .arg(config);
     if let Some(sub) = sub {

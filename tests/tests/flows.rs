@@ -230,7 +230,7 @@ async fn call_verbose_shows_the_exchanges_but_no_credential() {
     assert!(output.status.success(), "{stderr}");
     // The autonomous grant (data.read) came with a refresh token.
     let tokens: Value = serde_json::from_slice(
-        &std::fs::read(world.dir().join("agent-server/state/tokens.json")).unwrap(),
+        &std::fs::read(world.dir().join("agent-server/tokens.json")).unwrap(),
     )
     .unwrap();
     let grant = &tokens[0];
@@ -503,4 +503,63 @@ async fn every_server_logs_one_plain_line_per_request() {
                 && l.contains("error=\"-\"")),
         "{auth}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_the_delegate_its_key_its_agent_token_and_its_grants() {
+    let world = world();
+    let delegate = world.enroll_delegate("status-delegate").await.unwrap();
+    let binary = aauth_e2e::harness::binary("aauth-agent-server").unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&binary)
+            .current_dir(world.dir())
+            .args(args)
+            .args(["--state-dir", "status-delegate"])
+            .output()
+            .unwrap()
+    };
+    let before = run(&["status"]);
+    let text = String::from_utf8_lossy(&before.stdout);
+    assert!(before.status.success(), "{text}");
+    let sub = &delegate.record.sub;
+    assert!(
+        text.contains(&format!(
+            "delegate {sub} of agent {}",
+            world.agent_server.url()
+        )),
+        "{text}"
+    );
+    let thumbprint = delegate.key.public_key().thumbprint();
+    assert!(
+        text.contains(&format!("key thumbprint {}", thumbprint.as_str())),
+        "{text}"
+    );
+    assert!(text.contains("agent token valid, expires in "), "{text}");
+    assert!(text.contains("grants: none"), "{text}");
+
+    // The agent may read notes on its own (the world's policy): one grant.
+    let data = format!("{}/data", world.resource.url());
+    let called = run(&["call", "--dev", "GET", &data]);
+    assert!(
+        called.status.success(),
+        "{}",
+        String::from_utf8_lossy(&called.stderr)
+    );
+    let after = run(&["status"]);
+    let text = String::from_utf8_lossy(&after.stdout);
+    assert!(
+        text.contains(&format!(
+            "grant: {} scope \"data.read\" from {}: auth token expires in",
+            world.resource.url(),
+            world.auth_server.url()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("refresh token held"), "{text}");
+    // No credential is printed.
+    let tokens = std::fs::read_to_string(world.dir().join("status-delegate/tokens.json")).unwrap();
+    let tokens: Value = serde_json::from_str(&tokens).unwrap();
+    for secret in [&tokens[0]["auth_token"], &tokens[0]["refresh_token"]] {
+        assert!(!text.contains(secret.as_str().unwrap()), "{text}");
+    }
 }

@@ -25,4 +25,5 @@ pub mod guard;
 pub mod replay;
 pub mod runtime;
 pub mod server;
+pub mod state;
 pub mod trace;

@@ -418,9 +418,18 @@ impl ServerKey {
         Ok(Self { kid, key })
     }
 
-    /// Loads the key at `path`, or creates it (readable by the owner only)
-    /// on first start.
-    pub fn load_or_create(path: &Path) -> Result<Self, StartError> {
+    /// Loads the key at `path`, which must exist: for a command that uses a
+    /// server's key without being the server (`call --as-server`).
+    pub fn load(path: &Path) -> Result<Self, StartError> {
+        Self::read(path)?.ok_or_else(|| StartError::KeyFile {
+            path: path.to_owned(),
+            reason: "no such file; the server's `serve` creates it on first start \
+                     (give the same --state-dir or --config)"
+                .to_owned(),
+        })
+    }
+
+    fn read(path: &Path) -> Result<Option<Self>, StartError> {
         let fail = |reason: String| StartError::KeyFile {
             path: path.to_owned(),
             reason,
@@ -431,12 +440,26 @@ impl ServerKey {
                     serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))?;
                 let key =
                     SigningKey::from_private_jwk(&stored.key).map_err(|e| fail(e.to_string()))?;
-                Ok(Self {
+                Ok(Some(Self {
                     kid: stored.kid,
                     key,
-                })
+                }))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(fail(e.to_string())),
+        }
+    }
+
+    /// Loads the key at `path`, or creates it (readable by the owner only)
+    /// on first start.
+    pub fn load_or_create(path: &Path) -> Result<Self, StartError> {
+        let fail = |reason: String| StartError::KeyFile {
+            path: path.to_owned(),
+            reason,
+        };
+        match Self::read(path)? {
+            Some(key) => Ok(key),
+            None => {
                 let created = Self::generate()?;
                 let stored = StoredKey {
                     kid: created.kid.clone(),
@@ -453,7 +476,6 @@ impl ServerKey {
                 tracing::info!(path = %path.display(), kid = %created.kid, "created a new signing key");
                 Ok(created)
             }
-            Err(e) => Err(fail(e.to_string())),
         }
     }
 
@@ -490,7 +512,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("aauth-key-{}", std::process::id()));
         let path = dir.join("server-key.json");
         let _ = std::fs::remove_file(&path);
+        let missing = ServerKey::load(&path).unwrap_err().to_string();
+        assert!(missing.contains("serve"), "{missing}");
+        assert!(!path.exists(), "load creates nothing");
         let first = ServerKey::load_or_create(&path).unwrap();
+        assert_eq!(ServerKey::load(&path).unwrap().kid, first.kid);
         let second = ServerKey::load_or_create(&path).unwrap();
         assert_eq!(first.kid, second.kid);
         assert_eq!(first.key.public_key(), second.key.public_key());

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use aauth_http::runtime::StartError;
+use aauth_http::state;
 use serde::Deserialize;
 
 /// `aauth-agent-server` configuration (E§8.1, P-DEL-1, P-AS-8).
@@ -18,10 +19,15 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// Dev mode: loopback `http` identifiers (P-MD-1).
     pub dev: bool,
-    /// The agent server's signing key, created on first start.
-    pub key_file: PathBuf,
-    /// The SQLite database, created on first start (P-AS-8).
-    pub database: PathBuf,
+    /// The state directory (default: `$XDG_DATA_HOME/aauth/agent-server`):
+    /// the key, the database, and the grants of `call --as-server`.
+    pub state_dir: Option<PathBuf>,
+    /// The agent server's signing key, created on first start (default:
+    /// `key.json` in the state directory).
+    pub key_file: Option<PathBuf>,
+    /// The SQLite database, created on first start (P-AS-8; default:
+    /// `agent-server.db` in the state directory).
+    pub database: Option<PathBuf>,
     /// `name` in the metadata (E§8.1).
     pub name: String,
     /// `logo_uri` in the metadata.
@@ -44,8 +50,6 @@ pub struct Config {
     /// Also accept base64url and unpadded `Signature` values, as the early
     /// PyPI `aauth` writes them (P-SIG-7; off by default).
     pub lenient_base64: bool,
-    /// Where `call --as-server` keeps its auth and refresh tokens (P-DEL-3).
-    pub state_dir: PathBuf,
 }
 
 impl Default for Config {
@@ -54,8 +58,9 @@ impl Default for Config {
             public_url: None,
             listen: None,
             dev: false,
-            key_file: PathBuf::from(".aauth/agent-server/key.json"),
-            database: PathBuf::from(".aauth/agent-server/agent-server.db"),
+            state_dir: None,
+            key_file: None,
+            database: None,
             name: "AAuth demo agent".to_owned(),
             logo_uri: None,
             homepage: None,
@@ -66,21 +71,64 @@ impl Default for Config {
             enrollment_code_lifetime: 600,
             max_clock_skew: 60,
             lenient_base64: false,
-            state_dir: PathBuf::from(".aauth/agent-server/state"),
         }
     }
 }
 
 impl Config {
-    /// Reads `path`, or the defaults when `None`.
+    /// Reads `path`, or the defaults when `None`; the paths in the file are
+    /// relative to its directory.
     pub fn load(path: Option<&Path>) -> Result<Self, StartError> {
         let Some(path) = path else {
             return Ok(Self::default());
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+        let mut config: Self = toml::from_str(&text)
+            .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?;
+        for slot in [
+            &mut config.state_dir,
+            &mut config.key_file,
+            &mut config.database,
+        ] {
+            state::resolve_in_config(path, slot);
+        }
+        Ok(config)
     }
+
+    /// Where the files are, with the command line's `--state-dir` (which
+    /// wins over the file's `state_dir`).
+    pub fn files(&self, state_dir: Option<&Path>) -> Result<Files, StartError> {
+        let dir = state::state_dir(
+            state_dir,
+            self.state_dir.as_deref(),
+            state::Party::AgentServer,
+        )
+        .map_err(|e| StartError::Config(e.to_string()))?;
+        Ok(Files {
+            key_file: self
+                .key_file
+                .clone()
+                .unwrap_or_else(|| dir.join("key.json")),
+            database: self
+                .database
+                .clone()
+                .unwrap_or_else(|| dir.join("agent-server.db")),
+            dir,
+        })
+    }
+}
+
+/// The agent server's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Files {
+    /// The state directory; `call --as-server` keeps its grants here
+    /// (`tokens.json`, P-DEL-3).
+    pub dir: PathBuf,
+    /// The signing key.
+    pub key_file: PathBuf,
+    /// The database.
+    pub database: PathBuf,
 }
 
 #[cfg(test)]
@@ -99,5 +147,23 @@ mod tests {
             (5, "x")
         );
         assert!(toml::from_str::<Config>("nmae = \"typo\"").is_err());
+    }
+
+    #[test]
+    fn files_are_in_the_state_directory_unless_named_relative_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("aauth-agent-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("agent-server.toml");
+        std::fs::write(&file, "state_dir = \"state\"\ndatabase = \"db/a.db\"\n").unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        let files = config.files(None).unwrap();
+        assert_eq!(files.dir, dir.join("state"));
+        assert_eq!(files.key_file, dir.join("state/key.json"));
+        assert_eq!(files.database, dir.join("db/a.db"));
+        // --state-dir wins over the file's state_dir, not over its files.
+        let files = config.files(Some(Path::new("flag"))).unwrap();
+        assert_eq!(files.key_file, Path::new("flag/key.json"));
+        assert_eq!(files.database, dir.join("db/a.db"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -12,12 +12,14 @@ use aauth_agent_server::{AppState, Config, app};
 use aauth_http::client::{Compat, SignerStyle, SigningClient, StderrTrace};
 use aauth_http::runtime::{self, ServerKey, StartError};
 use aauth_http::server::unix_now;
+use aauth_http::state;
 use aauth_protocol::httpsig::SignatureEncoding;
 use aauth_protocol::ids::{Label, Origin, OriginMode};
 use aauth_protocol::signature_key::Syntax;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 
+mod inspect;
 mod terminal;
 
 /// AAuth agent server and agent CLI.
@@ -46,6 +48,66 @@ enum Command {
     Renew(RenewArgs),
     /// Call a resource, climbing the levels it asks for.
     Call(CallArgs),
+    /// Decode a token, or take a signed request apart, to see why it is
+    /// refused.
+    #[command(subcommand)]
+    Inspect(Inspect),
+    /// Show the delegate in a state directory: who it is, its key, its
+    /// agent token's expiry and its grants.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum Inspect {
+    /// Decode an agent, resource or auth token (header, claims, times in
+    /// words, the cnf key's thumbprint) without verifying it, or check its
+    /// signature against a JWKS. Exits 1 when it is expired or invalid.
+    Token {
+        /// The token; a file, or `-` or nothing for standard input.
+        token: Option<String>,
+        /// Check the signature with the `kid` key of this JWKS (a file or a
+        /// URL, e.g. https://agent.example/.well-known/jwks.json).
+        #[arg(long, value_name = "FILE|URL")]
+        jwks: Option<String>,
+        /// Allow fetching the JWKS from a loopback http URL.
+        #[arg(long)]
+        dev: bool,
+        /// Judge expiry at this Unix time instead of now (for a captured
+        /// token or a test vector).
+        #[arg(long, value_name = "SECS")]
+        now: Option<u64>,
+    },
+    /// Read a raw HTTP/1.1 request (a file, or standard input) and show its
+    /// Signature-Key, the components it covers, the signature base this
+    /// implementation builds (RFC 9421 §2.5), the profile's checks, and
+    /// whether the signature verifies. Exits 1 when anything fails.
+    Request {
+        /// The request, as on the wire: request line, headers, empty line,
+        /// body. `-` or nothing for standard input.
+        file: Option<PathBuf>,
+        /// Verify with this key (a JWK, a JWKS or a key.json) instead of
+        /// the one the request carries (hwk, or the jwt's cnf.jwk).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// The @authority a verifier is configured with (default: the
+        /// absolute target's, else the Host header's).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        authority: Option<String>,
+        /// Accept base64url and unpadded Signature values (P-SIG-7).
+        #[arg(long)]
+        lenient_base64: bool,
+        /// Judge `created` and `expires` at this Unix time instead of now
+        /// (for a captured request or a test vector).
+        #[arg(long, value_name = "SECS")]
+        now: Option<u64>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    /// The delegate's state directory (default: $XDG_DATA_HOME/aauth/delegate).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// Options every agent-side command shares.
@@ -114,9 +176,10 @@ struct EnrollArgs {
     /// (codes minted by earlier versions could) is read as the code.
     #[arg(long, allow_hyphen_values = true)]
     code: String,
-    /// Where to keep the key, agent token and auth tokens.
-    #[arg(long)]
-    state_dir: PathBuf,
+    /// Where to keep the delegate's key, agent token and grants (default:
+    /// $XDG_DATA_HOME/aauth/delegate).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Replace a delegate already enrolled in --state-dir: its key, agent
     /// token and grants are forgotten.
     #[arg(long)]
@@ -127,9 +190,9 @@ struct EnrollArgs {
 
 #[derive(Debug, clap::Args)]
 struct RenewArgs {
-    /// The delegate's state directory.
-    #[arg(long)]
-    state_dir: PathBuf,
+    /// The delegate's state directory (default: $XDG_DATA_HOME/aauth/delegate).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -146,14 +209,14 @@ struct CallArgs {
     /// The body's content type (default application/json).
     #[arg(long)]
     content_type: Option<String>,
-    /// Act as the delegate in this state directory.
-    #[arg(
-        long,
-        conflicts_with = "as_server",
-        required_unless_present = "as_server"
-    )]
+    /// The state directory: the delegate's (default:
+    /// $XDG_DATA_HOME/aauth/delegate), or with --as-server the agent
+    /// server's (default: its configuration's, else
+    /// $XDG_DATA_HOME/aauth/agent-server).
+    #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Act as the agent server itself (its key file and public URL).
+    /// Act as the agent server itself (its key and public URL); the key
+    /// must exist (`serve` creates it).
     #[arg(long)]
     as_server: bool,
     /// The agent server's configuration (with --as-server).
@@ -192,10 +255,14 @@ struct ServeArgs {
     /// The public origin (required outside dev mode).
     #[arg(long)]
     public_url: Option<String>,
-    /// Key file (overrides the config).
+    /// Where the key and database live (default: the config's `state_dir`,
+    /// else $XDG_DATA_HOME/aauth/agent-server).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Key file (default: key.json in the state directory).
     #[arg(long)]
     key_file: Option<PathBuf>,
-    /// Database file (overrides the config).
+    /// Database file (default: agent-server.db in the state directory).
     #[arg(long)]
     database: Option<PathBuf>,
     /// Agent token lifetime in seconds (overrides the config).
@@ -210,10 +277,14 @@ struct ServeArgs {
 
 #[derive(Debug, clap::Args)]
 struct MintArgs {
-    /// TOML configuration file (for the database path).
+    /// TOML configuration file (for the state directory and database).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Database file (overrides the config).
+    /// The agent server's state directory, as given to `serve`.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Database file (default: agent-server.db in the state directory). It
+    /// must exist: `serve` creates it.
     #[arg(long)]
     database: Option<PathBuf>,
     /// Bind the code to this delegate identifier (re-enrollment keeps the `sub`).
@@ -244,6 +315,8 @@ fn main() -> ExitCode {
             Command::Enroll(args) => enroll(args, verbose).await,
             Command::Renew(args) => renew(args, verbose).await,
             Command::Call(args) => call(args, verbose).await,
+            Command::Inspect(args) => inspect(args).await,
+            Command::Status(args) => status(args),
         }
     });
     match result {
@@ -262,12 +335,15 @@ async fn serve(args: ServeArgs, verbose: bool) -> Result<(), String> {
     if let Some(url) = args.public_url {
         config.public_url = Some(url);
     }
-    if let Some(path) = args.key_file {
-        config.key_file = path;
+    if args.key_file.is_some() {
+        config.key_file = args.key_file;
     }
-    if let Some(path) = args.database {
-        config.database = path;
+    if args.database.is_some() {
+        config.database = args.database;
     }
+    let files = config
+        .files(args.state_dir.as_deref())
+        .map_err(|e| e.to_string())?;
     config.lenient_base64 |= args.lenient_base64;
     if let Some(lifetime) = args.agent_token_lifetime {
         config.agent_token_lifetime = lifetime;
@@ -281,11 +357,16 @@ async fn serve(args: ServeArgs, verbose: bool) -> Result<(), String> {
     let (listener, origin) = runtime::bind(listen, config.public_url.as_deref(), dev)
         .await
         .map_err(|e| e.to_string())?;
-    let key = ServerKey::load_or_create(&config.key_file).map_err(|e| e.to_string())?;
-    let store = Store::open(&config.database)
+    let key = ServerKey::load_or_create(&files.key_file).map_err(|e| e.to_string())?;
+    let store = Store::open(&files.database)
         .await
-        .map_err(|e| StartError::Config(format!("{}: {e}", config.database.display())))
+        .map_err(|e| StartError::Config(format!("{}: {e}", files.database.display())))
         .map_err(|e| e.to_string())?;
+    tracing::info!(
+        key_file = %files.key_file.display(),
+        database = %files.database.display(),
+        "state"
+    );
     let state =
         AppState::new(origin.clone(), key, store, &config, dev).map_err(|e| e.to_string())?;
     runtime::announce(&origin);
@@ -296,8 +377,21 @@ async fn serve(args: ServeArgs, verbose: bool) -> Result<(), String> {
 }
 
 async fn mint_code(args: MintArgs) -> Result<(), String> {
-    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
-    let database = args.database.unwrap_or(config.database);
+    let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    if args.database.is_some() {
+        config.database = args.database;
+    }
+    let database = config
+        .files(args.state_dir.as_deref())
+        .map_err(|e| e.to_string())?
+        .database;
+    // A code minted into a database `serve` does not use would be refused
+    // by `enroll`: never create one here.
+    state::existing(
+        &database,
+        "agent server database",
+        "`aauth-agent-server serve`",
+    )?;
     let store = Store::open(&database)
         .await
         .map_err(|e| format!("{}: {e}", database.display()))?;
@@ -333,32 +427,32 @@ fn with_fix(error: &impl std::fmt::Display, dev: bool, urls: &[&str]) -> String 
     }
 }
 
+/// The delegate's state directory: `--state-dir`, else the default.
+fn delegate_dir(flag: Option<PathBuf>) -> Result<PathBuf, String> {
+    state::state_dir(flag.as_deref(), None, state::Party::Delegate).map_err(|e| e.to_string())
+}
+
 async fn enroll(args: EnrollArgs, verbose: bool) -> Result<(), String> {
     let client = args.client.client(verbose)?;
-    let previous = DelegateState::load(&args.state_dir).ok();
+    let dir = delegate_dir(args.state_dir)?;
+    let previous = DelegateState::load(&dir).ok();
     if let Some(previous) = &previous
         && !args.force
     {
         return Err(format!(
             "{} already holds delegate {} of {}; enrolling again replaces its key and \
              forgets its grants\n  fix: add --force to replace it, or choose another --state-dir",
-            args.state_dir.display(),
+            dir.display(),
             previous.record.sub,
             previous.record.agent
         ));
     }
-    let state = agent::enroll(
-        &client,
-        &args.agent,
-        &args.code,
-        &args.state_dir,
-        args.client.mode(),
-    )
-    .await
-    .map_err(|e| with_fix(&e, args.client.dev, &[&args.agent]))?;
+    let state = agent::enroll(&client, &args.agent, &args.code, &dir, args.client.mode())
+        .await
+        .map_err(|e| with_fix(&e, args.client.dev, &[&args.agent]))?;
     if let Some(previous) = previous {
         // The old delegate's grants are bound to its sub and key (P-AS-6).
-        let tokens = TokenStore::in_dir(&args.state_dir).map_err(|e| e.to_string())?;
+        let tokens = TokenStore::in_dir(&dir).map_err(|e| e.to_string())?;
         for grant in tokens.all() {
             tokens.remove(&grant).map_err(|e| e.to_string())?;
         }
@@ -379,7 +473,7 @@ async fn enroll(args: EnrollArgs, verbose: bool) -> Result<(), String> {
 
 async fn renew(args: RenewArgs, verbose: bool) -> Result<(), String> {
     let client = args.client.client(verbose)?;
-    let state = DelegateState::load(&args.state_dir).map_err(|e| e.to_string())?;
+    let state = DelegateState::load(&delegate_dir(args.state_dir)?).map_err(|e| e.to_string())?;
     let renewed = agent::renew(&client, &state)
         .await
         .map_err(|e| e.to_string())?;
@@ -403,21 +497,22 @@ async fn call(args: CallArgs, verbose: bool) -> Result<(), String> {
         };
         let url = args
             .public_url
-            .or(config.public_url)
+            .or(config.public_url.clone())
             .ok_or("--as-server needs the agent server's public URL (--public-url or public_url in the config)")?;
         let agent = Origin::parse(&url, mode).map_err(|e| format!("public URL {url:?}: {e}"))?;
-        let key = ServerKey::load_or_create(&config.key_file).map_err(|e| e.to_string())?;
+        let files = config
+            .files(args.state_dir.as_deref())
+            .map_err(|e| e.to_string())?;
+        let key = ServerKey::load(&files.key_file).map_err(|e| e.to_string())?;
         let principal = Principal::Server {
             agent,
             kid: key.kid,
             key: Arc::new(key.key),
         };
-        let tokens = TokenStore::in_dir(&config.state_dir).map_err(|e| e.to_string())?;
+        let tokens = TokenStore::in_dir(&files.dir).map_err(|e| e.to_string())?;
         (principal, tokens, mode)
     } else {
-        let dir = args
-            .state_dir
-            .ok_or("--state-dir DIR or --as-server is required")?;
+        let dir = delegate_dir(args.state_dir)?;
         let state = DelegateState::load(&dir).map_err(|e| e.to_string())?;
         let tokens = TokenStore::in_dir(&dir).map_err(|e| e.to_string())?;
         (Principal::Delegate(state), tokens, args.client.mode())
@@ -471,6 +566,85 @@ async fn call(args: CallArgs, verbose: bool) -> Result<(), String> {
                 .unwrap_or_default()
         ))
     }
+}
+
+/// Prints a report on standard output; fails when it found a fault.
+fn report((text, ok): (String, bool)) -> Result<(), String> {
+    #[expect(clippy::print_stdout, reason = "the report is the command's output")]
+    {
+        print!("{text}");
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err("the check failed (see above)".into())
+    }
+}
+
+async fn inspect(args: Inspect) -> Result<(), String> {
+    match args {
+        Inspect::Token {
+            token,
+            jwks,
+            dev,
+            now,
+        } => {
+            let text = match token.as_deref() {
+                Some(t) if t.matches('.').count() >= 2 && !std::path::Path::new(t).exists() => {
+                    t.to_owned()
+                }
+                other => String::from_utf8(inspect::read_input(other.map(std::path::Path::new))?)
+                    .map_err(|_| "the token is not UTF-8")?,
+            };
+            let mode = if dev {
+                OriginMode::Dev
+            } else {
+                OriginMode::Production
+            };
+            let jwks = match jwks {
+                Some(source) => Some(inspect::load_jwks(&source, mode).await?),
+                None => None,
+            };
+            report(inspect::token_report(
+                &text,
+                jwks.as_ref(),
+                now.unwrap_or_else(inspect::now),
+            ))
+        }
+        Inspect::Request {
+            file,
+            key,
+            authority,
+            lenient_base64,
+            now,
+        } => {
+            let raw = inspect::parse_request(&inspect::read_input(file.as_deref())?)?;
+            let key = match key {
+                Some(path) => Some(inspect::load_key(&path, raw.jwks_kid().as_ref())?),
+                None => None,
+            };
+            let options = inspect::RequestOptions {
+                authority,
+                key,
+                lenient_base64,
+            };
+            report(inspect::request_report(
+                &raw,
+                &options,
+                now.unwrap_or_else(inspect::now),
+            ))
+        }
+    }
+}
+
+fn status(args: StatusArgs) -> Result<(), String> {
+    let dir = inspect::status_dir(args.state_dir)?;
+    let text = inspect::status_report(&dir, inspect::now())?;
+    #[expect(clippy::print_stdout, reason = "the report is the command's output")]
+    {
+        print!("{text}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -117,6 +117,10 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
         }
+        if !path.exists() {
+            // Enrollment codes and delegates: the owner's only (P-DEL-3).
+            aauth_http::runtime::write_private(path, b"").map_err(sqlx::Error::Io)?;
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use aauth_http::state;
 use aauth_protocol::ids::{Origin, OriginMode, Scope};
 use argon2::password_hash::phc::PasswordHash;
 use serde::Deserialize;
@@ -28,8 +29,11 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Where to listen (dev default `127.0.0.1:0`).
     pub listen: Option<String>,
-    /// The SQLite file, created on first start (P-AS-8).
-    pub database: PathBuf,
+    /// The state directory (default: `$XDG_DATA_HOME/aauth/auth-server`).
+    pub state_dir: Option<PathBuf>,
+    /// The SQLite file, created on first start (P-AS-8; default:
+    /// `auth-server.db` in the state directory).
+    pub database: Option<PathBuf>,
     /// Users who can log in (P-AS-2a).
     pub users: Vec<UserConfig>,
     /// Agents that may act without a user (P-AS-2a).
@@ -66,7 +70,8 @@ impl Default for Config {
         Self {
             public_url: None,
             listen: None,
-            database: PathBuf::from("aauth-auth-server.db"),
+            state_dir: None,
+            database: None,
             users: Vec::new(),
             autonomous: Vec::new(),
             trusted_issuers: Vec::new(),
@@ -278,16 +283,34 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads `path`.
+    /// Reads `path`; the paths in it are relative to its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text).map_err(|reason| ConfigError::Parse {
+        let mut config = Self::parse(&text).map_err(|reason| ConfigError::Parse {
             path: path.to_owned(),
             reason,
-        })
+        })?;
+        state::resolve_in_config(path, &mut config.state_dir);
+        state::resolve_in_config(path, &mut config.database);
+        Ok(config)
+    }
+
+    /// The database file: `database`, else `auth-server.db` in the state
+    /// directory (`state_dir` wins over the file's `state_dir`).
+    pub fn database_path(&self, state_dir: Option<&Path>) -> Result<PathBuf, ConfigError> {
+        if let Some(database) = &self.database {
+            return Ok(database.clone());
+        }
+        let dir = state::state_dir(
+            state_dir,
+            self.state_dir.as_deref(),
+            state::Party::AuthServer,
+        )
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Ok(dir.join("auth-server.db"))
     }
 
     /// Parses TOML text.
@@ -464,7 +487,10 @@ mod tests {
         assert_eq!(config.code_lifetime, 60);
         assert_eq!(config.refresh_token_lifetime, 2_592_000);
         assert_eq!(config.auth_token_lifetime, 600);
-        assert_eq!(config.database, PathBuf::from("aauth-auth-server.db"));
+        assert_eq!(
+            config.database_path(Some(Path::new("/s"))).unwrap(),
+            PathBuf::from("/s/auth-server.db")
+        );
         // profile: P-AS-7 — depth limit 5; nothing trusted or exchanged by default.
         assert_eq!(config.max_exchange_depth, 5);
         assert!(config.trusted_issuers.is_empty() && config.exchange.is_empty());

@@ -85,12 +85,17 @@ fn start_error(what: &str) -> impl Fn(String) -> StartError + '_ {
 }
 
 impl AppState {
-    /// Opens the database named in `config` and builds the state for the
-    /// server `issuer`, with discovery for `dev` or production identifiers.
-    pub async fn open(config: Config, issuer: Origin, dev: bool) -> Result<Self, StartError> {
+    /// Opens the `database` and builds the state for the server `issuer`,
+    /// with discovery for `dev` or production identifiers.
+    pub async fn open(
+        config: Config,
+        database: &std::path::Path,
+        issuer: Origin,
+        dev: bool,
+    ) -> Result<Self, StartError> {
         let mode = mode(dev);
         let fetcher = Fetcher::new(mode).map_err(|e| start_error("http client")(e.to_string()))?;
-        let store = Store::open(&config.database)
+        let store = Store::open(database)
             .await
             .map_err(|e| start_error("database")(e.to_string()))?;
         Self::new(config, issuer, dev, store, Discovery::new(fetcher, mode)).await

@@ -10,6 +10,7 @@ use aauth_auth_server::store::{RevokeFilter, Store};
 use aauth_auth_server::{AppState, app};
 use aauth_http::runtime;
 use aauth_http::server::unix_now;
+use aauth_http::state;
 use argon2::{Argon2, PasswordHasher as _};
 use clap::{Parser, Subcommand};
 
@@ -33,10 +34,14 @@ enum Command {
     HashPassword,
     /// Revoke refresh tokens; the given filters must all match (P-AS-6).
     Revoke {
-        /// The configuration file (for the database path).
+        /// The configuration file (for the state directory and database).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// The SQLite file (overrides the configuration).
+        /// The auth server's state directory, as given to `serve`.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// The SQLite file (default: auth-server.db in the state directory).
+        /// It must exist: `serve` creates it.
         #[arg(long)]
         database: Option<PathBuf>,
         /// Grants of this agent (identifier).
@@ -67,7 +72,11 @@ struct ServeArgs {
     /// The public https URL (required outside dev mode).
     #[arg(long)]
     public_url: Option<String>,
-    /// The SQLite file (overrides `database` in the configuration).
+    /// Where the database lives (default: the configuration's `state_dir`,
+    /// else $XDG_DATA_HOME/aauth/auth-server).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// The SQLite file (default: auth-server.db in the state directory).
     #[arg(long)]
     database: Option<PathBuf>,
     /// Also accept base64url and unpadded Signature values (P-SIG-7).
@@ -77,15 +86,24 @@ struct ServeArgs {
     connections: runtime::ConnectionLimits,
 }
 
-fn load_config(path: Option<&PathBuf>, database: Option<PathBuf>) -> Result<Config, String> {
+/// The configuration with the command line's database over it, and the
+/// database file the state rule gives.
+fn load_config(
+    path: Option<&PathBuf>,
+    state_dir: Option<&PathBuf>,
+    database: Option<PathBuf>,
+) -> Result<(Config, PathBuf), String> {
     let mut config = match path {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    if let Some(database) = database {
+    if database.is_some() {
         config.database = database;
     }
-    Ok(config)
+    let database = config
+        .database_path(state_dir.map(PathBuf::as_path))
+        .map_err(|e| e.to_string())?;
+    Ok((config, database))
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -94,11 +112,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         dev,
         listen,
         public_url,
+        state_dir,
         database,
         lenient_base64,
         connections,
     } = args;
-    let mut config = load_config(config.as_ref(), database)?;
+    let (mut config, database) = load_config(config.as_ref(), state_dir.as_ref(), database)?;
     config.lenient_base64 |= lenient_base64;
     let listen = match (listen, &config.listen) {
         (Some(listen), _) => listen,
@@ -112,11 +131,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let (listener, issuer) = runtime::bind(listen, public_url.as_deref(), dev)
         .await
         .map_err(|e| e.to_string())?;
-    let state = AppState::open(config, issuer.clone(), dev)
+    let state = AppState::open(config, &database, issuer.clone(), dev)
         .await
         .map_err(|e| e.to_string())?;
     runtime::announce(&issuer);
-    tracing::info!(issuer = %issuer, "auth server ready");
+    tracing::info!(issuer = %issuer, database = %database.display(), "auth server ready");
     runtime::serve(listener, app(state), connections)
         .await
         .map_err(|e| e.to_string())
@@ -165,13 +184,17 @@ fn hash_password() -> Result<(), String> {
 
 async fn revoke(
     config: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
     database: Option<PathBuf>,
     filter: RevokeFilter,
 ) -> Result<(), String> {
-    let config = load_config(config.as_ref(), database)?;
-    let store = Store::open(&config.database)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (_, database) = load_config(config.as_ref(), state_dir.as_ref(), database)?;
+    state::existing(
+        &database,
+        "auth server database",
+        "`aauth-auth-server serve`",
+    )?;
+    let store = Store::open(&database).await.map_err(|e| e.to_string())?;
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     let count = store
         .revoke(&filter, now)
@@ -194,6 +217,7 @@ async fn main() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::Revoke {
             config,
+            state_dir,
             database,
             agent,
             delegate,
@@ -201,6 +225,7 @@ async fn main() -> ExitCode {
         } => {
             revoke(
                 config,
+                state_dir,
                 database,
                 RevokeFilter {
                     agent,

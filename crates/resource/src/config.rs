@@ -8,7 +8,9 @@
 //! auth_server = "https://auth.example"      # the ONE trusted auth server (required)
 //! name = "AAuth notes"                      # shown on auth servers' consent pages when
 //!                                           # this resource asks a user as an agent (P-UI-2)
-//! key_file = "aauth-resource-key.json"      # relative to --state-dir
+//! state_dir = "/var/lib/aauth/resource"    # default: $XDG_DATA_HOME/aauth/resource
+//! key_file = "key.json"                     # default: key.json in the state directory
+//!                                           # (paths in this file are relative to it)
 //! resource_token_lifetime = 300             # seconds (P-TOK-3)
 //! require_nonce = true                      # POST/PUT/PATCH/DELETE (P-SIG-6)
 //! max_body = 1048576                        # bytes (P-ERR-1)
@@ -44,6 +46,7 @@ use std::path::{Path, PathBuf};
 use aauth_http::client::Compat;
 use aauth_http::replay::ReplayLimits;
 use aauth_http::runtime::StartError;
+use aauth_http::state;
 use aauth_protocol::ids::{Origin, OriginMode, Scope};
 use aauth_protocol::metadata::{HttpsUrl, ScopeDescriptions};
 use serde::Deserialize;
@@ -60,7 +63,7 @@ pub const CHAIN_SCOPE: &str = "chain.read";
 pub const DEFAULT_NAME: &str = "AAuth notes";
 
 /// Default key file name, inside the state directory.
-pub const DEFAULT_KEY_FILE: &str = "aauth-resource-key.json";
+pub const DEFAULT_KEY_FILE: &str = "key.json";
 
 /// The configuration file (TOML). Every field is optional.
 #[derive(Debug, Clone, Deserialize)]
@@ -75,7 +78,9 @@ pub struct Config {
     /// The name in `/.well-known/aauth-agent`, shown on a downstream auth
     /// server's consent page (P-MD-2, P-UI-2).
     pub name: String,
-    /// The signing key; a relative path is inside the state directory.
+    /// The state directory (default: `$XDG_DATA_HOME/aauth/resource`).
+    pub state_dir: Option<PathBuf>,
+    /// The signing key (default: `key.json` in the state directory).
     pub key_file: Option<PathBuf>,
     /// Supported scopes and their descriptions, in order (E§8.3).
     pub scopes: ScopeDescriptions,
@@ -114,6 +119,7 @@ impl Default for Config {
             listen: None,
             auth_server: None,
             name: DEFAULT_NAME.to_owned(),
+            state_dir: None,
             key_file: None,
             scopes: default_scopes(),
             resource_token_lifetime: 300,
@@ -181,24 +187,23 @@ impl Config {
         toml::from_str(text).map_err(|e| StartError::Config(e.to_string()))
     }
 
-    /// Reads and parses the file at `path`.
+    /// Reads and parses the file at `path`; the paths in it are relative
+    /// to its directory.
     pub fn load(path: &Path) -> Result<Self, StartError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?;
-        Self::from_toml(&text)
+        let mut config = Self::from_toml(&text)
+            .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?;
+        state::resolve_in_config(path, &mut config.state_dir);
+        state::resolve_in_config(path, &mut config.key_file);
+        Ok(config)
     }
 
-    /// The key file, resolved against `state_dir`.
+    /// The key file: the one named, else `key.json` in `state_dir`.
     pub fn key_path(&self, state_dir: &Path) -> PathBuf {
-        let file = self
-            .key_file
+        self.key_file
             .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_KEY_FILE));
-        if file.is_absolute() {
-            file
-        } else {
-            state_dir.join(file)
-        }
+            .unwrap_or_else(|| state_dir.join(DEFAULT_KEY_FILE))
     }
 
     /// Checks the configuration and resolves it for the identifier `public`.
@@ -371,8 +376,27 @@ mod tests {
         );
         assert_eq!(
             config.key_path(Path::new("/state")),
-            Path::new("/state/aauth-resource-key.json")
+            Path::new("/state/key.json")
         );
+    }
+
+    #[test]
+    fn paths_in_the_file_are_relative_to_the_file() {
+        let dir =
+            std::env::temp_dir().join(format!("aauth-resource-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("resource.toml");
+        std::fs::write(&file, "state_dir = \"state\"\nkey_file = \"keys/k.json\"\n").unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.state_dir, Some(dir.join("state")));
+        assert_eq!(
+            config.key_path(Path::new("/elsewhere")),
+            dir.join("keys/k.json")
+        );
+        std::fs::write(&file, "key_file = \"/abs/k.json\"\n").unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.key_path(Path::new("/s")), Path::new("/abs/k.json"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aauth_http::runtime::{self, ServerKey, StartError};
+use aauth_http::state;
 use aauth_resource::{AppState, Config, app};
 use clap::{Args, Parser, Subcommand};
 
@@ -43,10 +44,11 @@ struct Serve {
     /// The one trusted auth server.
     #[arg(long, value_name = "URL")]
     auth_server: Option<String>,
-    /// Directory for the key file (default: the current directory).
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    state_dir: PathBuf,
-    /// Key file (relative paths are inside --state-dir).
+    /// Where the resource keeps its key (default: the configuration's
+    /// `state_dir`, else $XDG_DATA_HOME/aauth/resource).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Key file (default: key.json in the state directory).
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
     /// Require a Nonce on POST/PUT/PATCH/DELETE (P-SIG-6).
@@ -141,7 +143,13 @@ impl Serve {
                 SocketAddr::from(([127, 0, 0, 1], 8080))
             }
         });
-        let key_path = config.key_path(&self.state_dir);
+        let state_dir = state::state_dir(
+            self.state_dir.as_deref(),
+            config.state_dir.as_deref(),
+            state::Party::Resource,
+        )
+        .map_err(|e| StartError::Config(e.to_string()))?;
+        let key_path = config.key_path(&state_dir);
         let (listener, origin) =
             runtime::bind(listen, config.public_url.as_deref(), self.dev).await?;
         let settings = config.resolve(origin.clone(), self.dev)?;
@@ -150,6 +158,7 @@ impl Serve {
             resource = %settings.identifier,
             auth_server = %settings.auth_server,
             kid = %key.kid,
+            key_file = %key_path.display(),
             downstream = settings.downstream.as_ref().map(|u| u.as_str()),
             "aauth-resource starting"
         );

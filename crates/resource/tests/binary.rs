@@ -88,7 +88,7 @@ async fn serves_metadata_keeps_its_key_and_exits_cleanly() {
     assert_eq!(whoami.status(), 401);
     assert_eq!(whoami.headers()["agent-auth"], "httpsig;identity");
     terminate(child).await;
-    assert!(dir.join("aauth-resource-key.json").exists());
+    assert!(dir.join("key.json").exists());
 
     // Restarted, it signs with the same key.
     let (child, url) = start(&dir).await;

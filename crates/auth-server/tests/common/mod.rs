@@ -158,7 +158,7 @@ impl World {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let mut config = Config {
-            database: dir.join("auth.db"),
+            database: Some(dir.join("auth.db")),
             users: vec![UserConfig {
                 username: "alice".into(),
                 password_hash: cheap_hash(PASSWORD),
@@ -429,7 +429,9 @@ impl World {
 }
 
 async fn open_state(config: &Config, issuer: &Origin) -> AppState {
-    let store = Store::open(&config.database).await.unwrap();
+    let store = Store::open(config.database.as_ref().unwrap())
+        .await
+        .unwrap();
     let discovery = Discovery::new(Fetcher::new(OriginMode::Dev).unwrap(), OriginMode::Dev);
     AppState::new(config.clone(), issuer.clone(), true, store, discovery)
         .await
