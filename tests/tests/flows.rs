@@ -485,6 +485,8 @@ async fn every_server_logs_one_plain_line_per_request() {
         "answered",
         "method=GET",
         "status=401",
+        // The hwk signature verified; the resource wants an identity.
+        "level=\"pseudonymous\"",
         "error=\"insufficient_auth_level\"",
         "latency_ms=",
     ] {
@@ -500,6 +502,7 @@ async fn every_server_logs_one_plain_line_per_request() {
         auth.lines()
             .any(|l| l.contains("path=\"/.well-known/aauth-issuer\"")
                 && l.contains("status=200")
+                && l.contains("level=\"-\"")
                 && l.contains("error=\"-\"")),
         "{auth}"
     );

@@ -72,14 +72,16 @@ pub fn init_tracing(verbose: bool) {
 static REQUEST_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// One log line per request at info level: method, path (never the query,
-/// which can hold a request token), status, the error code when there is
-/// one, and the latency; everything logged while answering it carries the
-/// same request id (a span).
+/// which can hold a request token), status, the level the signature reached
+/// (P-CH-2), the error code when there is one, and the latency; everything
+/// logged while answering it carries the same request id (a span).
 async fn log_request(
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use tracing::Instrument as _;
+    let level = crate::server::LevelReached::default();
+    request.extensions_mut().insert(level.clone());
     let id = REQUEST_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let method = request.method().clone();
     let path = request.uri().path().chars().take(200).collect::<String>();
@@ -96,6 +98,7 @@ async fn log_request(
             %method,
             path,
             status = response.status().as_u16(),
+            level = level.get().unwrap_or("-"),
             error = error.as_deref().unwrap_or("-"),
             latency_ms,
             "answered"

@@ -30,6 +30,29 @@ pub const AGENT_AUTH: &str = "agent-auth";
 /// Largest form body an auth server or agent server accepts (P-ERR-1, P-AS-1).
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
+/// Where the verifier notes the level a request reached (P-CH-2), for the
+/// server's log line: the request log puts one in the request's extensions
+/// and reads it once the response is made.
+#[derive(Debug, Clone, Default)]
+pub struct LevelReached(std::sync::Arc<std::sync::OnceLock<Level>>);
+
+impl LevelReached {
+    /// Notes `level`; the first verification of a request is the one kept.
+    pub fn record(&self, level: Level) {
+        let _ = self.0.set(level);
+    }
+
+    /// The level, once a signature verified: `pseudonymous`, `identified`
+    /// or `authorized`.
+    pub fn get(&self) -> Option<&'static str> {
+        self.0.get().map(|level| match level {
+            Level::Pseudonymous => "pseudonymous",
+            Level::Identified => "identified",
+            Level::Authorized => "authorized",
+        })
+    }
+}
+
 /// The current Unix time in seconds.
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -392,6 +415,9 @@ impl RequestVerifier {
                     });
                 }
             }
+        }
+        if let Some(slot) = parts.extensions.get::<LevelReached>() {
+            slot.record(verified.level());
         }
         Ok(verified)
     }
