@@ -71,11 +71,19 @@ impl Walk {
         let mut hop = Some(json);
         let mut depth = 0;
         while let Some(this) = hop.filter(|h| h.is_object()) {
+            // E§3.9: `act` names whom the caller acts for, after a token
+            // exchange; none means it acts for itself, with a token its auth
+            // server gave it directly.
+            let act = match this.get("act") {
+                None | Some(serde_json::Value::Null) => {
+                    "act: null, on its own behalf: its token was not exchanged".to_owned()
+                }
+                Some(act) => format!("act: {act}, on behalf of the callers named there"),
+            };
             self.line(&format!(
-                "{} was called by {} (act: {})",
+                "{} was called by {} ({act})",
                 text(this.get("resource")),
                 text(this.get("caller")),
-                this.get("act").unwrap_or(&serde_json::Value::Null)
             ));
             hop = this.get("downstream");
             depth += 1;
@@ -89,13 +97,33 @@ impl Walk {
     }
 }
 
+/// What the citations in the headings point at, said once at the start.
+pub const REFERENCES: &str =
+    "  The headings cite their sources: E§ is a section of the AAuth explainer, D§ of the
+  draft-hardt-aauth Internet-Draft, SK0§ of the Signature-Key draft, and P-… a decision of this
+  implementation's profile where those texts are silent or disagree (docs/profile.md). The exact
+  versions and where to read them: docs/references.md.";
+
+/// The parties of a multi-hop step, with their ports.
+fn chain_parties(walk: &Walk, chain: &crate::chain::Chain) {
+    walk.line(&format!(
+        "agent {} calls R1 {} (behind AS1 {}), which calls R2 {}, which calls R3 {}",
+        chain.agent_server.url(),
+        chain.r1.url(),
+        chain.as1.url(),
+        chain.r2.url(),
+        chain.r3.url(),
+    ));
+    walk.line(&format!("(R2 and R3 are behind AS2 {})", chain.as2.url()));
+}
+
 fn describe(reply: &Reply) -> String {
     let mut text = format!("{}", reply.status);
     if let Some(code) = reply.error_code() {
         text.push_str(&format!(" {code}"));
     }
     if let Some(challenge) = reply.agent_auth() {
-        let value: String = challenge.to_header_value().chars().take(70).collect();
+        let value = crate::user::clip(&challenge.to_header_value(), 70);
         text.push_str(&format!(", Agent-Auth: {value}"));
     }
     text
@@ -104,7 +132,7 @@ fn describe(reply: &Reply) -> String {
 fn body_line(reply: &Reply) -> String {
     let text = reply.text();
     let squeezed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    squeezed.chars().take(140).collect()
+    crate::user::clip(&squeezed, 140)
 }
 
 /// Runs the walk against `world`, narrating through `say`.
@@ -333,14 +361,7 @@ pub async fn run_chain(chain: &crate::chain::Chain, say: Narrator) -> Result<Out
         8,
         "Multi-hop (E§3.9, P-AS-7): agent → R1 → R2 → R3, across two auth servers",
     );
-    walk.line(&format!(
-        "R1 {} (auth server AS1 {}) calls R2 {}, which calls R3 {} (both behind AS2 {})",
-        chain.r1.url(),
-        chain.as1.url(),
-        chain.r2.url(),
-        chain.r3.url(),
-        chain.as2.url()
-    ));
+    chain_parties(&walk, chain);
     let steps: Narrator = {
         let say = say.clone();
         Arc::new(move |line: &str| say(&format!("   · {line}")))
@@ -403,6 +424,7 @@ pub async fn run_interaction(
                 number,
                 "User interaction one hop down (P-UI-1..3): AS2 wants the user before R1 may call R2",
             );
+            chain_parties(&walk, chain);
             walk.line("R1 answers 401 with its own user_interaction URL; it asks the user at AS2");
             walk.line(
                 "as an agent itself (request_type=auth, consent, code), then sends them back",
@@ -421,6 +443,7 @@ pub async fn run_interaction(
                 number,
                 "User interaction two hops down (P-UI-3): AS2 wants the user before R2 may call R3",
             );
+            chain_parties(&walk, chain);
             walk.line("R2 answers R1 with its user_interaction; R1 wraps it in its own, so the");
             walk.line(
                 "browser goes agent → R1 → R2 → AS2 and back the same way, one hop at a time",

@@ -250,8 +250,13 @@ impl ConsentHandler for PlayedUser {
 }
 
 fn shorten(text: &str) -> String {
-    if text.chars().count() > 90 {
-        let head: String = text.chars().take(87).collect();
+    clip(text, 90)
+}
+
+/// `text` in at most `max` characters, ending with `…` when it was cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        let head: String = text.chars().take(max.saturating_sub(1)).collect();
         format!("{head}…")
     } else {
         text.to_owned()

@@ -32,6 +32,7 @@ async fn the_demo_walk_succeeds_at_every_level() {
             transcript.lock().unwrap().join("\n")
         );
     }
+    assert_no_silent_cut(&transcript.lock().unwrap());
     let titles: Vec<_> = outcomes.unwrap().iter().map(|o| o.title).collect();
     assert_eq!(
         titles,
@@ -89,6 +90,45 @@ async fn the_demo_multi_hop_steps_succeed() {
     );
     let titles: Vec<_> = outcomes.iter().map(|o| o.title).collect();
     assert_eq!(titles, ["multi-hop", "interaction 1", "interaction 2"]);
+    let lines = transcript.lock().unwrap();
+    assert_no_silent_cut(&lines);
+    // Every multi-hop step names its parties with their ports, and `act`
+    // is explained where it is shown.
+    let parties = lines
+        .iter()
+        .filter(|l| {
+            l.contains("agent http://127.0.0.1:") && l.contains("calls R1 http://127.0.0.1:")
+        })
+        .count();
+    assert_eq!(parties, 3, "{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("(act: null, on its own behalf: its token was not exchanged)")),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("on behalf of the callers named there)")),
+        "{}",
+        lines.join("\n")
+    );
+}
+
+/// A line the demo shortens ends with `…`: a JSON body that does not end
+/// with its closing brace, or a quoted value without its closing quote, was
+/// cut silently.
+fn assert_no_silent_cut(lines: &[String]) {
+    for line in lines {
+        if let Some((_, body)) = line.split_once("answered: ") {
+            assert!(body.ends_with('}') || body.ends_with('…'), "{line}");
+        }
+        if let Some((_, value)) = line.split_once("resource_token=\"") {
+            assert!(value.contains('"') || value.ends_with('…'), "{line}");
+        }
+    }
 }
 
 #[test]

@@ -164,6 +164,7 @@ async fn walk(keep: bool) -> ExitCode {
         "  run directory {} (configurations, databases, logs; removed at the end unless --keep)",
         world.dir().display()
     );
+    println!("{}", demo::REFERENCES);
 
     let mut outcomes = demo::run(&world, Arc::new(say)).await;
     // The multi-hop scenarios run in six processes each.

@@ -408,11 +408,7 @@ impl Agent {
                     .as_ref()
                     .map(|e| format!(" {}", e.error))
                     .unwrap_or_default(),
-                challenge
-                    .to_header_value()
-                    .chars()
-                    .take(120)
-                    .collect::<String>()
+                clip(&challenge.to_header_value(), 120)
             ));
 
             // E§4.4 / E§9.9: the user must visit the resource.
@@ -704,7 +700,7 @@ impl Agent {
         if origin_of(&url) != resource {
             return Err(AgentError::Url(format!(
                 "user_interaction {:?} is not on the resource {resource}",
-                interaction.chars().take(120).collect::<String>()
+                clip(interaction, 120)
             )));
         }
         let listener = CallbackListener::bind_on(self.callback_port).await?;
@@ -829,4 +825,14 @@ fn agent_record(reply: &Reply, agent: &Origin) -> Result<AgentRecord, AgentError
         agent_token: SignedToken::new(answer.agent_token),
         expires_at: unix_now().saturating_add(answer.expires_in),
     })
+}
+
+/// `text` in at most `max` characters, ending with `…` when it was cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        let head: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{head}…")
+    } else {
+        text.to_owned()
+    }
 }
