@@ -74,11 +74,12 @@ async fn a_person_signs_in_and_approves_and_the_agent_gets_its_call_through() {
     // for what, on which resource, for how long, for whom and where
     // (E§9.5 step 3).
     let signed_in = format!("Signed in as alice at {}", world.auth_server.url());
+    let resource = format!("AAuth notes ({})", world.resource.url());
     for expected in [
         "Demo travel agent",
         world.agent_server.url(),
         &format!("through its delegate {sub}"),
-        world.resource.url(),
+        &resource,
         "data.write",
         "Create and change your notes",
         "Each access lasts 10 minutes; the agent can renew it for 30 days",

@@ -539,7 +539,17 @@ pub struct ResourceMetadata {
     /// Components every signature to this resource must cover (D§9.3, D§10.3, P-SIG-1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub additional_signature_components: Option<Vec<String>>,
+    /// A human-readable name for consent pages: an extension of this
+    /// profile (neither E§8.3 nor D§9.3 has one; peers ignore it, P-MD-2).
+    /// Peer text: escape before display. One longer than
+    /// [`MAX_RESOURCE_NAME_CHARS`] or holding control characters is dropped
+    /// on receipt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
+
+/// The longest resource `name` shown on a consent page.
+pub const MAX_RESOURCE_NAME_CHARS: usize = 100;
 
 #[derive(Deserialize)]
 struct ResourceWire {
@@ -549,6 +559,9 @@ struct ResourceWire {
     supported_scopes: Option<Vec<String>>,
     scope_descriptions: Option<ScopeDescriptions>,
     additional_signature_components: Option<Vec<String>>,
+    // Any JSON value: a name that is not a short string is ignored, never
+    // a reason to refuse the document.
+    name: Option<serde_json::Value>,
 }
 
 impl ResourceMetadata {
@@ -570,6 +583,16 @@ impl ResourceMetadata {
             supported_scopes: wire.supported_scopes,
             scope_descriptions: wire.scope_descriptions,
             additional_signature_components: wire.additional_signature_components,
+            name: wire
+                .name
+                .as_ref()
+                .and_then(serde_json::Value::as_str)
+                .filter(|name| {
+                    !name.trim().is_empty()
+                        && name.chars().count() <= MAX_RESOURCE_NAME_CHARS
+                        && !name.chars().any(char::is_control)
+                })
+                .map(str::to_owned),
         })
     }
 }
@@ -822,6 +845,35 @@ mod tests {
     }
 
     #[test]
+    fn a_resource_name_is_kept_only_when_it_is_short_plain_text() {
+        let resource = origin("http://127.0.0.1:4001");
+        let parse = |name: serde_json::Value| {
+            let doc = json!({
+                "resource": "http://127.0.0.1:4001",
+                "jwks_uri": "http://127.0.0.1:4001/jwks.json",
+                "name": name,
+            });
+            ResourceMetadata::from_json(doc.to_string().as_bytes(), &resource, OriginMode::Dev)
+                .expect("a bad name never refuses the document")
+                .name
+        };
+        assert_eq!(parse(json!("AAuth notes")).as_deref(), Some("AAuth notes"));
+        assert_eq!(
+            parse(json!("x".repeat(MAX_RESOURCE_NAME_CHARS))).map(|n| n.len()),
+            Some(100)
+        );
+        for dropped in [
+            json!("x".repeat(MAX_RESOURCE_NAME_CHARS + 1)),
+            json!("two\nlines"),
+            json!("   "),
+            json!(42),
+            json!({"en": "Notes"}),
+        ] {
+            assert_eq!(parse(dropped.clone()), None, "{dropped}");
+        }
+    }
+
+    #[test]
     fn unknown_members_are_ignored_and_duplicate_scope_descriptions_refused() {
         let from = origin("https://resource.example");
         let doc =
@@ -888,6 +940,7 @@ mod tests {
                 ("a".into(), "A".into()),
             ])),
             additional_signature_components: None,
+            name: Some("Notes".into()),
         };
         let json = serde_json::to_string(&md).unwrap();
         assert!(

@@ -235,12 +235,12 @@ async fn consent_page(
     // P-AS-4: "scopes with their descriptions (resource metadata
     // `scope_descriptions`)"; a resource that cannot be reached just shows
     // the scope names.
-    let descriptions = if is_self {
+    let metadata = if is_self {
         None
     } else {
         match Origin::parse(&pending.resource, state.mode()) {
             Ok(resource) => match state.discovery().resource_metadata(&resource).await {
-                Ok(metadata) => metadata.scope_descriptions.clone(),
+                Ok(metadata) => Some(metadata),
                 Err(error) => {
                     tracing::warn!(%resource, %error, "resource metadata unavailable");
                     None
@@ -249,6 +249,10 @@ async fn consent_page(
             Err(_) => None,
         }
     };
+    let descriptions = metadata.as_ref().and_then(|m| m.scope_descriptions.clone());
+    // Beside the URL, never instead of it: the name is the resource's own
+    // claim (profile: the resource's name on the consent page).
+    let resource_name = metadata.as_ref().and_then(|m| m.name.clone());
     let scopes = pending
         .scope
         .split(' ')
@@ -271,6 +275,7 @@ async fn consent_page(
         agent: checked.agent.as_str(),
         logo_uri: checked.metadata.logo_uri.as_ref().map(|u| u.as_str()),
         resource: &pending.resource,
+        resource_name: resource_name.as_deref(),
         is_self,
         scopes,
         username,

@@ -84,6 +84,8 @@ pub struct ConsentView<'a> {
     pub logo_uri: Option<&'a str>,
     /// The resource identifier.
     pub resource: &'a str,
+    /// The resource's `name` from its metadata, when it gives one.
+    pub resource_name: Option<&'a str>,
     /// Whether the agent asks for access to itself (SSO, E§3.5).
     pub is_self: bool,
     /// Each scope with its description, if known.
@@ -125,7 +127,14 @@ pub fn consent(carry: &Carry<'_>, view: &ConsentView<'_>) -> String {
     let target = if view.is_self {
         "itself (sign-in and its own API)".to_owned()
     } else {
-        format!("<code>{}</code>", escape(view.resource))
+        match view.resource_name {
+            Some(name) => format!(
+                "<strong>{}</strong> (<code>{}</code>)",
+                escape(name),
+                escape(view.resource)
+            ),
+            None => format!("<code>{}</code>", escape(view.resource)),
+        }
     };
     let mut scopes = String::new();
     for (scope, description) in &view.scopes {
@@ -196,6 +205,7 @@ mod tests {
             agent: "https://agent.example",
             logo_uri: Some("https://agent.example/logo.png\" onerror=\"x"),
             resource: "https://r.example",
+            resource_name: Some("<u>Notes</u>"),
             is_self: false,
             scopes: vec![("data.read", Some("<img src=x>".into()))],
             username: "alice",
@@ -212,6 +222,9 @@ mod tests {
         assert!(html.contains("&lt;b&gt;Evil&lt;/b&gt;"));
         assert!(html.contains("x=1&amp;y=2"));
         assert!(html.contains("&lt;d&gt;") && !html.contains("<d>"));
+        assert!(html.contains(
+            "<strong>&lt;u&gt;Notes&lt;/u&gt;</strong> (<code>https://r.example</code>)"
+        ));
         assert!(html.contains("Each access lasts 10 minutes; the agent can renew it for 30 days"));
         assert!(!login(&carry, "<i>", Some("<e>"), Some("\"><b>")).contains("<b>"));
         assert!(!error("<x>").contains("<x>"));

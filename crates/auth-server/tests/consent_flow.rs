@@ -69,6 +69,16 @@ async fn the_consent_page_shows_agent_resource_and_described_scopes() {
     assert!(page.text.contains("Calendar &lt;Helper&gt;"));
     assert!(page.text.contains(LOGO));
     assert!(page.text.contains(w.resource.as_str()));
+    // The resource's own name beside its URL (profile: the resource's name
+    // on the consent page), escaped.
+    assert!(
+        page.text.contains(&format!(
+            "<strong>Documents &lt;&amp;&gt; Co</strong> (<code>{}</code>)",
+            w.resource.as_str()
+        )),
+        "{}",
+        page.text
+    );
     assert!(page.text.contains("Read your documents"));
     assert!(page.text.contains("Change your documents"));
     assert!(page.text.contains("Sign you in"));

@@ -192,6 +192,7 @@ impl AppState {
             ),
             scope_descriptions: Some(settings.scopes.clone()),
             additional_signature_components: None,
+            name: Some(settings.name.clone()),
         };
         let interactions = Interactions::new(&settings.identifier, settings.dev)
             .map_err(|e| StartError::Config(format!("interaction URLs: {e}")))?;

@@ -139,6 +139,7 @@ impl World {
                     "resource": origin.as_str(),
                     "jwks_uri": format!("{origin}/jwks.json"),
                     "resource_token_endpoint": format!("{origin}/resource/token"),
+                    "name": "Documents <&> Co",
                     "scope_descriptions": {
                         "data.read": "Read your documents",
                         "data.write": "Change your documents",
