@@ -342,6 +342,11 @@ async fn a_second_submission_and_the_back_button_after_approval_give_no_second_c
             "{}",
             refused.text
         );
+        assert_eq!(refused.title, "Already answered");
+    } else {
+        // Where the flow ended, not an error to start again from.
+        assert_eq!(back.title, "Already answered");
+        assert!(back.text.contains("alice approved it"), "{}", back.text);
     }
 
     // Approve in the second tab: refused, no redirect with a second code.
@@ -353,6 +358,7 @@ async fn a_second_submission_and_the_back_button_after_approval_give_no_second_c
     let again = browser.record("second-submission").await;
     assert_accessible(&again);
     assert!(again.text.contains("already answered"), "{}", again.text);
+    assert_eq!(again.title, "Already answered");
     browser_close(browser).await;
 }
 

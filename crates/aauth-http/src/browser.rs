@@ -59,12 +59,26 @@ pub fn error(message: &str) -> String {
     )
 }
 
+/// The page a flow ends on when it already ended before: where it ended,
+/// not an error to start again from (the back button after an answer).
+pub fn already_answered(message: &str) -> String {
+    page(
+        "Already answered",
+        &format!(
+            "<h1>Already answered</h1><p>{}</p>\
+             <p class=\"muted\">Nothing more is needed here; you can close this page.</p>",
+            escape(message)
+        ),
+    )
+}
+
 /// An answer that ends a browser's flow here, as an HTML error page: the
 /// user stays on this server, nothing redirects to an unchecked URL.
 #[derive(Debug)]
 pub struct PageError {
     status: StatusCode,
     message: String,
+    answered: bool,
 }
 
 impl PageError {
@@ -73,6 +87,16 @@ impl PageError {
         Self {
             status,
             message: message.into(),
+            answered: false,
+        }
+    }
+
+    /// 409 on an [`already_answered`] page: the flow ended earlier, as
+    /// `message` says.
+    pub fn answered(message: impl Into<String>) -> Self {
+        Self {
+            answered: true,
+            ..Self::new(StatusCode::CONFLICT, message)
         }
     }
 
@@ -98,7 +122,12 @@ impl PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        html_response(self.status, error(&self.message))
+        let body = if self.answered {
+            already_answered(&self.message)
+        } else {
+            error(&self.message)
+        };
+        html_response(self.status, body)
     }
 }
 

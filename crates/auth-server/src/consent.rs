@@ -34,7 +34,7 @@ use crate::AppState;
 use crate::config::is_identity_scope;
 use crate::html::{self, Carry, ConsentView};
 use crate::secret::{Secret, constant_time_eq};
-use crate::store::{CodeRecord, PendingRequest, Session};
+use crate::store::{Answer, CodeRecord, PendingRequest, Session};
 
 /// Longest user name typed back into the login form after a failure.
 const MAX_KEPT_USERNAME: usize = 256;
@@ -100,14 +100,14 @@ async fn check_request(
         .ok_or_else(|| PageError::bad("The link has no valid request_token."))?;
     let redirect_uri =
         redirect_uri.ok_or_else(|| PageError::bad("The link has no redirect_uri."))?;
-    let pending = state
+    let Some(pending) = state
         .store()
         .request(&token.digest())
         .await
         .map_err(PageError::internal)?
-        .ok_or_else(|| {
-            PageError::bad("This authorization request is unknown or was already answered.")
-        })?;
+    else {
+        return Err(ended(state, &token).await);
+    };
     if now_secs() >= pending.expires_at {
         return Err(PageError::bad("This authorization request has expired."));
     }
@@ -285,6 +285,32 @@ async fn consent_page(
         grant_lifetime: state.config().refresh_token_lifetime,
     };
     html_response(StatusCode::OK, html::consent(carry, &view))
+}
+
+/// The page for a request token that is no longer waiting: where its flow
+/// ended when it was answered (the back button after an answer, a second
+/// tab), else unknown or expired.
+async fn ended(state: &AppState, token: &Secret) -> PageError {
+    let now = now_secs();
+    match state.store().answered(&token.digest(), now).await {
+        Ok(Some(answered)) => {
+            let ago = crate::html::duration(
+                u64::try_from(now.saturating_sub(answered.answered_at)).unwrap_or(0),
+            );
+            let (verb, outcome) = if answered.answer.approved {
+                ("approved", "it was given access to")
+            } else {
+                ("denied", "it was not given access to")
+            };
+            PageError::answered(format!(
+                "This request was already answered: {} {verb} it {ago} ago for {}, and \
+                 {outcome} {}. The application has been told.",
+                answered.answer.username, answered.agent, answered.resource
+            ))
+        }
+        Ok(None) => PageError::bad("This authorization request is unknown or has expired."),
+        Err(error) => PageError::internal(error),
+    }
 }
 
 /// `GET /agent/auth` (E§9.5 steps 2–3).
@@ -510,10 +536,15 @@ async fn decide_inner(state: &AppState, request: Request) -> Result<Response, Pa
     // The decision uses the request up (a second click finds nothing) and,
     // on approval, stores the code in the same transaction: a crash loses
     // neither the request nor the consent.
-    let pending = state
+    let answer = Answer {
+        approved: approve,
+        username: user.username.clone(),
+    };
+    let pending = match state
         .store()
         .answer_request(
             &checked.token.digest(),
+            &answer,
             // P-AS-5 / E§9.5: the code is bound to the request token and
             // redirect_uri, the agent and delegate, and the user.
             |pending| {
@@ -533,7 +564,11 @@ async fn decide_inner(state: &AppState, request: Request) -> Result<Response, Pa
         )
         .await
         .map_err(PageError::internal)?
-        .ok_or_else(|| PageError::bad("This authorization request was already answered."))?;
+        .ok_or(())
+    {
+        Ok(pending) => pending,
+        Err(()) => return Err(ended(state, &checked.token).await),
+    };
     let state_param = form.state.as_deref();
     if !approve {
         tracing::info!(agent = %pending.agent, user = %user.username, "consent denied");

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 };
 
 /// The schema, created at every start if absent.
-const SCHEMA: [&str; 6] = [
+const SCHEMA: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS signing_keys (
         kid TEXT PRIMARY KEY,
         private_jwk TEXT NOT NULL,
@@ -64,6 +64,17 @@ const SCHEMA: [&str; 6] = [
         created_at BIGINT NOT NULL,
         expires_at BIGINT NOT NULL,
         revoked_at BIGINT
+    )",
+    // What became of a request token, kept until it would have expired, so
+    // that the back button after an answer says where the flow ended.
+    "CREATE TABLE IF NOT EXISTS answered_requests (
+        token_hash TEXT PRIMARY KEY,
+        approved BIGINT NOT NULL,
+        username TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        answered_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
     )",
     // One row, rewritten at every start: proof that the file can be written.
     "CREATE TABLE IF NOT EXISTS started (
@@ -117,6 +128,28 @@ pub struct PendingRequest {
     pub redirect_uri: String,
     /// Unix seconds.
     pub expires_at: i64,
+}
+
+/// The user's answer to a pending request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Approved (a code was issued) or denied.
+    pub approved: bool,
+    /// Who answered.
+    pub username: String,
+}
+
+/// A request token that was answered, and what its answer was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    /// The answer.
+    pub answer: Answer,
+    /// The agent that asked.
+    pub agent: String,
+    /// The resource it asked for.
+    pub resource: String,
+    /// When, Unix seconds.
+    pub answered_at: i64,
 }
 
 /// A browser session: anonymous until the user logs in (P-AS-4).
@@ -427,11 +460,14 @@ impl Store {
 
     /// Answers the pending request in one transaction: it is removed (a
     /// decision uses it up) and, when `code` makes one from it, the code is
-    /// stored. A crash leaves either the request, still waiting, or the code:
-    /// never a consent given and lost. `None` when no such request waits.
+    /// stored, and the `answer` is remembered until the request would have
+    /// expired ([`Store::answered`]). A crash leaves either the request,
+    /// still waiting, or the code: never a consent given and lost. `None`
+    /// when no such request waits.
     pub async fn answer_request(
         &self,
         token_hash: &str,
+        answer: &Answer,
         code: impl FnOnce(&PendingRequest) -> Option<CodeRecord>,
         now: i64,
     ) -> Result<Option<PendingRequest>, StoreError> {
@@ -449,8 +485,52 @@ impl Store {
         if let Some(code) = code(&request) {
             insert_code(&mut tx, &code, now).await?;
         }
+        sqlx::query(
+            "INSERT OR REPLACE INTO answered_requests
+             (token_hash, approved, username, agent, resource, answered_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&request.token_hash)
+        .bind(i64::from(answer.approved))
+        .bind(&answer.username)
+        .bind(&request.agent)
+        .bind(&request.resource)
+        .bind(now)
+        .bind(request.expires_at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Some(request))
+    }
+
+    /// How the request with this token digest was answered, while its token
+    /// would still be live.
+    pub async fn answered(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<Answered>, StoreError> {
+        let row = sqlx::query(
+            "SELECT approved, username, agent, resource, answered_at FROM answered_requests
+             WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|row| {
+                Ok(Answered {
+                    answer: Answer {
+                        approved: time(row, "approved")? != 0,
+                        username: text(row, "username")?,
+                    },
+                    agent: text(row, "agent")?,
+                    resource: text(row, "resource")?,
+                    answered_at: time(row, "answered_at")?,
+                })
+            })
+            .transpose()
     }
 
     /// Stores a session, ending the one whose digest is `replaces` in the
@@ -611,6 +691,7 @@ impl Store {
     pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
         for statement in [
             "DELETE FROM pending_requests WHERE expires_at <= $1",
+            "DELETE FROM answered_requests WHERE expires_at <= $1",
             "DELETE FROM login_sessions WHERE expires_at <= $1",
             "DELETE FROM codes WHERE expires_at <= $1",
             "DELETE FROM grants WHERE expires_at <= $1",
@@ -746,11 +827,17 @@ mod tests {
         let store = Store::open(&path).await.unwrap();
         assert_eq!(store.request("t").await.unwrap(), Some(request.clone()));
         assert_eq!(
-            store.answer_request("t", |_| None, 1_000).await.unwrap(),
+            store
+                .answer_request("t", &alice(false), |_| None, 1_000)
+                .await
+                .unwrap(),
             Some(request)
         );
         assert_eq!(
-            store.answer_request("t", |_| None, 1_000).await.unwrap(),
+            store
+                .answer_request("t", &alice(false), |_| None, 1_000)
+                .await
+                .unwrap(),
             None
         );
         assert!(store.grant("g").await.unwrap().is_some());
@@ -763,6 +850,13 @@ mod tests {
         }
         store.close().await;
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    fn alice(approved: bool) -> Answer {
+        Answer {
+            approved,
+            username: "alice".into(),
+        }
     }
 
     fn code(hash: &str) -> CodeRecord {
@@ -780,13 +874,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_is_remembered_until_the_request_would_have_expired() {
+        let path = temp_db("answered");
+        let store = Store::open(&path).await.unwrap();
+        let pending = PendingRequest {
+            token_hash: "t".into(),
+            agent: "https://a.example".into(),
+            delegate_sub: None,
+            resource: "https://r.example".into(),
+            scope: "a".into(),
+            redirect_uri: "https://a.example/cb".into(),
+            expires_at: 1_600,
+        };
+        assert!(store.insert_request(&pending, 1_000, 10).await.unwrap());
+        assert_eq!(store.answered("t", 1_000).await.unwrap(), None);
+        store
+            .answer_request("t", &alice(true), |_| None, 1_100)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.answered("t", 1_200).await.unwrap(),
+            Some(Answered {
+                answer: alice(true),
+                agent: "https://a.example".into(),
+                resource: "https://r.example".into(),
+                answered_at: 1_100,
+            })
+        );
+        assert_eq!(store.answered("t", 1_600).await.unwrap(), None, "expired");
+        store.purge_expired(1_600).await.unwrap();
+        assert_eq!(store.answered("t", 1_200).await.unwrap(), None, "purged");
+        store.close().await;
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
     async fn a_code_is_redeemed_with_its_grant_or_not_at_all() {
         // E§9.5 single use, and review finding 9: the code and its grant
         // change together.
         let path = temp_db("redeem");
         let store = Store::open(&path).await.unwrap();
         store
-            .answer_request("missing", |_| Some(code("never")), 1_000)
+            .answer_request("missing", &alice(true), |_| Some(code("never")), 1_000)
             .await
             .unwrap();
         assert!(store.grant("g").await.unwrap().is_none());
@@ -802,7 +932,7 @@ mod tests {
         };
         assert!(store.insert_request(&pending, 1_000, 10).await.unwrap());
         store
-            .answer_request("t", |_| Some(code("c1")), 1_000)
+            .answer_request("t", &alice(true), |_| Some(code("c1")), 1_000)
             .await
             .unwrap()
             .unwrap();
@@ -823,7 +953,10 @@ mod tests {
         assert!(store.grant("g").await.unwrap().is_none());
 
         // A grant that cannot be stored leaves the code as it was.
-        store.answer_request("t2", |_| None, 1_000).await.unwrap();
+        store
+            .answer_request("t2", &alice(false), |_| None, 1_000)
+            .await
+            .unwrap();
         store.insert_code_for_tests(&code("c2"), 1_000).await;
         store
             .insert_grant(&grant("taken", "a", None, None), 1_000)

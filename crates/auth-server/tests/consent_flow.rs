@@ -100,10 +100,27 @@ async fn approve_redirects_with_code_and_state() {
     );
     assert_eq!(query_param(&location, "state").as_deref(), Some("s1"));
     assert_eq!(query_param(&location, "code").unwrap().len(), 43);
-    // The request token is used up.
+    // The request token is used up; coming back to it (the back button)
+    // shows where the flow ended instead of an error.
     let again = w.get(&World::auth_uri(&token, REDIRECT, "s1"), None).await;
-    assert_eq!(again.status, StatusCode::BAD_REQUEST);
-    assert!(is_error_page(&again));
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.header("location").is_none());
+    assert!(
+        again.text.contains("<title>Already answered</title>"),
+        "{}",
+        again.text
+    );
+    assert!(
+        again.text.contains("already answered: alice approved it"),
+        "{}",
+        again.text
+    );
+    assert!(
+        again.text.contains("it was given access to"),
+        "{}",
+        again.text
+    );
+    assert!(!again.text.contains("Cannot continue"), "{}", again.text);
 }
 
 #[tokio::test]
@@ -119,6 +136,19 @@ async fn deny_redirects_with_access_denied() {
     );
     assert_eq!(query_param(&location, "state").as_deref(), Some("s1"));
     assert!(query_param(&location, "code").is_none());
+    let again = w.get(&World::auth_uri(&token, REDIRECT, "s1"), None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(
+        again.text.contains("alice denied it") && again.text.contains("not given access"),
+        "{}",
+        again.text
+    );
+    // A token never seen is still an error to start again from.
+    let unknown = w
+        .get(&World::auth_uri(&"x".repeat(43), REDIRECT, "s1"), None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(is_error_page(&unknown));
 }
 
 #[tokio::test]
