@@ -46,6 +46,13 @@ pub enum StartError {
     Config(String),
 }
 
+/// The footer of every command's `--help`: what the citations in the
+/// option texts point at.
+pub const CITATIONS_HELP: &str = "Citations in this help: E§ is a section of the AAuth explainer, D§ \
+     of the draft-hardt-aauth Internet-Draft, SK0§ of the Signature-Key draft (which versions, and \
+     where to read them: docs/references.md); P-… is a decision of this implementation's profile \
+     where those texts are silent or disagree (docs/profile.md).";
+
 /// Logs to standard error; `RUST_LOG` refines the default level.
 pub fn init_tracing(verbose: bool) {
     use std::io::IsTerminal as _;

@@ -10,6 +10,7 @@ use aauth_agent_server::agent::{self, Agent, DelegateState, Principal, TokenStor
 use aauth_agent_server::store::Store;
 use aauth_agent_server::{AppState, Config, app};
 use aauth_http::client::{Compat, SignerStyle, SigningClient, StderrTrace};
+use aauth_http::runtime::CITATIONS_HELP;
 use aauth_http::runtime::{self, ServerKey, StartError};
 use aauth_http::server::unix_now;
 use aauth_http::state;
@@ -24,7 +25,7 @@ mod terminal;
 
 /// AAuth agent server and agent CLI.
 #[derive(Debug, Parser)]
-#[command(name = "aauth-agent-server", version, about)]
+#[command(name = "aauth-agent-server", version, about, after_help = CITATIONS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,21 +40,28 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the agent server: metadata, JWKS, delegate enroll and renew.
+    #[command(after_help = CITATIONS_HELP)]
     Serve(ServeArgs),
     /// Mint a one-time enrollment code (10 min by default) and print it.
+    #[command(after_help = CITATIONS_HELP)]
     MintCode(MintArgs),
     /// Enroll this machine as a delegate: a fresh key, a code, an agent token.
+    #[command(after_help = CITATIONS_HELP)]
     Enroll(EnrollArgs),
     /// Rotate the delegate's key and get an agent token for the new key.
+    #[command(after_help = CITATIONS_HELP)]
     Renew(RenewArgs),
     /// Call a resource, climbing the levels it asks for.
+    #[command(after_help = CITATIONS_HELP)]
     Call(CallArgs),
     /// Decode a token, or take a signed request apart, to see why it is
     /// refused.
+    #[command(after_help = CITATIONS_HELP)]
     #[command(subcommand)]
     Inspect(Inspect),
     /// Show the delegate in a state directory: who it is, its key, its
     /// agent token's expiry and its grants.
+    #[command(after_help = CITATIONS_HELP)]
     Status(StatusArgs),
 }
 
@@ -62,6 +70,7 @@ enum Inspect {
     /// Decode an agent, resource or auth token (header, claims, times in
     /// words, the cnf key's thumbprint) without verifying it, or check its
     /// signature against a JWKS. Exits 1 when it is expired or invalid.
+    #[command(after_help = CITATIONS_HELP)]
     Token {
         /// The token; a file, or `-` or nothing for standard input.
         token: Option<String>,
@@ -81,6 +90,7 @@ enum Inspect {
     /// Signature-Key, the components it covers, the signature base this
     /// implementation builds (RFC 9421 §2.5), the profile's checks, and
     /// whether the signature verifies. Exits 1 when anything fails.
+    #[command(after_help = CITATIONS_HELP)]
     Request {
         /// The request, as on the wire: request line, headers, empty line,
         /// body. `-` or nothing for standard input.

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 
 /// An AAuth auth server (E§9): metadata, the agent token endpoint, login and consent.
 #[derive(Debug, Parser)]
-#[command(name = "aauth-auth-server", version)]
+#[command(name = "aauth-auth-server", version, after_help = runtime::CITATIONS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,11 +28,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
+    #[command(after_help = runtime::CITATIONS_HELP)]
     Serve(ServeArgs),
     /// Print the argon2id PHC string of a password: typed twice without
     /// echo at a terminal, else read from standard input.
+    #[command(after_help = runtime::CITATIONS_HELP)]
     HashPassword,
     /// Revoke refresh tokens; the given filters must all match (P-AS-6).
+    #[command(after_help = runtime::CITATIONS_HELP)]
     Revoke {
         /// The configuration file (for the state directory and database).
         #[arg(long)]

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use aauth_http::runtime::CITATIONS_HELP;
 use aauth_http::runtime::{self, ServerKey, StartError};
 use aauth_http::state;
 use aauth_resource::{AppState, Config, app};
@@ -12,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// An AAuth resource server.
 #[derive(Debug, Parser)]
-#[command(name = "aauth-resource", version, about)]
+#[command(name = "aauth-resource", version, about, after_help = CITATIONS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the resource.
+    #[command(after_help = CITATIONS_HELP)]
     Serve(Serve),
 }
 
