@@ -221,6 +221,20 @@ impl PlayedUser {
             ));
         }
         say(&format!("the consent page says: {}", text_of(&page.body)));
+        // A resource asking while it serves a caller: the page names it.
+        if let Some(serving) = page
+            .body
+            .split("<p>It asks while serving a request from ")
+            .nth(1)
+            .and_then(|rest| rest.split("</p>").next())
+        {
+            say(&format!(
+                "… and that it asks while serving a request from {}",
+                text_of(&format!("<body>{serving}"))
+                    .replace("( ", "(")
+                    .replace(" )", ")")
+            ));
+        }
         let decision = match self.decision {
             Decision::Approve => "approve",
             Decision::Deny => "deny",

@@ -1257,7 +1257,7 @@ async fn an_auth_request_needing_consent_without_a_redirect_uri_is_invalid_reque
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_answered_or_unknown_request_token_gets_an_error_page() {
+async fn an_answered_request_token_says_where_it_ended_and_an_unknown_one_gets_an_error_page() {
     let world = world();
     let identity = server_identity(&world);
     let token = resource_token(&world, &identity, "data.write").await;
@@ -1294,11 +1294,13 @@ async fn an_answered_or_unknown_request_token_gets_an_error_page() {
         .wait(std::time::Duration::from_secs(10))
         .await
         .unwrap();
-    for stale in [
-        request_token.as_str(),
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "",
-    ] {
+    // Answered: 409 and where the flow ended, never a second redirect.
+    let response = plain().get(page(&request_token)).send().await.unwrap();
+    assert_eq!(response.status(), 409);
+    assert!(response.headers().get(header::LOCATION).is_none());
+    let text = response.text().await.unwrap();
+    assert!(text.contains("<title>Already answered</title>"), "{text}");
+    for stale in ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", ""] {
         let response = plain().get(page(stale)).send().await.unwrap();
         assert_eq!(response.status(), 400, "{stale:?}");
         assert!(response.headers().get(header::LOCATION).is_none());

@@ -404,6 +404,12 @@ async fn the_two_hop_interaction_round_trip_in_a_real_browser() {
         "AS2's consent page names R1: {}",
         seen[1].text
     );
+    // ... and the agent R1 serves, proven by the token R1 received.
+    let serving = format!(
+        "It asks while serving a request from Demo travel agent ({}).",
+        chain.agent_server.url()
+    );
+    assert!(seen[1].text.contains(&serving), "{}", seen[1].text);
     for page in &seen {
         assert_accessible(page);
     }

@@ -108,6 +108,13 @@ async fn the_demo_multi_hop_steps_succeed() {
         "{}",
         lines.join("\n")
     );
+    // Steps 9 and 10: AS2's consent page names whom the asking resource
+    // serves (the agent, then R1).
+    let serving = lines
+        .iter()
+        .filter(|l| l.contains("… and that it asks while serving a request from"))
+        .count();
+    assert_eq!(serving, 2, "{}", lines.join("\n"));
     assert!(
         lines
             .iter()

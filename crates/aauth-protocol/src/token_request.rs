@@ -3,7 +3,8 @@
 //! `request_type`, and written back.
 //!
 //! ```text
-//! request_type=auth      resource_token | scope | auth_request_url (one), [redirect_uri]
+//! request_type=auth      resource_token | scope | auth_request_url (one), [redirect_uri],
+//!                        [upstream_token] (a resource asking while it serves a caller)
 //! request_type=code      code, [redirect_uri]
 //! request_type=refresh   refresh_token
 //! request_type=exchange  resource_token, upstream_token (no scope, no auth_request_url)
@@ -41,6 +42,11 @@ pub enum TokenRequest {
         target: AuthTarget,
         /// Where the user's browser returns (E§9.5).
         redirect_uri: Option<String>,
+        /// The auth token of the caller a resource serves while it asks for
+        /// a grant of its own with the user (P-UI-2): an extension of this
+        /// profile, so that the consent page can name that caller. Peers
+        /// ignore it.
+        upstream_token: Option<SignedToken>,
     },
     /// `request_type=code` (E§9.6): the code from the consent redirect.
     Code {
@@ -163,6 +169,7 @@ impl TokenRequest {
                 Ok(Self::Auth {
                     target,
                     redirect_uri,
+                    upstream_token: upstream_token.map(SignedToken::new),
                 })
             }
             Some("code") => Ok(Self::Code {
@@ -210,6 +217,7 @@ impl TokenRequest {
             Self::Auth {
                 target,
                 redirect_uri,
+                upstream_token,
             } => {
                 match target {
                     AuthTarget::ResourceToken(token) => form.append_pair("resource_token", token),
@@ -218,6 +226,9 @@ impl TokenRequest {
                 };
                 if let Some(uri) = redirect_uri {
                     form.append_pair("redirect_uri", uri);
+                }
+                if let Some(token) = upstream_token {
+                    form.append_pair("upstream_token", token.expose());
                 }
             }
             Self::Code { code, redirect_uri } => {
@@ -257,6 +268,7 @@ mod tests {
             Ok(TokenRequest::Auth {
                 target: AuthTarget::ResourceToken("rt".into()),
                 redirect_uri: Some("http://127.0.0.1/cb".into()),
+                upstream_token: None,
             })
         );
         assert_eq!(
@@ -264,6 +276,16 @@ mod tests {
             Ok(TokenRequest::Auth {
                 target: AuthTarget::Scope(Scope::parse("openid profile").unwrap()),
                 redirect_uri: None,
+                upstream_token: None,
+            })
+        );
+        // A resource asking with the user while it serves a caller.
+        assert_eq!(
+            read("request_type=auth&resource_token=rt&redirect_uri=r&upstream_token=u.p.t"),
+            Ok(TokenRequest::Auth {
+                target: AuthTarget::ResourceToken("rt".into()),
+                redirect_uri: Some("r".into()),
+                upstream_token: Some(SignedToken::new("u.p.t")),
             })
         );
         assert_eq!(
@@ -357,14 +379,17 @@ mod tests {
             TokenRequest::Auth {
                 target: AuthTarget::ResourceToken("a.b.c".into()),
                 redirect_uri: Some("http://127.0.0.1:8080/callback?x=1&y=2".into()),
+                upstream_token: Some(SignedToken::new("u.p.t")),
             },
             TokenRequest::Auth {
                 target: AuthTarget::Scope(Scope::parse("data.read data.write").unwrap()),
                 redirect_uri: None,
+                upstream_token: None,
             },
             TokenRequest::Auth {
                 target: AuthTarget::AuthRequestUrl("https://r.example/req?a=b".into()),
                 redirect_uri: None,
+                upstream_token: None,
             },
             TokenRequest::Code {
                 code: AuthorizationCode::new("c+d/e="),

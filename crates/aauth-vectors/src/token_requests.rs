@@ -22,6 +22,7 @@ fn value_of(request: &TokenRequest) -> TokenRequestValue {
         TokenRequest::Auth {
             target,
             redirect_uri,
+            upstream_token,
         } => {
             match target {
                 AuthTarget::ResourceToken(token) => put("resource_token", token),
@@ -30,6 +31,9 @@ fn value_of(request: &TokenRequest) -> TokenRequestValue {
             }
             if let Some(uri) = redirect_uri {
                 put("redirect_uri", uri);
+            }
+            if let Some(token) = upstream_token {
+                put("upstream_token", token.expose());
             }
         }
         TokenRequest::Code { code, redirect_uri } => {
@@ -99,6 +103,20 @@ pub(crate) fn generate(world: &World) -> Result<VectorFile<TokenRequestCase>> {
             "auth-request-url",
             "E§11's auth_request_url is read as a target; this profile's auth server then refuses it (P-TOK-7)",
             "request_type=auth&auth_request_url=https%3A%2F%2Fresource.example%2Freq",
+        ),
+        c(
+            "auth-with-upstream-token",
+            "an extension of this profile: a resource asking for its own grant with the user while it serves a caller sends that caller's auth token, so that the consent page can name the caller; an auth server that does not know it ignores it",
+            &format!(
+                "request_type=auth&resource_token={rt}&redirect_uri={callback}&upstream_token=eyJhbGciOiJFZERTQSJ9.e30.c2ln"
+            ),
+        ),
+        c(
+            "auth-upstream-token-repeated",
+            "a parameter given twice is refused, upstream_token included",
+            &format!(
+                "request_type=auth&resource_token={rt}&upstream_token=a.b.c&upstream_token=d.e.f"
+            ),
         ),
         c(
             "auth-unknown-parameter-ignored",

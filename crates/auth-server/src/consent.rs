@@ -269,6 +269,23 @@ async fn consent_page(
             (scope, description)
         })
         .collect();
+    // The caller a resource serves, named by its own metadata when it can
+    // be fetched (the identifier is what was proven).
+    let upstream = match pending.upstream_agent.as_deref() {
+        None => None,
+        Some(agent) => {
+            let name = match Origin::parse(agent, state.mode()) {
+                Ok(origin) => state
+                    .discovery()
+                    .agent_metadata(&origin)
+                    .await
+                    .ok()
+                    .and_then(|m| m.name.clone()),
+                Err(_) => None,
+            };
+            Some((name.unwrap_or_else(|| agent.to_owned()), agent))
+        }
+    };
     let name = agent_name(checked);
     let view = ConsentView {
         agent_name: &name,
@@ -276,6 +293,9 @@ async fn consent_page(
         logo_uri: checked.metadata.logo_uri.as_ref().map(|u| u.as_str()),
         resource: &pending.resource,
         resource_name: resource_name.as_deref(),
+        on_behalf_of: upstream
+            .as_ref()
+            .map(|(name, agent)| (name.as_str(), *agent)),
         is_self,
         scopes,
         username,

@@ -86,6 +86,9 @@ pub struct ConsentView<'a> {
     pub resource: &'a str,
     /// The resource's `name` from its metadata, when it gives one.
     pub resource_name: Option<&'a str>,
+    /// When a resource asks while serving a caller: that agent's name (or
+    /// identifier) and identifier, proven by its auth token.
+    pub on_behalf_of: Option<(&'a str, &'a str)>,
     /// Whether the agent asks for access to itself (SSO, E§3.5).
     pub is_self: bool,
     /// Each scope with its description, if known.
@@ -152,11 +155,26 @@ pub fn consent(carry: &Carry<'_>, view: &ConsentView<'_>) -> String {
         .delegate
         .map(|sub| format!(", through its delegate <code>{}</code>", escape(sub)))
         .unwrap_or_default();
+    let upstream = view
+        .on_behalf_of
+        .map(|(name, agent)| {
+            let who = if name == agent {
+                format!("<code>{}</code>", escape(agent))
+            } else {
+                format!(
+                    "<strong>{}</strong> (<code>{}</code>)",
+                    escape(name),
+                    escape(agent)
+                )
+            };
+            format!("<p>It asks while serving a request from {who}.</p>")
+        })
+        .unwrap_or_default();
     page(
         "Authorize access",
         &format!(
             "<div class=\"agent\">{logo}<div><h1>{}</h1><div class=\"muted\">{}</div></div></div>\
-             <p>wants access to {target} on your behalf{delegate}.</p><ul>{scopes}</ul>\
+             <p>wants access to {target} on your behalf{delegate}.</p>{upstream}<ul>{scopes}</ul>\
              <p class=\"muted\">Each access lasts {}; the agent can renew it for {} \
              unless you revoke it.</p>\
              <p class=\"muted\">Signed in as {} at {}.</p>\
@@ -206,6 +224,7 @@ mod tests {
             logo_uri: Some("https://agent.example/logo.png\" onerror=\"x"),
             resource: "https://r.example",
             resource_name: Some("<u>Notes</u>"),
+            on_behalf_of: Some(("<Travel>", "https://agent.example")),
             is_self: false,
             scopes: vec![("data.read", Some("<img src=x>".into()))],
             username: "alice",
@@ -224,6 +243,9 @@ mod tests {
         assert!(html.contains("&lt;d&gt;") && !html.contains("<d>"));
         assert!(html.contains(
             "<strong>&lt;u&gt;Notes&lt;/u&gt;</strong> (<code>https://r.example</code>)"
+        ));
+        assert!(html.contains(
+            "serving a request from <strong>&lt;Travel&gt;</strong> (<code>https://agent.example</code>)"
         ));
         assert!(html.contains("Each access lasts 10 minutes; the agent can renew it for 30 days"));
         assert!(!login(&carry, "<i>", Some("<e>"), Some("\"><b>")).contains("<b>"));

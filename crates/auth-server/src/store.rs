@@ -33,7 +33,8 @@ const SCHEMA: [&str; 7] = [
         scope TEXT NOT NULL,
         redirect_uri TEXT NOT NULL,
         created_at BIGINT NOT NULL,
-        expires_at BIGINT NOT NULL
+        expires_at BIGINT NOT NULL,
+        upstream_agent TEXT
     )",
     "CREATE TABLE IF NOT EXISTS login_sessions (
         session_hash TEXT PRIMARY KEY,
@@ -83,6 +84,15 @@ const SCHEMA: [&str; 7] = [
     )",
 ];
 
+/// Columns added to a table after it was first created: (table, column,
+/// the statement that adds it). A database made by an earlier version gets
+/// them at open.
+const ADDED_COLUMNS: [(&str, &str, &str); 1] = [(
+    "pending_requests",
+    "upstream_agent",
+    "ALTER TABLE pending_requests ADD COLUMN upstream_agent TEXT",
+)];
+
 /// A database failure. Its text is for the operator's log, never a peer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -128,6 +138,10 @@ pub struct PendingRequest {
     pub redirect_uri: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// The agent on whose behalf a resource asks, proven by the upstream
+    /// auth token it sent (an extension of this profile), for the consent
+    /// page.
+    pub upstream_agent: Option<String>,
 }
 
 /// The user's answer to a pending request.
@@ -345,6 +359,18 @@ impl Store {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
+        // Columns added since a database was created, added to it.
+        for (table, column, alter) in ADDED_COLUMNS {
+            let present = sqlx::query("SELECT 1 FROM pragma_table_info($1) WHERE name = $2")
+                .bind(table)
+                .bind(column)
+                .fetch_optional(&pool)
+                .await?
+                .is_some();
+            if !present {
+                sqlx::query(alter).execute(&pool).await?;
+            }
+        }
         // A read-only file is found here, at start, not at the first code
         // redemption (creating a table that exists writes nothing).
         sqlx::query(
@@ -417,8 +443,9 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO pending_requests
-             (token_hash, agent, delegate_sub, resource, scope, redirect_uri, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             (token_hash, agent, delegate_sub, resource, scope, redirect_uri, created_at,
+              expires_at, upstream_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&request.token_hash)
         .bind(&request.agent)
@@ -428,6 +455,7 @@ impl Store {
         .bind(&request.redirect_uri)
         .bind(now)
         .bind(request.expires_at)
+        .bind(&request.upstream_agent)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -443,13 +471,15 @@ impl Store {
             scope: text(row, "scope")?,
             redirect_uri: text(row, "redirect_uri")?,
             expires_at: time(row, "expires_at")?,
+            upstream_agent: optional(row, "upstream_agent")?,
         })
     }
 
     /// The pending request with this token digest, if any (expired or not).
     pub async fn request(&self, token_hash: &str) -> Result<Option<PendingRequest>, StoreError> {
         let row = sqlx::query(
-            "SELECT token_hash, agent, delegate_sub, resource, scope, redirect_uri, expires_at
+            "SELECT token_hash, agent, delegate_sub, resource, scope, redirect_uri, expires_at,
+                    upstream_agent
              FROM pending_requests WHERE token_hash = $1",
         )
         .bind(token_hash)
@@ -474,7 +504,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "DELETE FROM pending_requests WHERE token_hash = $1
-             RETURNING token_hash, agent, delegate_sub, resource, scope, redirect_uri, expires_at",
+             RETURNING token_hash, agent, delegate_sub, resource, scope, redirect_uri, expires_at,
+                       upstream_agent",
         )
         .bind(token_hash)
         .fetch_optional(&mut *tx)
@@ -756,6 +787,7 @@ mod tests {
             scope: "a".into(),
             redirect_uri: "https://agent.example/cb".into(),
             expires_at,
+            upstream_agent: None,
         };
         let a = "https://a.example";
         assert!(
@@ -806,6 +838,7 @@ mod tests {
             scope: "a b".into(),
             redirect_uri: "https://agent.example/cb".into(),
             expires_at: 1_600,
+            upstream_agent: Some("https://upstream.example".into()),
         };
         assert!(store.insert_request(&request, 1_000, 100).await.unwrap());
         store
@@ -874,6 +907,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_made_before_a_column_was_added_gets_it_at_open() {
+        let path = temp_db("old-schema");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let old = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TABLE pending_requests (token_hash TEXT PRIMARY KEY, agent TEXT NOT NULL,
+             delegate_sub TEXT, resource TEXT NOT NULL, scope TEXT NOT NULL,
+             redirect_uri TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+        let store = Store::open(&path).await.unwrap();
+        let pending = PendingRequest {
+            token_hash: "t".into(),
+            agent: "https://a.example".into(),
+            delegate_sub: None,
+            resource: "https://r.example".into(),
+            scope: "a".into(),
+            redirect_uri: "https://a.example/cb".into(),
+            expires_at: 1_600,
+            upstream_agent: Some("https://u.example".into()),
+        };
+        assert!(store.insert_request(&pending, 1_000, 10).await.unwrap());
+        assert_eq!(store.request("t").await.unwrap(), Some(pending));
+        store.close().await;
+        // Opening again finds the column and adds nothing.
+        Store::open(&path).await.unwrap().close().await;
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
     async fn an_answer_is_remembered_until_the_request_would_have_expired() {
         let path = temp_db("answered");
         let store = Store::open(&path).await.unwrap();
@@ -885,6 +952,7 @@ mod tests {
             scope: "a".into(),
             redirect_uri: "https://a.example/cb".into(),
             expires_at: 1_600,
+            upstream_agent: None,
         };
         assert!(store.insert_request(&pending, 1_000, 10).await.unwrap());
         assert_eq!(store.answered("t", 1_000).await.unwrap(), None);
@@ -929,6 +997,7 @@ mod tests {
             scope: "a".into(),
             redirect_uri: "https://a.example/cb".into(),
             expires_at: 1_600,
+            upstream_agent: None,
         };
         assert!(store.insert_request(&pending, 1_000, 10).await.unwrap());
         store

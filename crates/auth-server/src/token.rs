@@ -120,7 +120,8 @@ async fn handle(state: &AppState, request: Request) -> Result<Value, Failure> {
         TokenRequest::Auth {
             target,
             redirect_uri,
-        } => auth_request(state, &caller, target, redirect_uri).await,
+            upstream_token,
+        } => auth_request(state, &caller, target, redirect_uri, upstream_token).await,
         TokenRequest::Code { code, redirect_uri } => {
             code_request(state, &caller, &code, redirect_uri.as_deref()).await
         }
@@ -190,7 +191,32 @@ async fn auth_request(
     caller: &Caller,
     target: AuthTarget,
     redirect_uri: Option<String>,
+    upstream_token: Option<SignedToken>,
 ) -> Result<Value, Failure> {
+    // An extension of this profile: a resource that asks with the user
+    // while it serves a caller proves who that caller is with the caller's
+    // auth token, checked as an exchange's (P-AS-7 (1)–(2)), so that the
+    // consent page can name it.
+    let upstream_agent = match &upstream_token {
+        None => None,
+        Some(token) => {
+            if caller.scheme != Scheme::JwksUri || caller.delegate.is_some() {
+                return Err(ErrorResponse::invalid_request(
+                    "upstream_token in request_type=auth is for a resource signing as itself \
+                     (jwks_uri, well-known=\"aauth-agent\") while it serves a caller",
+                )
+                .into());
+            }
+            let upstream = validate_upstream_token(state, caller, token.expose()).await?;
+            let agent = upstream.agent().ok_or_else(|| {
+                ErrorResponse::new(
+                    Condition::GrantInvalid,
+                    "upstream_token: auth token has no \"agent\" claim",
+                )
+            })?;
+            Some(agent.as_str().to_owned())
+        }
+    };
     // P-AS-2: "exactly one of resource_token / scope" (TokenRequest).
     let (resource, scope) = match target {
         AuthTarget::ResourceToken(token) => validate_resource_token(state, caller, &token).await?,
@@ -241,6 +267,7 @@ async fn auth_request(
         scope: scope.to_string(),
         redirect_uri,
         expires_at: now.saturating_add(i64::from(lifetime)),
+        upstream_agent,
     };
     let stored = state
         .store()

@@ -115,6 +115,7 @@ impl Setup {
                 json!({
                     "agent": origin.as_str(),
                     "jwks_uri": format!("{origin}/jwks.json"),
+                    "redirect_uris": [REDIRECT],
                 })
             },
             &caller_key,
@@ -620,4 +621,106 @@ async fn missing_or_extra_parameters_are_invalid_request() {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
         assert_eq!(reply.error(), "invalid_request", "{form:?}: {}", reply.text);
     }
+}
+
+#[tokio::test]
+async fn a_resource_asking_with_the_user_names_the_caller_it_serves() {
+    // An extension of this profile: `upstream_token` in request_type=auth,
+    // checked as an exchange's, names the caller on the consent page.
+    let s = Setup::new(Rules::Standard).await;
+    let reply = s
+        .exchange_form(&[
+            ("request_type", "auth"),
+            ("resource_token", &s.resource_token("data.write")),
+            ("redirect_uri", REDIRECT),
+            ("upstream_token", &s.upstream_token()),
+        ])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let token = reply.json()["request_token"].as_str().unwrap().to_owned();
+    let cookie = s.w.login(&token, REDIRECT).await;
+    let page =
+        s.w.get(&World::auth_uri(&token, REDIRECT, "s1"), Some(&cookie))
+            .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(
+        page.text
+            .contains(&format!("serving a request from <code>{AGENT1}</code>")),
+        "{}",
+        page.text
+    );
+
+    // Without it, the page names no one else.
+    let reply = s
+        .exchange_form(&[
+            ("request_type", "auth"),
+            ("resource_token", &s.resource_token("data.write")),
+            ("redirect_uri", REDIRECT),
+        ])
+        .await;
+    let token = reply.json()["request_token"].as_str().unwrap().to_owned();
+    let page =
+        s.w.get(&World::auth_uri(&token, REDIRECT, "s1"), Some(&cookie))
+            .await;
+    assert!(
+        !page.text.contains("serving a request from"),
+        "{}",
+        page.text
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_token_with_the_user_is_checked_like_an_exchanges() {
+    let s = Setup::new(Rules::Standard).await;
+    let ask = |upstream: String| {
+        let s = &s;
+        async move {
+            s.exchange_form(&[
+                ("request_type", "auth"),
+                ("resource_token", &s.resource_token("data.write")),
+                ("redirect_uri", REDIRECT),
+                ("upstream_token", &upstream),
+            ])
+            .await
+        }
+    };
+    // Expired, or for another audience: invalid_grant, and no request.
+    let expired = s.sign_upstream(&s.upstream_builder(), now() - 3_600);
+    let reply = ask(expired).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert_eq!(reply.error(), "invalid_grant", "{}", reply.text);
+    let elsewhere = s.sign_upstream(
+        &AuthTokenBuilder::new(
+            s.upstream.clone(),
+            origin("https://someone-else.example"),
+            origin(AGENT1),
+            ed25519().public_key().clone(),
+        ),
+        now(),
+    );
+    let reply = ask(elsewhere).await;
+    assert_eq!(reply.error(), "invalid_grant", "{}", reply.text);
+
+    // A delegate serves no caller: invalid_request, nothing fetched.
+    let before = s.upstream_hits.load(Ordering::SeqCst);
+    let d = s.w.delegate("delegate-1");
+    let rt = s.w.resource_token(d.key.public_key(), "data.write");
+    let reply =
+        s.w.call(
+            &d,
+            &[
+                ("request_type", "auth"),
+                ("resource_token", &rt),
+                ("redirect_uri", REDIRECT),
+                ("upstream_token", &s.upstream_token()),
+            ],
+        )
+        .await;
+    assert_eq!(reply.error(), "invalid_request", "{}", reply.text);
+    assert!(
+        description(&reply).contains("resource signing as itself"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(s.upstream_hits.load(Ordering::SeqCst), before);
 }

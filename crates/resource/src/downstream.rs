@@ -186,13 +186,59 @@ fn request_name(request_type: &str) -> &'static str {
     }
 }
 
+/// The auth token of the caller this resource serves, kept while the user
+/// is asked so that the downstream auth server can name that caller on its
+/// consent page (an extension of this profile: `upstream_token` in
+/// `request_type=auth`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallerToken {
+    token: String,
+    expires_at: u64,
+}
+
+impl fmt::Debug for CallerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallerToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a caller's token must still live to be sent with the user's
+/// consent request: the auth server checks it when the user arrives.
+const CALLER_TOKEN_MARGIN: u64 = 30;
+
+impl CallerToken {
+    /// The caller's auth token (already verified by this resource), with
+    /// its `exp`.
+    pub fn of(token: &str) -> Option<Self> {
+        let jws = aauth_protocol::jose::UnverifiedJws::parse(token).ok()?;
+        let claims: serde_json::Value = jws.unverified_claims_for_routing("auth+jwt").ok()?;
+        Some(Self {
+            token: token.to_owned(),
+            expires_at: claims.get("exp")?.as_u64()?,
+        })
+    }
+
+    /// The token, when it still lives long enough to be checked at `now`.
+    fn fresh(&self, now: u64) -> Option<&str> {
+        (self.expires_at > now.saturating_add(CALLER_TOKEN_MARGIN)).then_some(self.token.as_str())
+    }
+
+    /// Its size, for the interaction sessions' memory bound.
+    pub fn weight(&self) -> usize {
+        self.token.len()
+    }
+}
+
 /// Where the user is needed (P-UI-1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NeedsUser {
     /// The downstream's auth server would need the user's consent for the
     /// exchange (P-AS-7 `interaction_required`): this resource asks for a
-    /// grant of its own, through that server's consent page (P-UI-2).
-    Consent,
+    /// grant of its own, through that server's consent page (P-UI-2),
+    /// naming the caller it serves when its token allows.
+    Consent(Option<CallerToken>),
     /// The downstream itself needs the user at this URL, on its own
     /// origin (`user_interaction`): the chain bubbles (P-UI-3).
     Onward(Url),
@@ -201,7 +247,7 @@ pub enum NeedsUser {
 impl fmt::Display for NeedsUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Consent => f.write_str("its auth server needs the user's consent"),
+            Self::Consent(_) => f.write_str("its auth server needs the user's consent"),
             Self::Onward(_) => f.write_str("it needs the user at its own interaction page"),
         }
     }
@@ -545,18 +591,27 @@ impl Downstream {
     /// consent there, `request_type=code`)". This is its first half: a
     /// fresh resource token from the downstream, then `request_type=auth`
     /// with `redirect_uri` (E§9.3).
+    ///
+    /// `caller`'s token, while it still lives, goes with the request as
+    /// `upstream_token`, so that the consent page can name the caller this
+    /// resource serves (an extension of this profile).
     pub async fn start_consent(
         &self,
         redirect_uri: &Url,
         state: &str,
+        caller: Option<&CallerToken>,
     ) -> Result<ConsentStart, DownstreamError> {
         let first = self.get(&self.me).await?;
         let challenge = self.resource_token_challenge(&first)?;
+        let mut extra = vec![("redirect_uri", redirect_uri.as_str())];
+        if let Some(token) = caller.and_then(|c| c.fresh(aauth_http::server::unix_now())) {
+            extra.push(("upstream_token", token));
+        }
         let (endpoint, answer) = self
             .present_resource_token(
                 challenge,
                 "auth",
-                &[("redirect_uri", redirect_uri.as_str())],
+                &extra,
                 "asking for this resource's own grant, with the user (E§9.3, P-UI-2)",
             )
             .await?;
@@ -644,7 +699,18 @@ impl Downstream {
                 &[("upstream_token", upstream)],
                 "exchanging the caller's auth token for the downstream (E§9.10)",
             )
-            .await?;
+            .await
+            .map_err(|error| match error {
+                // The user will be asked: keep who for.
+                DownstreamError::NeedsUser {
+                    url,
+                    need: NeedsUser::Consent(None),
+                } => DownstreamError::NeedsUser {
+                    url,
+                    need: NeedsUser::Consent(CallerToken::of(upstream)),
+                },
+                other => other,
+            })?;
         self.granted(&endpoint, "exchange", &answer)
             .unwrap_or_else(|| {
                 Err(self.answer_error(&endpoint, "exchange", "no auth_token".to_owned()))
@@ -736,7 +802,7 @@ impl Downstream {
             {
                 return Err(DownstreamError::NeedsUser {
                     url: self.url.to_string(),
-                    need: NeedsUser::Consent,
+                    need: NeedsUser::Consent(None),
                 });
             }
             return Err(DownstreamError::TokenRefused {
@@ -827,7 +893,7 @@ mod tests {
         // interaction_required.
         let url = "http://127.0.0.1:1/chain".to_owned();
         for need in [
-            NeedsUser::Consent,
+            NeedsUser::Consent(None),
             NeedsUser::Onward(Url::parse("http://127.0.0.1:1/interaction?session=x").unwrap()),
         ] {
             let interaction = DownstreamError::NeedsUser {

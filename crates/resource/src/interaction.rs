@@ -57,7 +57,7 @@ use moka::policy::EvictionPolicy;
 use url::Url;
 
 use crate::AppState;
-use crate::downstream::{ConsentStart, Downstream, NeedsUser};
+use crate::downstream::{CallerToken, ConsentStart, Downstream, NeedsUser};
 
 /// Where the user is sent (P-UI-1).
 pub const INTERACTION_PATH: &str = "/interaction";
@@ -137,7 +137,7 @@ const VISIT_WEIGHT: usize = 2 * 1024;
 impl Session {
     fn weight(&self) -> u32 {
         let onward = match &self.purpose {
-            NeedsUser::Consent => 0,
+            NeedsUser::Consent(caller) => caller.as_ref().map_or(0, CallerToken::weight),
             NeedsUser::Onward(url) => url.as_str().len(),
         };
         u32::try_from(self.caller.weight() + onward + VISIT_WEIGHT).unwrap_or(u32::MAX)
@@ -366,9 +366,12 @@ async fn visit_inner(state: &AppState, raw: Option<&str>) -> Result<Response, Pa
     }
     let callback = interactions.callback_url();
     let (next, sent_state) = match &session.purpose {
-        NeedsUser::Consent => {
+        NeedsUser::Consent(caller) => {
             let state = random_token().map_err(PageError::internal)?;
-            match downstream.start_consent(callback, &state).await {
+            match downstream
+                .start_consent(callback, &state, caller.as_ref())
+                .await
+            {
                 Ok(ConsentStart::Granted(grant)) => {
                     // The auth server needed no one after all.
                     downstream.keep_grant(session.caller.clone(), grant).await;
@@ -481,7 +484,7 @@ async fn callback_inner(
     let Some((id, session, visit)) = found.cloned() else {
         // E§9.9: a failed attempt ends the sessions it could have been for.
         for (id, session, _) in &mine {
-            if matches!(session.purpose, NeedsUser::Consent) {
+            if matches!(session.purpose, NeedsUser::Consent(_)) {
                 interactions.close(id);
             }
         }
@@ -492,7 +495,7 @@ async fn callback_inner(
     interactions.close(&id);
     let error = query.get("error").map(String::as_str);
     let outcome = match &session.purpose {
-        NeedsUser::Consent => match (error, query.get("code")) {
+        NeedsUser::Consent(_) => match (error, query.get("code")) {
             (Some(error), _) => Err(pass_on(error)),
             (None, Some(code)) => {
                 match downstream
@@ -570,7 +573,7 @@ mod tests {
     fn a_challenge_opens_a_256_bit_session_on_this_resource() {
         // profile: P-UI-1
         let interactions = interactions(true);
-        let error = interactions.challenge(caller(), NeedsUser::Consent, "why");
+        let error = interactions.challenge(caller(), NeedsUser::Consent(None), "why");
         assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
         let response = error.into_response();
         let header = response.headers()["agent-auth"]
@@ -619,7 +622,7 @@ mod tests {
     #[test]
     fn a_browser_finds_only_sessions_its_cookies_name_correctly() {
         let interactions = interactions(true);
-        let error = interactions.challenge(caller(), NeedsUser::Consent, "why");
+        let error = interactions.challenge(caller(), NeedsUser::Consent(None), "why");
         let header = error.into_response().headers()["agent-auth"]
             .to_str()
             .unwrap()
