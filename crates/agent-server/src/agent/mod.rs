@@ -706,7 +706,11 @@ impl Agent {
         let listener = CallbackListener::bind_on(self.callback_port).await?;
         url.query_pairs_mut()
             .append_pair("return_url", listener.redirect_uri().as_str());
-        self.step(&format!("the resource needs the user: {url}"));
+        // The address itself is the consent handler's to show, once.
+        self.step(&format!(
+            "the resource needs the user at its interaction page ({})",
+            origin_of(&url)
+        ));
         self.consent
             .present(&url)
             .await
