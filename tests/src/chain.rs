@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aauth_agent_server::agent::{Agent, ConsentHandler, Principal, TokenStore};
+use aauth_agent::{Agent, ConsentHandler, Principal, TokenStore};
 use aauth_http::client::{Identity, SigningClient};
 use aauth_http::runtime::ServerKey;
 use aauth_protocol::ids::{Origin, OriginMode};

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aauth_agent_server::agent::{self, Agent};
+use aauth_agent::{self as agent, Agent};
 use aauth_http::client::{Identity, Outgoing, Reply, SigningClient};
 use aauth_protocol::challenge::Level;
 use aauth_protocol::keys::{Algorithm, SigningKey};

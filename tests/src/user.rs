@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use aauth_agent_server::agent::ConsentHandler;
-use aauth_agent_server::agent::consent::PresentFuture;
+use aauth_agent::ConsentHandler;
+use aauth_agent::consent::PresentFuture;
 use url::Url;
 
 /// What the user decides on the consent page.

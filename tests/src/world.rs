@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use aauth_agent_server::agent::{
-    self, Agent, ConsentHandler, DelegateState, Principal, TokenStore,
-};
+use aauth_agent::{self as agent, Agent, ConsentHandler, DelegateState, Principal, TokenStore};
 use aauth_http::client::SigningClient;
 use aauth_http::runtime::ServerKey;
 use aauth_protocol::ids::{Origin, OriginMode};

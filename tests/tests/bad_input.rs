@@ -1261,9 +1261,7 @@ async fn an_answered_request_token_says_where_it_ended_and_an_unknown_one_gets_a
     let world = world();
     let identity = server_identity(&world);
     let token = resource_token(&world, &identity, "data.write").await;
-    let listener = aauth_agent_server::agent::CallbackListener::bind()
-        .await
-        .unwrap();
+    let listener = aauth_agent::CallbackListener::bind().await.unwrap();
     let redirect_uri = listener.redirect_uri().to_string();
     let reply = token_request(
         &world,
@@ -1285,7 +1283,7 @@ async fn an_answered_request_token_says_where_it_ended_and_an_unknown_one_gets_a
             .append_pair("state", "s");
         url
     };
-    use aauth_agent_server::agent::ConsentHandler as _;
+    use aauth_agent::ConsentHandler as _;
     alice(aauth_e2e::user::Decision::Approve)
         .present(&page(&request_token))
         .await

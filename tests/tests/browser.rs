@@ -30,9 +30,7 @@ fn names(seen: &[Seen]) -> Vec<String> {
 
 /// A consent link for the agent server signing as itself, for
 /// `data.write` at the world's resource.
-async fn link(
-    world: &aauth_e2e::world::World,
-) -> (url::Url, aauth_agent_server::agent::CallbackListener) {
+async fn link(world: &aauth_e2e::world::World) -> (url::Url, aauth_agent::CallbackListener) {
     let identity = server_identity(world);
     let token = resource_token(world, &identity, "data.write").await;
     consent_link(world, &identity, &[("resource_token", &token)]).await
@@ -119,7 +117,7 @@ async fn a_person_who_denies_sends_the_agent_access_denied() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, aauth_agent_server::agent::AgentError::AccessDenied),
+        matches!(error, aauth_agent::AgentError::AccessDenied),
         "{error}"
     );
     let seen = browser.seen();

@@ -10,8 +10,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use aauth_agent_server::agent::ConsentHandler;
-use aauth_agent_server::agent::consent::{CallbackListener, PresentFuture};
+use aauth_agent::ConsentHandler;
+use aauth_agent::consent::{CallbackListener, PresentFuture};
 use aauth_e2e::chain::{Chain, ChainOptions};
 use aauth_e2e::user::{Decision, PlayedUser};
 use aauth_e2e::world::{ALICE, ALICE_PASSWORD};
@@ -233,7 +233,7 @@ fn narrated(decision: Decision) -> (Arc<PlayedUser>, Arc<Mutex<Vec<String>>>) {
     (Arc::new(user), lines)
 }
 
-async fn get_chain(agent: &aauth_agent_server::agent::Agent, chain: &Chain) -> (u16, Value) {
+async fn get_chain(agent: &aauth_agent::Agent, chain: &Chain) -> (u16, Value) {
     let reply = agent
         .call(
             Method::GET,
@@ -361,7 +361,7 @@ async fn a_refusal_two_levels_down_reaches_the_agent_as_access_denied() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, aauth_agent_server::agent::AgentError::AccessDenied),
+        matches!(error, aauth_agent::AgentError::AccessDenied),
         "{error}"
     );
     let path = user.stops();
@@ -390,7 +390,7 @@ impl ConsentHandler for NoUser {
 
 /// An AS1 auth token for R1, obtained by `agent`'s climb (its call to
 /// /chain then ends at the user_interaction challenge).
-async fn token_for_r1(agent: &aauth_agent_server::agent::Agent, chain: &Chain) -> String {
+async fn token_for_r1(agent: &aauth_agent::Agent, chain: &Chain) -> String {
     let error = agent
         .call(
             Method::GET,

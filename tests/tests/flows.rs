@@ -74,7 +74,7 @@ async fn denied_consent_gives_the_agent_access_denied_and_the_resource_no_token(
         .await
         .unwrap_err();
     assert!(
-        matches!(error, aauth_agent_server::agent::AgentError::AccessDenied),
+        matches!(error, aauth_agent::AgentError::AccessDenied),
         "{error}"
     );
     assert!(

@@ -75,9 +75,7 @@ async fn a_request_token_issued_before_a_restart_is_consented_to_after_it() {
     let mut world = world();
     let identity = server_identity(&world);
     let token = resource_token(&world, &identity, "data.write").await;
-    let listener = aauth_agent_server::agent::CallbackListener::bind()
-        .await
-        .unwrap();
+    let listener = aauth_agent::CallbackListener::bind().await.unwrap();
     let redirect_uri = listener.redirect_uri().to_string();
     let reply = token_request(
         &world,
@@ -102,7 +100,7 @@ async fn a_request_token_issued_before_a_restart_is_consented_to_after_it() {
         .append_pair("request_token", request_token)
         .append_pair("redirect_uri", &redirect_uri)
         .append_pair("state", "s");
-    use aauth_agent_server::agent::ConsentHandler as _;
+    use aauth_agent::ConsentHandler as _;
     alice(Decision::Approve).present(&url).await.unwrap();
     let query = listener
         .wait(std::time::Duration::from_secs(10))

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use aauth_agent_server::agent::{DelegateState, TokenStore};
+use aauth_agent::{DelegateState, TokenStore};
 use aauth_http::fetch::Fetcher;
 use aauth_http::server::unix_now;
 use aauth_protocol::b64;

@@ -5,9 +5,10 @@
 //! * [`server`]: the agent server — its metadata and JWKS (E§8.1), and
 //!   agent tokens for enrolled delegates (E§5, profile: P-DEL-1, P-DEL-2),
 //!   with [`store`] holding delegates and enrollment codes (P-AS-8).
-//! * [`agent`]: an agent that calls resources and climbs the levels the
-//!   resources ask for (E§4, E§9): pseudonymous → identified → authorized,
-//!   through the auth server's direct grant or the user's consent.
+//!
+//! The agent that calls resources and climbs the levels they ask for is the
+//! `aauth-agent` library crate; this package's binary (`enroll`, `renew`,
+//! `call`) is one of its users.
 //!
 //! ```text
 //!   delegate ──enroll (hwk + code)──────────▶ agent server ── agent token
@@ -16,7 +17,6 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod agent;
 pub mod config;
 pub mod server;
 pub mod store;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aauth_agent_server::agent::{self, Agent, DelegateState, Principal, TokenStore};
+use aauth_agent::{self as agent, Agent, DelegateState, Principal, TokenStore};
 use aauth_agent_server::store::Store;
 use aauth_agent_server::{AppState, Config, app};
 use aauth_http::client::{Compat, SignerStyle, SigningClient, StderrTrace};

@@ -6,8 +6,8 @@ use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use aauth_agent_server::agent::consent::{LineFuture, PresentFuture, open_in_browser};
-use aauth_agent_server::agent::{CallbackPrompt, ConsentHandler};
+use aauth_agent::consent::{LineFuture, PresentFuture, open_in_browser};
+use aauth_agent::{CallbackPrompt, ConsentHandler};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines, Stdin};
 use url::Url;
 

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use aauth_agent_server::agent::{
+use aauth_agent::{
     self, Agent, ConsentHandler, DelegateState, Principal, TokenStore, consent::PresentFuture,
 };
 use aauth_agent_server::store::Store;
@@ -381,7 +381,10 @@ async fn a_denied_consent_is_a_clear_error() {
         .call(Method::GET, &format!("{}/data", world.origin), None, None)
         .await
         .unwrap_err();
-    assert!(matches!(error, agent::AgentError::AccessDenied), "{error}");
+    assert!(
+        matches!(error, aauth_agent::AgentError::AccessDenied),
+        "{error}"
+    );
     assert!(error.to_string().contains("denied"));
 }
 
@@ -428,7 +431,7 @@ async fn a_delegate_enrolls_climbs_with_its_agent_token_and_rotates_its_key() {
         .await
         .unwrap();
     let client = SigningClient::new().unwrap();
-    let enrolled = agent::enroll(
+    let enrolled = aauth_agent::enroll(
         &client,
         agent_origin.as_str(),
         code.as_str(),
@@ -439,7 +442,7 @@ async fn a_delegate_enrolls_climbs_with_its_agent_token_and_rotates_its_key() {
     .unwrap();
     assert_eq!(enrolled.record.sub, "cli-1");
 
-    let renewed = agent::renew(&client, &DelegateState::load(&dir).unwrap())
+    let renewed = aauth_agent::renew(&client, &DelegateState::load(&dir).unwrap())
         .await
         .unwrap();
     assert_ne!(renewed.key.public_key(), enrolled.key.public_key());

@@ -416,11 +416,8 @@ impl BrowserUser {
     }
 }
 
-impl aauth_agent_server::agent::ConsentHandler for BrowserUser {
-    fn present<'a>(
-        &'a self,
-        url: &'a Url,
-    ) -> aauth_agent_server::agent::consent::PresentFuture<'a> {
+impl aauth_agent::ConsentHandler for BrowserUser {
+    fn present<'a>(&'a self, url: &'a Url) -> aauth_agent::consent::PresentFuture<'a> {
         Box::pin(async move {
             self.walk(url).await;
             Ok(())

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aauth_agent_server::agent::{
+use aauth_agent::{
     AgentError, CallbackListener, ConsentHandler, DelegateState, consent::PresentFuture,
 };
 use aauth_e2e::user::{Decision, PlayedUser, form_action, hidden_fields};
@@ -415,7 +415,7 @@ impl ConsentHandler for Counting {
 pub struct Steps(pub Arc<Mutex<Vec<String>>>);
 
 impl Steps {
-    pub fn hook(&self) -> aauth_agent_server::agent::StepHook {
+    pub fn hook(&self) -> aauth_agent::StepHook {
         let lines = self.0.clone();
         Arc::new(move |line: &str| lines.lock().unwrap().push(line.to_owned()))
     }

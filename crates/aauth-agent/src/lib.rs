@@ -17,6 +17,7 @@
 //!
 //! Every step is reported through the step hook (the CLI prints them to
 //! standard error); a call climbs at most [`Agent::max_steps`] times.
+#![forbid(unsafe_code)]
 
 pub mod consent;
 pub mod state;

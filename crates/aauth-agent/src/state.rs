@@ -15,7 +15,7 @@ use aauth_protocol::keys::{PrivateJwk, SigningKey};
 use aauth_protocol::secret::{RefreshToken, SignedToken};
 use serde::{Deserialize, Serialize};
 
-use super::AgentError;
+use crate::AgentError;
 
 const KEY_FILE: &str = "key.json";
 const AGENT_FILE: &str = "agent.json";

@@ -16,7 +16,7 @@ use axum::routing::get;
 use tokio::sync::oneshot;
 use url::Url;
 
-use super::AgentError;
+use crate::AgentError;
 
 /// The future a [`ConsentHandler`] returns.
 pub type PresentFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
