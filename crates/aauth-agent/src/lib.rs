@@ -35,7 +35,8 @@ use aauth_protocol::httpsig::Nonce;
 use aauth_protocol::ids::{Kid, Origin, OriginMode};
 use aauth_protocol::jose::{self, UnverifiedJws};
 use aauth_protocol::keys::{Algorithm, SigningKey, random_bytes};
-use aauth_protocol::secret::{RefreshToken, RequestToken, SignedToken};
+use aauth_protocol::secret::{AuthorizationCode, SignedToken};
+use aauth_protocol::token_request::{AuthTarget, TokenRequest, TokenResponse};
 use aauth_protocol::{b64, metadata::AuthServerMetadata};
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -132,15 +133,6 @@ impl Principal {
 
 /// A step hook: receives one line per step.
 pub type StepHook = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// The auth server's answer to `request_type=auth|code|refresh` (E§9.4, E§9.6, E§9.7).
-#[derive(Debug, Deserialize)]
-struct TokenResponse {
-    auth_token: Option<SignedToken>,
-    expires_in: Option<u64>,
-    refresh_token: Option<RefreshToken>,
-    request_token: Option<RequestToken>,
-}
 
 /// What the agent reads from a resource token for its bookkeeping: the
 /// token is the auth server's to verify, not the agent's.
@@ -496,17 +488,16 @@ impl Agent {
         &self,
         what: &'static str,
         endpoint: &str,
-        form: &[(&str, &str)],
+        request: &TokenRequest,
     ) -> Result<TokenResponse, AgentError> {
         let url = Url::parse(endpoint).map_err(|e| AgentError::Url(format!("{endpoint}: {e}")))?;
         let reply = self
             .client
-            .send(&self.identified()?, Outgoing::post_form(url, form))
+            .send(&self.identified()?, Outgoing::token_request(url, request))
             .await?;
         expect_ok(what, &reply)?;
-        reply.json().map_err(|e| {
-            AgentError::Protocol(format!("{what}: the answer is not a token response: {e}"))
-        })
+        TokenResponse::from_json(&reply.body)
+            .map_err(|e| AgentError::Protocol(format!("{what}: {e}")))
     }
 
     /// E§9.7: `request_type=refresh`. `None` when the auth server refuses
@@ -524,18 +515,16 @@ impl Agent {
             .token_request(
                 "refresh",
                 metadata.agent_token_endpoint.as_str(),
-                &[
-                    ("request_type", "refresh"),
-                    ("refresh_token", refresh_token.expose()),
-                ],
+                &TokenRequest::Refresh {
+                    refresh_token: refresh_token.clone(),
+                },
             )
             .await;
         match answer {
-            Ok(TokenResponse {
-                auth_token: Some(auth_token),
+            Ok(TokenResponse::Granted {
+                auth_token,
                 expires_in,
                 refresh_token: new_refresh,
-                ..
             }) => {
                 let now = unix_now();
                 let fresh = Grant {
@@ -550,8 +539,8 @@ impl Agent {
                 self.step("→ new auth token");
                 Ok(Some(fresh))
             }
-            Ok(_) => Err(AgentError::Protocol(
-                "refresh: the answer has no auth_token".into(),
+            Ok(TokenResponse::Pending { .. }) => Err(AgentError::Protocol(
+                "refresh: the answer is a request token, not an auth token".into(),
             )),
             Err(AgentError::Peer { status, error, .. }) if status == StatusCode::BAD_REQUEST => {
                 self.step(&format!(
@@ -593,25 +582,19 @@ impl Agent {
             .token_request(
                 "auth request",
                 metadata.agent_token_endpoint.as_str(),
-                &[
-                    ("request_type", "auth"),
-                    ("resource_token", resource_token),
-                    ("redirect_uri", &redirect_uri),
-                ],
+                &TokenRequest::Auth {
+                    target: AuthTarget::ResourceToken(resource_token.to_owned()),
+                    redirect_uri: Some(redirect_uri.clone()),
+                    upstream_token: None,
+                },
             )
             .await?;
         let tokens = match answer {
-            TokenResponse {
-                auth_token: Some(_),
-                ..
-            } => {
+            TokenResponse::Granted { .. } => {
                 self.step("→ direct grant");
                 answer
             }
-            TokenResponse {
-                request_token: Some(request_token),
-                ..
-            } => {
+            TokenResponse::Pending { request_token, .. } => {
                 self.step("→ the user's consent is needed");
                 let code = self
                     .consent(&metadata, request_token.expose(), listener)
@@ -620,23 +603,22 @@ impl Agent {
                 self.token_request(
                     "code exchange",
                     metadata.agent_token_endpoint.as_str(),
-                    &[
-                        ("request_type", "code"),
-                        ("code", &code),
-                        ("redirect_uri", &redirect_uri),
-                    ],
+                    &TokenRequest::Code {
+                        code: AuthorizationCode::new(code),
+                        redirect_uri: Some(redirect_uri.clone()),
+                    },
                 )
                 .await?
             }
-            _ => {
-                return Err(AgentError::Protocol(
-                    "auth request: the answer has neither auth_token nor request_token".into(),
-                ));
-            }
         };
-        let Some(auth_token) = tokens.auth_token else {
+        let TokenResponse::Granted {
+            auth_token,
+            expires_in,
+            refresh_token,
+        } = tokens
+        else {
             return Err(AgentError::Protocol(
-                "code exchange: the answer has no auth_token".into(),
+                "code exchange: the answer is a request token, not an auth token".into(),
             ));
         };
         let now = unix_now();
@@ -645,8 +627,8 @@ impl Agent {
             resource,
             scope,
             auth_token,
-            expires_at: now.saturating_add(tokens.expires_in.unwrap_or(0)),
-            refresh_token: tokens.refresh_token,
+            expires_at: now.saturating_add(expires_in.unwrap_or(0)),
+            refresh_token,
             updated_at: now,
         };
         self.tokens.put(grant.clone())?;

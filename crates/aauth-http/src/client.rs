@@ -190,6 +190,14 @@ impl Outgoing {
         Self::new(Method::POST, url).body(body, "application/x-www-form-urlencoded")
     }
 
+    /// A `POST` of a token endpoint request (E§9.3, E§9.6, E§9.7, E§9.10),
+    /// form-encoded as [`TokenRequest::to_form`] writes it.
+    ///
+    /// [`TokenRequest::to_form`]: aauth_protocol::token_request::TokenRequest::to_form
+    pub fn token_request(url: Url, request: &aauth_protocol::token_request::TokenRequest) -> Self {
+        Self::new(Method::POST, url).body(request.to_form(), "application/x-www-form-urlencoded")
+    }
+
     /// Sets the body and its content type.
     #[must_use]
     pub fn body(mut self, body: impl Into<Bytes>, content_type: impl Into<String>) -> Self {

@@ -18,7 +18,7 @@
 
 use crate::error::Condition;
 use crate::ids::Scope;
-use crate::secret::{AuthorizationCode, RefreshToken, SignedToken};
+use crate::secret::{AuthorizationCode, RefreshToken, RequestToken, SignedToken};
 
 /// What `request_type=auth` asks for (E§9.3): exactly one of three.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +252,100 @@ impl TokenRequest {
     }
 }
 
+/// The token endpoint's 200 answer (E§9.4, E§9.6, E§9.7, E§9.10): an auth
+/// token, or a request token when the user must consent first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenResponse {
+    /// An auth token (a direct grant, a redeemed code, a refresh or an
+    /// exchange).
+    Granted {
+        /// The auth token (E§7).
+        auth_token: SignedToken,
+        /// Its lifetime in seconds (E§9.4); a peer may leave it out.
+        expires_in: Option<u64>,
+        /// The grant's refresh token, when the server gives one (E§9.7).
+        refresh_token: Option<RefreshToken>,
+    },
+    /// The user must consent: the request token opens the consent page
+    /// (E§9.4, E§9.5).
+    Pending {
+        /// The request token (P-AS-3).
+        request_token: RequestToken,
+        /// Its lifetime in seconds.
+        expires_in: Option<u64>,
+    },
+}
+
+/// Why a token endpoint's answer is not a [`TokenResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenResponseError {
+    /// Not a JSON object with the members' types.
+    #[error("the answer is not a token response: {0}")]
+    Json(String),
+    /// Neither `auth_token` nor `request_token`, or both.
+    #[error("a token response has exactly one of auth_token and request_token (E§9.4)")]
+    Kind,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct ResponseWire {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_token: Option<SignedToken>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_token: Option<RequestToken>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<RefreshToken>,
+}
+
+impl TokenResponse {
+    /// Reads the JSON body of a 200 answer; members it does not know are
+    /// ignored.
+    pub fn from_json(body: &[u8]) -> Result<Self, TokenResponseError> {
+        let wire: ResponseWire =
+            serde_json::from_slice(body).map_err(|e| TokenResponseError::Json(e.to_string()))?;
+        match (wire.auth_token, wire.request_token) {
+            (Some(auth_token), None) => Ok(Self::Granted {
+                auth_token,
+                expires_in: wire.expires_in,
+                refresh_token: wire.refresh_token,
+            }),
+            (None, Some(request_token)) => Ok(Self::Pending {
+                request_token,
+                expires_in: wire.expires_in,
+            }),
+            _ => Err(TokenResponseError::Kind),
+        }
+    }
+
+    /// The JSON body (what an auth server answers).
+    pub fn to_json(&self) -> serde_json::Value {
+        let wire = match self.clone() {
+            Self::Granted {
+                auth_token,
+                expires_in,
+                refresh_token,
+            } => ResponseWire {
+                auth_token: Some(auth_token),
+                request_token: None,
+                expires_in,
+                refresh_token,
+            },
+            Self::Pending {
+                request_token,
+                expires_in,
+            } => ResponseWire {
+                auth_token: None,
+                request_token: Some(request_token),
+                expires_in,
+                refresh_token: None,
+            },
+        };
+        serde_json::to_value(wire).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +501,53 @@ mod tests {
             assert!(form.starts_with("request_type="), "{form}");
             assert_eq!(read(&form), Ok(request), "{form}");
         }
+    }
+
+    #[test]
+    fn a_token_response_is_a_grant_or_a_pending_request_and_reads_back() {
+        let granted = TokenResponse::Granted {
+            auth_token: SignedToken::new("h.p.s"),
+            expires_in: Some(600),
+            refresh_token: Some(RefreshToken::new("r")),
+        };
+        let pending = TokenResponse::Pending {
+            request_token: RequestToken::new("q"),
+            expires_in: Some(600),
+        };
+        for response in [granted, pending] {
+            let json = response.to_json().to_string();
+            assert_eq!(
+                TokenResponse::from_json(json.as_bytes()),
+                Ok(response),
+                "{json}"
+            );
+        }
+        assert_eq!(
+            TokenResponse::from_json(br#"{"auth_token":"a.b.c","future":1}"#),
+            Ok(TokenResponse::Granted {
+                auth_token: SignedToken::new("a.b.c"),
+                expires_in: None,
+                refresh_token: None,
+            })
+        );
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"auth_token":"a","request_token":"b"}"#,
+            br#"{"auth_token":5}"#,
+            b"[]",
+            b"not json",
+        ] {
+            assert!(TokenResponse::from_json(bad).is_err(), "{bad:?}");
+        }
+        // Debug never shows a refresh or request token.
+        let debug = format!(
+            "{:?}",
+            TokenResponse::Pending {
+                request_token: RequestToken::new("secret-q"),
+                expires_in: None
+            }
+        );
+        assert!(!debug.contains("secret-q"), "{debug}");
     }
 
     #[test]

@@ -19,9 +19,9 @@ use aauth_protocol::error::Condition;
 use aauth_protocol::ids::{Kid, Origin, Scope};
 use aauth_protocol::jwk::PublicKey;
 use aauth_protocol::metadata::RedirectUri;
-use aauth_protocol::secret::{AuthorizationCode, RefreshToken, SignedToken};
+use aauth_protocol::secret::{AuthorizationCode, RefreshToken, RequestToken, SignedToken};
 use aauth_protocol::signature_key::Scheme;
-use aauth_protocol::token_request::{AuthTarget, TokenRequest};
+use aauth_protocol::token_request::{AuthTarget, TokenRequest, TokenResponse};
 use aauth_protocol::tokens::auth_token::{
     self, Act, AuthTokenBuilder, AuthTokenContext, AuthTokenError, Consumer, VerifiedAuthToken,
 };
@@ -31,7 +31,7 @@ use aauth_protocol::verify::KeyOwner;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::config::{ExchangeDecision, User, is_identity_scope};
@@ -239,11 +239,7 @@ async fn auth_request(
         // P-AS-2: direct grant.
         let refresh_token = new_grant(state, caller, None, &resource, &scope, now).await?;
         let auth_token = issue(state, caller, &resource, &scope, None, now)?;
-        return Ok(json!({
-            "auth_token": auth_token,
-            "expires_in": state.config().auth_token_lifetime,
-            "refresh_token": refresh_token.expose(),
-        }));
+        return Ok(granted(state, auth_token, Some(refresh_token)));
     }
 
     // P-AS-2: "`redirect_uri` optional unless consent is needed (then 400
@@ -281,10 +277,11 @@ async fn auth_request(
         ))
         .into());
     }
-    Ok(json!({
-        "request_token": request_token.expose(),
-        "expires_in": lifetime,
-    }))
+    Ok(TokenResponse::Pending {
+        request_token: RequestToken::new(request_token.expose()),
+        expires_in: Some(u64::from(lifetime)),
+    }
+    .to_json())
 }
 
 /// E§6.5 with the resource's keys (P-AS-2: `agent` == caller, `agent_jkt`
@@ -352,11 +349,7 @@ async fn code_request(
         Some(Ok(granted)) => granted,
     };
     let auth_token = issue(state, caller, &resource, &scope, Some(user), now)?;
-    Ok(json!({
-        "auth_token": auth_token,
-        "expires_in": state.config().auth_token_lifetime,
-        "refresh_token": refresh_token.expose(),
-    }))
+    Ok(granted(state, auth_token, Some(refresh_token)))
 }
 
 /// P-AS-5: whether `caller` may redeem the code of `record`, and if so the
@@ -447,10 +440,7 @@ async fn refresh_request(
     let auth_token = issue(state, caller, &resource, &scope, user, now)?;
     // E§9.7: "A new refresh_token is not included because the existing
     // refresh token remains valid."
-    Ok(json!({
-        "auth_token": auth_token,
-        "expires_in": state.config().auth_token_lifetime,
-    }))
+    Ok(granted(state, auth_token, None))
 }
 
 /// `request_type=exchange` (E§9.10 as fixed by profile: P-AS-7): a
@@ -565,10 +555,7 @@ async fn exchange_request(
         .sign(&key.key, &key.kid)
         .map_err(internal)?;
     // E§9.10: "Exchange requests do not return refresh tokens".
-    Ok(json!({
-        "auth_token": auth_token,
-        "expires_in": state.config().auth_token_lifetime,
-    }))
+    Ok(granted(state, auth_token, None))
 }
 
 /// The upstream auth token of an exchange (E§7.7 with this server as the
@@ -662,6 +649,16 @@ fn grant_record(
 }
 
 /// Builds and signs an auth token (E§7.3–7.4, profile: P-TOK-4).
+/// The answer carrying a new auth token (E§9.4, E§9.6, E§9.7, E§9.10).
+fn granted(state: &AppState, auth_token: String, refresh_token: Option<Secret>) -> Value {
+    TokenResponse::Granted {
+        auth_token: SignedToken::new(auth_token),
+        expires_in: Some(u64::from(state.config().auth_token_lifetime)),
+        refresh_token: refresh_token.map(|r| RefreshToken::new(r.expose())),
+    }
+    .to_json()
+}
+
 fn issue(
     state: &AppState,
     caller: &Caller,

@@ -35,9 +35,10 @@ use aauth_protocol::error::{Condition, ErrorCode};
 use aauth_protocol::ids::{Kid, Origin, OriginMode};
 use aauth_protocol::keys::{SigningKey, sha256};
 use aauth_protocol::metadata::AuthServerMetadata;
+use aauth_protocol::secret::{AuthorizationCode, SignedToken};
+use aauth_protocol::token_request::{AuthTarget, TokenRequest, TokenResponse};
 use http::StatusCode;
 use moka::Expiry;
-use serde::Deserialize;
 use url::Url;
 
 use crate::interaction::Binding;
@@ -368,15 +369,6 @@ impl<K> Expiry<K, Arc<Exchanged>> for UntilExpiry {
     }
 }
 
-/// A token endpoint's answer: an auth token (E§9.4 direct grant, E§9.6,
-/// E§9.10), or a request token when the user must consent (E§9.4).
-#[derive(Deserialize)]
-struct TokenAnswer {
-    auth_token: Option<String>,
-    expires_in: Option<u64>,
-    request_token: Option<String>,
-}
-
 /// How this resource's own authorization at the downstream's auth server
 /// starts (P-UI-2).
 #[derive(Debug)]
@@ -603,27 +595,27 @@ impl Downstream {
     ) -> Result<ConsentStart, DownstreamError> {
         let first = self.get(&self.me).await?;
         let challenge = self.resource_token_challenge(&first)?;
-        let mut extra = vec![("redirect_uri", redirect_uri.as_str())];
-        if let Some(token) = caller.and_then(|c| c.fresh(aauth_http::server::unix_now())) {
-            extra.push(("upstream_token", token));
-        }
+        let upstream_token = caller
+            .and_then(|c| c.fresh(aauth_http::server::unix_now()))
+            .map(SignedToken::new);
         let (endpoint, answer) = self
             .present_resource_token(
                 challenge,
-                "auth",
-                &extra,
+                |resource_token| TokenRequest::Auth {
+                    target: AuthTarget::ResourceToken(resource_token),
+                    redirect_uri: Some(redirect_uri.to_string()),
+                    upstream_token,
+                },
                 "asking for this resource's own grant, with the user (E§9.3, P-UI-2)",
             )
             .await?;
-        if let Some(granted) = self.granted(&endpoint, "auth", &answer) {
-            return granted.map(ConsentStart::Granted);
-        }
-        let Some(request_token) = answer.request_token else {
-            return Err(self.answer_error(
-                &endpoint,
-                "auth",
-                "neither auth_token nor request_token".to_owned(),
-            ));
+        let request_token = match answer {
+            TokenResponse::Pending { request_token, .. } => request_token,
+            granted @ TokenResponse::Granted { .. } => {
+                return self
+                    .granted(&endpoint, "auth", &granted)
+                    .map(ConsentStart::Granted);
+            }
         };
         let mut url = Url::parse(endpoint.metadata.agent_auth_endpoint.as_str()).map_err(|e| {
             self.answer_error(&endpoint, "auth", format!("its agent_auth_endpoint: {e}"))
@@ -637,7 +629,7 @@ impl Downstream {
             });
         }
         url.query_pairs_mut()
-            .append_pair("request_token", &request_token)
+            .append_pair("request_token", request_token.expose())
             .append_pair("redirect_uri", redirect_uri.as_str())
             .append_pair("state", state);
         Ok(ConsentStart::Consent(url))
@@ -654,17 +646,13 @@ impl Downstream {
         let answer = self
             .token_request(
                 &endpoint,
-                "code",
-                &[
-                    ("request_type", "code"),
-                    ("code", code),
-                    ("redirect_uri", redirect_uri.as_str()),
-                ],
+                &TokenRequest::Code {
+                    code: AuthorizationCode::new(code),
+                    redirect_uri: Some(redirect_uri.to_string()),
+                },
             )
             .await?;
-        self.granted(&endpoint, "code", &answer).unwrap_or_else(|| {
-            Err(self.answer_error(&endpoint, "code", "no auth_token".to_owned()))
-        })
+        self.granted(&endpoint, "code", &answer)
     }
 
     /// Signed with an exchanged token, whose `cnf` is this resource's key (P-AS-7).
@@ -693,10 +681,12 @@ impl Downstream {
         let (endpoint, answer) = self
             .present_resource_token(
                 challenge,
-                "exchange",
                 // profile: P-AS-7 — "sends the upstream auth token in the
                 // form parameter upstream_token".
-                &[("upstream_token", upstream)],
+                |resource_token| TokenRequest::Exchange {
+                    resource_token,
+                    upstream_token: SignedToken::new(upstream),
+                },
                 "exchanging the caller's auth token for the downstream (E§9.10)",
             )
             .await
@@ -712,33 +702,22 @@ impl Downstream {
                 other => other,
             })?;
         self.granted(&endpoint, "exchange", &answer)
-            .unwrap_or_else(|| {
-                Err(self.answer_error(&endpoint, "exchange", "no auth_token".to_owned()))
-            })
     }
 
-    /// `request_type` with the challenge's resource token and `extra`, at
+    /// The request `build` makes around the challenge's resource token, at
     /// the auth server the challenge names (checked by [`Self::token_endpoint`]).
     async fn present_resource_token(
         &self,
         challenge: &AgentAuth,
-        request_type: &'static str,
-        extra: &[(&str, &str)],
+        build: impl FnOnce(String) -> TokenRequest,
         what: &str,
-    ) -> Result<(TokenEndpoint, TokenAnswer), DownstreamError> {
+    ) -> Result<(TokenEndpoint, TokenResponse), DownstreamError> {
         let endpoint = self
             .token_endpoint(challenge.auth_server().unwrap_or_default())
             .await?;
         tracing::info!(downstream = %self.url, auth_server = %endpoint.auth_server, "{what}");
-        let mut form = vec![
-            ("request_type", request_type),
-            (
-                "resource_token",
-                challenge.resource_token().unwrap_or_default(),
-            ),
-        ];
-        form.extend_from_slice(extra);
-        let answer = self.token_request(&endpoint, request_type, &form).await?;
+        let request = build(challenge.resource_token().unwrap_or_default().to_owned());
+        let answer = self.token_request(&endpoint, &request).await?;
         Ok((endpoint, answer))
     }
 
@@ -778,19 +757,19 @@ impl Downstream {
         })
     }
 
-    /// A signed POST of `form` to the token endpoint (P-AS-1), and its 200
-    /// answer.
+    /// A signed POST of `request` to the token endpoint (P-AS-1), and its
+    /// 200 answer.
     async fn token_request(
         &self,
         endpoint: &TokenEndpoint,
-        request_type: &'static str,
-        form: &[(&str, &str)],
-    ) -> Result<TokenAnswer, DownstreamError> {
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, DownstreamError> {
+        let request_type = request.request_type();
         let reply = self
             .client
             .send(
                 &self.me,
-                Outgoing::post_form(endpoint.endpoint.clone(), form),
+                Outgoing::token_request(endpoint.endpoint.clone(), request),
             )
             .await
             .map_err(|e| DownstreamError::sending(&self.url, endpoint.endpoint.as_str(), e))?;
@@ -813,24 +792,31 @@ impl Downstream {
                 error: describe(&reply),
             });
         }
-        reply.json().map_err(|e| {
-            self.answer_error(
-                endpoint,
-                request_type,
-                format!("a body that is not JSON: {e}"),
-            )
-        })
+        TokenResponse::from_json(&reply.body)
+            .map_err(|e| self.answer_error(endpoint, request_type, e.to_string()))
     }
 
-    /// The auth token of a token answer, if it has one.
+    /// The auth token of a token answer, which must be one.
     fn granted(
         &self,
         endpoint: &TokenEndpoint,
         request_type: &'static str,
-        answer: &TokenAnswer,
-    ) -> Option<Result<Exchanged, DownstreamError>> {
-        let auth_token = answer.auth_token.clone()?;
-        Some(match answer.expires_in {
+        answer: &TokenResponse,
+    ) -> Result<Exchanged, DownstreamError> {
+        let TokenResponse::Granted {
+            auth_token,
+            expires_in,
+            ..
+        } = answer
+        else {
+            return Err(self.answer_error(
+                endpoint,
+                request_type,
+                "a request token where an auth token was due".to_owned(),
+            ));
+        };
+        let auth_token = auth_token.expose().to_owned();
+        match *expires_in {
             // Kept a little less than it lives, so that it is not presented
             // as it expires.
             Some(expires_in) => Ok(Exchanged {
@@ -844,7 +830,7 @@ impl Downstream {
                 request_type,
                 "an auth_token without expires_in".to_owned(),
             )),
-        })
+        }
     }
 
     fn answer_error(
