@@ -1304,3 +1304,90 @@ async fn an_answered_request_token_says_where_it_ended_and_an_unknown_one_gets_a
         assert!(response.headers().get(header::LOCATION).is_none());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notes_are_read_in_bounded_pages_and_an_oversized_note_is_refused() {
+    // Bounded work per request: GET /data pages its answer, a note has a
+    // maximum size, and an owner a maximum of stored text.
+    let world = world();
+    let delegate = enroll(&world, "pager").await;
+    let delegate_id = delegate_identity(&delegate);
+    let as_user = |auth_token: String| Identity::AuthToken {
+        auth_token,
+        key: delegate.key.clone(),
+    };
+    // One token for both (data.read alone is granted to the agent without
+    // the user, and would be the agent's notes, not Alice's).
+    let token = user_grant(&world, &delegate_id, "data.read data.write")
+        .await
+        .0;
+    let (writer, reader) = (as_user(token.clone()), as_user(token));
+    for i in 0..5 {
+        let reply = client()
+            .send(
+                &writer,
+                Outgoing::new(Method::POST, at(world.resource.url(), "/data"))
+                    .body(format!("note {i}"), "text/plain"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 201, "{}", reply.text());
+    }
+    let read = |query: String| {
+        let reader = &reader;
+        let world = &world;
+        async move {
+            client()
+                .send(reader, Outgoing::get(at(world.resource.url(), &query)))
+                .await
+                .unwrap()
+        }
+    };
+    // Two at a time, following the cursor.
+    let mut texts = Vec::new();
+    let mut query = "/data?limit=2".to_owned();
+    loop {
+        let reply = read(query.clone()).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let page: Value = reply.json().unwrap();
+        let notes = page["notes"].as_array().unwrap();
+        assert!(notes.len() <= 2, "{page}");
+        texts.extend(notes.iter().map(|n| n["text"].as_str().unwrap().to_owned()));
+        match page["next"].as_u64() {
+            Some(next) => query = format!("/data?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        texts,
+        (0..5).map(|i| format!("note {i}")).collect::<Vec<_>>()
+    );
+    // Without a limit: the default page, here all five, and no next page.
+    let page: Value = read("/data".to_owned()).await.json().unwrap();
+    assert_eq!(page["notes"].as_array().unwrap().len(), 5);
+    assert!(page["next"].is_null(), "{page}");
+
+    for bad in [
+        "/data?limit=0",
+        "/data?limit=101",
+        "/data?limit=x",
+        "/data?after=-1",
+    ] {
+        let reply = read(bad.to_owned()).await;
+        assert_error(&reply, 400, "invalid_request");
+    }
+    let oversized = client()
+        .send(
+            &writer,
+            Outgoing::new(Method::POST, at(world.resource.url(), "/data"))
+                .body("x".repeat(64 * 1024 + 1), "text/plain"),
+        )
+        .await
+        .unwrap();
+    assert_error(&oversized, 400, "invalid_request");
+    assert!(
+        oversized.text().contains("longer than 65536 bytes"),
+        "{}",
+        oversized.text()
+    );
+}

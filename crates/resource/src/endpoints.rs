@@ -22,7 +22,7 @@ use crate::access::{self, Requirement, level_name};
 use crate::config::{CHAIN_SCOPE, READ_SCOPE, WRITE_SCOPE};
 use crate::downstream::DownstreamError;
 use crate::interaction::Binding;
-use crate::notes::Owner;
+use crate::notes::{self, Owner};
 use crate::rate::{Decision, Tier};
 
 /// Longest piece of caller input echoed back in a description.
@@ -268,7 +268,8 @@ fn owner(verified: &VerifiedRequest) -> Result<Owner, ErrorResponse> {
         })
 }
 
-/// `GET /data`: the owner's notes (auth token with `data.read`).
+/// `GET /data[?limit=N][&after=ID]`: a page of the owner's notes (auth
+/// token with `data.read`), oldest first, with the cursor of the next page.
 pub async fn data_get(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let (parts, body) = body_of(&state, request, usize::MAX).await?;
@@ -279,16 +280,52 @@ pub async fn data_get(State(state): State<AppState>, request: Request) -> Respon
             Requirement::Authorized { scope: READ_SCOPE },
         )
         .await?;
-        owner(&verified)
+        let (after, limit) = page_query(parts.uri.query())?;
+        Ok::<_, ErrorResponse>((owner(&verified)?, after, limit))
     }
     .await;
     match result {
-        Ok(owner) => {
-            let notes = state.notes().list(&owner);
-            no_store(StatusCode::OK, json!({"owner": owner, "notes": notes}))
+        Ok((owner, after, limit)) => {
+            let page = state.notes().page(&owner, after, limit);
+            no_store(
+                StatusCode::OK,
+                json!({"owner": owner, "notes": page.notes, "next": page.next}),
+            )
         }
         Err(error) => error.into_response(),
     }
+}
+
+/// `after` (a note id) and `limit` (1 to [`notes::MAX_PAGE`], default
+/// [`notes::DEFAULT_PAGE`]) from a query; other parameters are ignored.
+fn page_query(query: Option<&str>) -> Result<(Option<u64>, usize), ErrorResponse> {
+    let mut after = None;
+    let mut limit = notes::DEFAULT_PAGE;
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "after" => {
+                after = Some(value.parse::<u64>().map_err(|_| {
+                    ErrorResponse::invalid_request(
+                        "after must be the id of a note (the next cursor of a page)",
+                    )
+                })?);
+            }
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=notes::MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        ErrorResponse::invalid_request(format!(
+                            "limit must be a number from 1 to {}",
+                            notes::MAX_PAGE
+                        ))
+                    })?;
+            }
+            _ => {}
+        }
+    }
+    Ok((after, limit))
 }
 
 /// `GET /chain` (E§3.9): who is acting for whom, as this resource sees it,
@@ -406,6 +443,12 @@ fn note_text(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<String, Err
             ));
         }
     };
+    if text.len() > notes::MAX_NOTE_BYTES {
+        return Err(ErrorResponse::invalid_request(format!(
+            "the note is longer than {} bytes",
+            notes::MAX_NOTE_BYTES
+        )));
+    }
     if text.is_empty() {
         return Err(ErrorResponse::invalid_request("the note is empty"));
     }
