@@ -46,7 +46,7 @@ use url::Url;
 pub use consent::{
     BrowserConsent, Callback, CallbackListener, CallbackPrompt, ConsentHandler, Deliverer,
 };
-pub use state::{AgentRecord, DelegateState, Grant, TokenStore};
+pub use state::{AgentRecord, DelegateState, FileGrants, Grant, GrantStorage, TokenStore};
 
 /// Why an agent operation failed. Each message says what to do.
 #[derive(Debug, thiserror::Error)]

@@ -132,10 +132,58 @@ pub struct Grant {
     pub updated_at: u64,
 }
 
-/// Auth tokens and refresh tokens, in `tokens.json` or in memory only.
+/// Where an agent keeps its grants between runs. [`FileGrants`] (the
+/// delegate's `tokens.json`) is the default; implement this to keep them in
+/// a database, a keychain or a secret manager instead, and hand it to
+/// [`TokenStore::with_storage`].
+pub trait GrantStorage: Send + Sync + std::fmt::Debug {
+    /// Every grant saved, read once when the store opens (none the first
+    /// time).
+    fn load(&self) -> Result<Vec<Grant>, AgentError>;
+    /// Saves every grant held, replacing what was saved: called after each
+    /// change, with the whole set.
+    fn save(&self, grants: &[Grant]) -> Result<(), AgentError>;
+}
+
+/// Grants in a file (`tokens.json` in a state directory), readable by its
+/// owner only (P-DEL-3), written whole after each change.
+#[derive(Debug, Clone)]
+pub struct FileGrants {
+    path: PathBuf,
+}
+
+impl FileGrants {
+    /// The grants file in `dir` (created when first written).
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            path: dir.join(TOKENS_FILE),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl GrantStorage for FileGrants {
+    fn load(&self) -> Result<Vec<Grant>, AgentError> {
+        Ok(read_json::<Vec<Grant>>(&self.path)?.unwrap_or_default())
+    }
+
+    fn save(&self, grants: &[Grant]) -> Result<(), AgentError> {
+        if let Some(dir) = self.path.parent() {
+            ensure_dir(dir)?;
+        }
+        write_json(&self.path, &grants)
+    }
+}
+
+/// The agent's auth tokens and refresh tokens: held in memory, and saved
+/// through a [`GrantStorage`] after each change when it has one.
 #[derive(Debug, Clone, Default)]
 pub struct TokenStore {
-    path: Option<PathBuf>,
+    storage: Option<Arc<dyn GrantStorage>>,
     grants: Arc<Mutex<Vec<Grant>>>,
 }
 
@@ -145,12 +193,16 @@ impl TokenStore {
         Self::default()
     }
 
-    /// Tokens kept in `dir/tokens.json` (created when first written).
+    /// Tokens kept in `dir/tokens.json` ([`FileGrants`]).
     pub fn in_dir(dir: &Path) -> Result<Self, AgentError> {
-        let path = dir.join(TOKENS_FILE);
-        let grants = read_json::<Vec<Grant>>(&path)?.unwrap_or_default();
+        Self::with_storage(Arc::new(FileGrants::in_dir(dir)))
+    }
+
+    /// Tokens kept by `storage`, starting with what it saved.
+    pub fn with_storage(storage: Arc<dyn GrantStorage>) -> Result<Self, AgentError> {
+        let grants = storage.load()?;
         Ok(Self {
-            path: Some(path),
+            storage: Some(storage),
             grants: Arc::new(Mutex::new(grants)),
         })
     }
@@ -173,7 +225,7 @@ impl TokenStore {
     }
 
     /// Stores `grant`, replacing the one for the same (auth server,
-    /// resource, scope), and writes the file.
+    /// resource, scope), and saves.
     pub fn put(&self, grant: Grant) -> Result<(), AgentError> {
         let snapshot = {
             let mut grants = self.lock();
@@ -184,10 +236,10 @@ impl TokenStore {
             grants.push(grant);
             grants.clone()
         };
-        self.write(&snapshot)
+        self.save(&snapshot)
     }
 
-    /// Forgets the grant for (auth server, resource, scope).
+    /// Forgets the grant for (auth server, resource, scope), and saves.
     pub fn remove(&self, grant: &Grant) -> Result<(), AgentError> {
         let snapshot = {
             let mut grants = self.lock();
@@ -197,7 +249,7 @@ impl TokenStore {
             });
             grants.clone()
         };
-        self.write(&snapshot)
+        self.save(&snapshot)
     }
 
     /// Every grant held.
@@ -205,14 +257,11 @@ impl TokenStore {
         self.lock().clone()
     }
 
-    fn write(&self, grants: &[Grant]) -> Result<(), AgentError> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        if let Some(dir) = path.parent() {
-            ensure_dir(dir)?;
+    fn save(&self, grants: &[Grant]) -> Result<(), AgentError> {
+        match &self.storage {
+            Some(storage) => storage.save(grants),
+            None => Ok(()),
         }
-        write_json(path, &grants)
     }
 }
 
@@ -295,6 +344,43 @@ mod tests {
         again.remove(&grant).unwrap();
         assert!(TokenStore::in_dir(&dir).unwrap().all().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A storage of the program's own: it sees every save, and a new store
+    /// over it starts from the last one.
+    #[derive(Debug, Default)]
+    struct Recorded(Mutex<Vec<Vec<Grant>>>);
+
+    impl GrantStorage for Recorded {
+        fn load(&self) -> Result<Vec<Grant>, AgentError> {
+            Ok(self.0.lock().unwrap().last().cloned().unwrap_or_default())
+        }
+
+        fn save(&self, grants: &[Grant]) -> Result<(), AgentError> {
+            self.0.lock().unwrap().push(grants.to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn grants_can_live_in_a_storage_of_the_programs_own() {
+        let storage = Arc::new(Recorded::default());
+        let tokens = TokenStore::with_storage(storage.clone()).unwrap();
+        let grant = Grant {
+            auth_server: "https://as.example".into(),
+            resource: "https://r.example".into(),
+            scope: "read".into(),
+            auth_token: SignedToken::new("a"),
+            expires_at: 1,
+            refresh_token: None,
+            updated_at: 1,
+        };
+        tokens.put(grant.clone()).unwrap();
+        tokens.remove(&grant).unwrap();
+        tokens.put(grant.clone()).unwrap();
+        assert_eq!(storage.0.lock().unwrap().len(), 3, "one save per change");
+        let reopened = TokenStore::with_storage(storage).unwrap();
+        assert_eq!(reopened.all(), [grant]);
     }
 
     #[test]
