@@ -301,3 +301,52 @@ fn assert_ignored_by_git(state_files: &[PathBuf]) {
         assert!(status.success(), "{name} is not ignored by .gitignore");
     }
 }
+
+#[test]
+fn without_a_home_a_server_starts_when_its_files_are_named_and_says_what_to_give_otherwise() {
+    let root = tempfile::tempdir().unwrap();
+    let no_home = |binary: &str, args: &[&str]| {
+        Command::new(binary)
+            .current_dir(root.path())
+            .env_remove("HOME")
+            .env_remove("XDG_DATA_HOME")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let resource = binary("aauth-resource").unwrap();
+    let resource = resource.to_str().unwrap();
+    // No key file named and nowhere to put one: a clear refusal.
+    let refused = no_home(
+        resource,
+        &[
+            "serve",
+            "--dev",
+            "--auth-server",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("neither XDG_DATA_HOME nor HOME is set")
+            && stderr(&refused).contains("--state-dir"),
+        "{}",
+        stderr(&refused)
+    );
+    // Every file named: the directory is not needed. (mint-code stands in
+    // for the agent server: it resolves the same files, then finds no
+    // database there.)
+    let agent = binary("aauth-agent-server").unwrap();
+    let minted = no_home(
+        agent.to_str().unwrap(),
+        &["mint-code", "--database", "named.db"],
+    );
+    assert!(
+        stderr(&minted).contains("no agent server database at named.db"),
+        "{}",
+        stderr(&minted)
+    );
+    assert!(!root.path().join("named.db").exists());
+}

@@ -96,39 +96,35 @@ impl Config {
         Ok(config)
     }
 
-    /// Where the files are, with the command line's `--state-dir` (which
-    /// wins over the file's `state_dir`).
-    pub fn files(&self, state_dir: Option<&Path>) -> Result<Files, StartError> {
-        let dir = state::state_dir(
+    /// The state directory: the command line's `--state-dir`, else the
+    /// file's `state_dir`, else the default. `call --as-server` keeps its
+    /// grants there (`tokens.json`, P-DEL-3).
+    pub fn dir(&self, state_dir: Option<&Path>) -> Result<PathBuf, StartError> {
+        state::state_dir(
             state_dir,
             self.state_dir.as_deref(),
             state::Party::AgentServer,
         )
-        .map_err(|e| StartError::Config(e.to_string()))?;
-        Ok(Files {
-            key_file: self
-                .key_file
-                .clone()
-                .unwrap_or_else(|| dir.join("key.json")),
-            database: self
-                .database
-                .clone()
-                .unwrap_or_else(|| dir.join("agent-server.db")),
-            dir,
-        })
+        .map_err(|e| StartError::Config(e.to_string()))
     }
-}
 
-/// The agent server's files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Files {
-    /// The state directory; `call --as-server` keeps its grants here
-    /// (`tokens.json`, P-DEL-3).
-    pub dir: PathBuf,
-    /// The signing key.
-    pub key_file: PathBuf,
-    /// The database.
-    pub database: PathBuf,
+    /// The signing key: `key_file`, else `key.json` in [`Config::dir`]
+    /// (which is only looked for then).
+    pub fn key_path(&self, state_dir: Option<&Path>) -> Result<PathBuf, StartError> {
+        match &self.key_file {
+            Some(file) => Ok(file.clone()),
+            None => Ok(self.dir(state_dir)?.join("key.json")),
+        }
+    }
+
+    /// The database: `database`, else `agent-server.db` in [`Config::dir`]
+    /// (which is only looked for then).
+    pub fn database_path(&self, state_dir: Option<&Path>) -> Result<PathBuf, StartError> {
+        match &self.database {
+            Some(file) => Ok(file.clone()),
+            None => Ok(self.dir(state_dir)?.join("agent-server.db")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -156,14 +152,13 @@ mod tests {
         let file = dir.join("agent-server.toml");
         std::fs::write(&file, "state_dir = \"state\"\ndatabase = \"db/a.db\"\n").unwrap();
         let config = Config::load(Some(&file)).unwrap();
-        let files = config.files(None).unwrap();
-        assert_eq!(files.dir, dir.join("state"));
-        assert_eq!(files.key_file, dir.join("state/key.json"));
-        assert_eq!(files.database, dir.join("db/a.db"));
+        assert_eq!(config.dir(None).unwrap(), dir.join("state"));
+        assert_eq!(config.key_path(None).unwrap(), dir.join("state/key.json"));
+        assert_eq!(config.database_path(None).unwrap(), dir.join("db/a.db"));
         // --state-dir wins over the file's state_dir, not over its files.
-        let files = config.files(Some(Path::new("flag"))).unwrap();
-        assert_eq!(files.key_file, Path::new("flag/key.json"));
-        assert_eq!(files.database, dir.join("db/a.db"));
+        let flag = Some(Path::new("flag"));
+        assert_eq!(config.key_path(flag).unwrap(), Path::new("flag/key.json"));
+        assert_eq!(config.database_path(flag).unwrap(), dir.join("db/a.db"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

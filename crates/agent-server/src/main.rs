@@ -351,9 +351,9 @@ async fn serve(args: ServeArgs, verbose: bool) -> Result<(), String> {
     if args.database.is_some() {
         config.database = args.database;
     }
-    let files = config
-        .files(args.state_dir.as_deref())
-        .map_err(|e| e.to_string())?;
+    let flag = args.state_dir.as_deref();
+    let key_file = config.key_path(flag).map_err(|e| e.to_string())?;
+    let database = config.database_path(flag).map_err(|e| e.to_string())?;
     config.lenient_base64 |= args.lenient_base64;
     if let Some(lifetime) = args.agent_token_lifetime {
         config.agent_token_lifetime = lifetime;
@@ -367,14 +367,14 @@ async fn serve(args: ServeArgs, verbose: bool) -> Result<(), String> {
     let (listener, origin) = runtime::bind(listen, config.public_url.as_deref(), dev)
         .await
         .map_err(|e| e.to_string())?;
-    let key = ServerKey::load_or_create(&files.key_file).map_err(|e| e.to_string())?;
-    let store = Store::open(&files.database)
+    let key = ServerKey::load_or_create(&key_file).map_err(|e| e.to_string())?;
+    let store = Store::open(&database)
         .await
-        .map_err(|e| StartError::Config(format!("{}: {e}", files.database.display())))
+        .map_err(|e| StartError::Config(format!("{}: {e}", database.display())))
         .map_err(|e| e.to_string())?;
     tracing::info!(
-        key_file = %files.key_file.display(),
-        database = %files.database.display(),
+        key_file = %key_file.display(),
+        database = %database.display(),
         "state"
     );
     let state =
@@ -392,9 +392,8 @@ async fn mint_code(args: MintArgs) -> Result<(), String> {
         config.database = args.database;
     }
     let database = config
-        .files(args.state_dir.as_deref())
-        .map_err(|e| e.to_string())?
-        .database;
+        .database_path(args.state_dir.as_deref())
+        .map_err(|e| e.to_string())?;
     // A code minted into a database `serve` does not use would be refused
     // by `enroll`: never create one here.
     state::existing(
@@ -510,16 +509,16 @@ async fn call(args: CallArgs, verbose: bool) -> Result<(), String> {
             .or(config.public_url.clone())
             .ok_or("--as-server needs the agent server's public URL (--public-url or public_url in the config)")?;
         let agent = Origin::parse(&url, mode).map_err(|e| format!("public URL {url:?}: {e}"))?;
-        let files = config
-            .files(args.state_dir.as_deref())
-            .map_err(|e| e.to_string())?;
-        let key = ServerKey::load(&files.key_file).map_err(|e| e.to_string())?;
+        let flag = args.state_dir.as_deref();
+        let key_file = config.key_path(flag).map_err(|e| e.to_string())?;
+        let key = ServerKey::load(&key_file).map_err(|e| e.to_string())?;
         let principal = Principal::Server {
             agent,
             kid: key.kid,
             key: Arc::new(key.key),
         };
-        let tokens = TokenStore::in_dir(&files.dir).map_err(|e| e.to_string())?;
+        let dir = config.dir(flag).map_err(|e| e.to_string())?;
+        let tokens = TokenStore::in_dir(&dir).map_err(|e| e.to_string())?;
         (principal, tokens, mode)
     } else {
         let dir = delegate_dir(args.state_dir)?;

@@ -145,13 +145,18 @@ impl Serve {
                 SocketAddr::from(([127, 0, 0, 1], 8080))
             }
         });
-        let state_dir = state::state_dir(
-            self.state_dir.as_deref(),
-            config.state_dir.as_deref(),
-            state::Party::Resource,
-        )
-        .map_err(|e| StartError::Config(e.to_string()))?;
-        let key_path = config.key_path(&state_dir);
+        // The state directory is only needed for a key file not named.
+        let key_path = match &config.key_file {
+            Some(file) => file.clone(),
+            None => config.key_path(
+                &state::state_dir(
+                    self.state_dir.as_deref(),
+                    config.state_dir.as_deref(),
+                    state::Party::Resource,
+                )
+                .map_err(|e| StartError::Config(e.to_string()))?,
+            ),
+        };
         let (listener, origin) =
             runtime::bind(listen, config.public_url.as_deref(), self.dev).await?;
         let settings = config.resolve(origin.clone(), self.dev)?;
