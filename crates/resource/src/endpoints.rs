@@ -3,10 +3,9 @@
 
 use std::net::SocketAddr;
 
-use aauth_http::server::{ErrorResponse, MAX_FORM_BYTES, parse_form, read_body, unix_now};
+use aauth_http::server::{ErrorResponse, read_body, unix_now};
 use aauth_protocol::challenge::{AgentAuth, Level};
 use aauth_protocol::error::{Condition, ErrorBody, ErrorCode};
-use aauth_protocol::ids::Scope;
 use aauth_protocol::signature_key::{self, SignatureKey};
 use aauth_protocol::verify::VerifiedRequest;
 use axum::Json;
@@ -18,19 +17,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
-use crate::access::{self, Requirement, level_name};
 use crate::config::{CHAIN_SCOPE, READ_SCOPE, WRITE_SCOPE};
 use crate::downstream::DownstreamError;
 use crate::interaction::Binding;
 use crate::notes::{self, Owner};
 use crate::rate::{Decision, Tier};
-
-/// Longest piece of caller input echoed back in a description.
-const MAX_ECHO: usize = 64;
-
-fn echo(text: &str) -> String {
-    text.chars().take(MAX_ECHO).collect()
-}
+use aauth_axum::{Need as Requirement, is_signed, level_name};
 
 /// A JSON answer that must not be cached.
 fn no_store(status: StatusCode, value: serde_json::Value) -> Response {
@@ -39,12 +31,6 @@ fn no_store(status: StatusCode, value: serde_json::Value) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// A failure of the server itself (key or randomness), never caused by input.
-fn internal_error(what: &str) -> Response {
-    tracing::error!(what, "internal error");
-    ErrorResponse::new(Condition::ServerFault, what).into_response()
 }
 
 async fn body_of(
@@ -58,20 +44,10 @@ async fn body_of(
     Ok((parts, body))
 }
 
-/// `GET /.well-known/aauth-resource` (E§8.3).
-pub async fn metadata(State(state): State<AppState>) -> Response {
-    Json(state.metadata()).into_response()
-}
-
 /// `GET /.well-known/aauth-agent`: this resource as an agent, with the
 /// same key set (E§8.1, profile: P-MD-4).
 pub async fn agent_metadata(State(state): State<AppState>) -> Response {
     Json(state.agent_metadata()).into_response()
-}
-
-/// `GET /.well-known/jwks.json`.
-pub async fn jwks(State(state): State<AppState>) -> Response {
-    Json(state.jwks()).into_response()
 }
 
 /// 405 for a known path with another method, as JSON.
@@ -111,7 +87,7 @@ async fn public_inner(state: &AppState, request: Request) -> Result<Response, Re
         }
         .into_response()
     };
-    if !access::is_signed(&parts.headers) {
+    if !is_signed(&parts.headers) {
         let client = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -125,7 +101,9 @@ async fn public_inner(state: &AppState, request: Request) -> Result<Response, Re
             json!({"message": "public data", "level": "unsigned"}),
         ));
     }
-    let verified = access::verify(state, &parts, &body, access::Requirement::Signed)
+    let verified = state
+        .guard()
+        .verify(&parts, &body, Requirement::Signed)
         .await
         .map_err(IntoResponse::into_response)?;
     let agent = verified
@@ -140,7 +118,7 @@ async fn public_inner(state: &AppState, request: Request) -> Result<Response, Re
         let next = match tier {
             Tier::Unsigned => Some(AgentAuth::signature()),
             Tier::Pseudonymous => Some(AgentAuth::identity()),
-            Tier::Identified => Some(access::auth_token_challenge(state, &verified, READ_SCOPE)),
+            Tier::Identified => Some(state.guard().auth_token_challenge(&verified, READ_SCOPE)),
             // P-CH-4: Agent-Auth only "when a higher level has a higher limit".
             Tier::Authorized => None,
         };
@@ -156,7 +134,10 @@ async fn public_inner(state: &AppState, request: Request) -> Result<Response, Re
 pub async fn whoami(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let (parts, body) = body_of(&state, request, usize::MAX).await?;
-        access::require(&state, &parts, &body, Requirement::Identified).await
+        state
+            .guard()
+            .require(&parts, &body, Requirement::Identified)
+            .await
     }
     .await;
     match result {
@@ -183,74 +164,6 @@ fn whoami_json(verified: &VerifiedRequest) -> serde_json::Value {
     out
 }
 
-/// The form of E§9.2.5.
-#[derive(Debug, Deserialize)]
-struct TokenForm {
-    scope: Option<String>,
-    auth_request_url: Option<String>,
-}
-
-/// `POST /resource/token` (E§9.2.5): a resource token for the verified agent.
-pub async fn resource_token(State(state): State<AppState>, request: Request) -> Response {
-    let result = async {
-        let (parts, body) = body_of(&state, request, MAX_FORM_BYTES).await?;
-        // P-ERR-4: the signature is verified before anything is minted.
-        let verified = access::require(&state, &parts, &body, Requirement::Identified).await?;
-        let form: TokenForm = parse_form(&parts.headers, &body)?;
-        if form.auth_request_url.is_some() {
-            // profile: P-TOK-7.
-            return Err(ErrorResponse::invalid_request(
-                "auth_request_url is not supported: E§11 leaves the document format TBD",
-            ));
-        }
-        let Some(text) = form.scope else {
-            return Err(ErrorResponse::invalid_request(
-                "the form parameter scope is required (E§9.2.5)",
-            ));
-        };
-        // A scope that does not parse is a malformed parameter (P-ERR-1:
-        // invalid_request); one that parses but is not ours is invalid_scope.
-        let scope = Scope::parse(&text)
-            .map_err(|e| ErrorResponse::invalid_request(format!("scope: {e}")))?;
-        if let Some(unknown) = scope
-            .tokens()
-            .find(|t| state.settings().scopes.get(t).is_none())
-        {
-            return Err(ErrorResponse::new(
-                Condition::ScopeNotAllowed,
-                format!(
-                    "this resource does not support the scope {:?}",
-                    echo(unknown)
-                ),
-            ));
-        }
-        Ok((verified, scope))
-    }
-    .await;
-    let (verified, scope) = match result {
-        Ok(ok) => ok,
-        Err(error) => return error.into_response(),
-    };
-    match access::mint_resource_token(&state, &verified, scope) {
-        Ok(Some(token)) => no_store(
-            StatusCode::OK,
-            json!({
-                "resource_token": token,
-                "auth_server": state.settings().auth_server.as_str(),
-                "expires_in": state.settings().resource_token_lifetime,
-            }),
-        ),
-        // Unreachable: the identified level always names an agent.
-        Ok(None) => ErrorResponse::new(
-            Condition::LevelTooLow,
-            "the request does not identify an agent",
-        )
-        .with_challenge(AgentAuth::identity())
-        .into_response(),
-        Err(error) => internal_error(&format!("cannot mint a resource token: {error}")),
-    }
-}
-
 /// Whose notes an authorized request reaches: the user, else the agent.
 fn owner(verified: &VerifiedRequest) -> Result<Owner, ErrorResponse> {
     if let Some(sub) = verified.auth_token().and_then(|t| t.claims().sub.clone()) {
@@ -273,13 +186,10 @@ fn owner(verified: &VerifiedRequest) -> Result<Owner, ErrorResponse> {
 pub async fn data_get(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let (parts, body) = body_of(&state, request, usize::MAX).await?;
-        let verified = access::require(
-            &state,
-            &parts,
-            &body,
-            Requirement::Authorized { scope: READ_SCOPE },
-        )
-        .await?;
+        let verified = state
+            .guard()
+            .require(&parts, &body, Requirement::Authorized { scope: READ_SCOPE })
+            .await?;
         let (after, limit) = page_query(parts.uri.query())?;
         Ok::<_, ErrorResponse>((owner(&verified)?, after, limit))
     }
@@ -334,13 +244,14 @@ fn page_query(query: Option<&str>) -> Result<(Option<u64>, usize), ErrorResponse
 pub async fn chain(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let (parts, body) = body_of(&state, request, usize::MAX).await?;
-        let verified = access::require(
-            &state,
-            &parts,
-            &body,
-            Requirement::Authorized { scope: CHAIN_SCOPE },
-        )
-        .await?;
+        let verified = state
+            .guard()
+            .require(
+                &parts,
+                &body,
+                Requirement::Authorized { scope: CHAIN_SCOPE },
+            )
+            .await?;
         let downstream = match state.downstream() {
             None => serde_json::Value::Null,
             Some(downstream) => {
@@ -459,13 +370,14 @@ fn note_text(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<String, Err
 pub async fn data_post(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let (parts, body) = body_of(&state, request, usize::MAX).await?;
-        let verified = access::require(
-            &state,
-            &parts,
-            &body,
-            Requirement::Authorized { scope: WRITE_SCOPE },
-        )
-        .await?;
+        let verified = state
+            .guard()
+            .require(
+                &parts,
+                &body,
+                Requirement::Authorized { scope: WRITE_SCOPE },
+            )
+            .await?;
         let owner = owner(&verified)?;
         let text = note_text(&parts.headers, &body)?;
         Ok::<_, ErrorResponse>((owner, text))

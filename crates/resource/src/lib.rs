@@ -88,7 +88,6 @@
 //! thumbprint, identified and authorized ones per agent.
 #![forbid(unsafe_code)]
 
-pub mod access;
 pub mod config;
 pub mod downstream;
 pub mod endpoints;
@@ -98,13 +97,13 @@ pub mod rate;
 
 use std::sync::Arc;
 
+use aauth_axum::{Guard, GuardParts};
 use aauth_http::discovery::Discovery;
 use aauth_http::fetch::Fetcher;
 use aauth_http::runtime::{ServerKey, StartError};
 use aauth_http::server::RequestVerifier;
 use aauth_protocol::httpsig::{NonceRule, VerifyPolicy};
-use aauth_protocol::ids::{Kid, OriginMode};
-use aauth_protocol::keys::SigningKey;
+use aauth_protocol::ids::OriginMode;
 use aauth_protocol::metadata::{AgentMetadata, HttpsUrl, RedirectUri, ResourceMetadata};
 use aauth_protocol::verify::VerifierConfig;
 use axum::Router;
@@ -117,10 +116,8 @@ use crate::interaction::{CALLBACK_PATH, INTERACTION_PATH, Interactions};
 use crate::notes::Notes;
 use crate::rate::RateLimiter;
 
-/// Path of the JWKS (E§8.3 `jwks_uri`).
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
-/// Path of the resource token endpoint (E§9.2.5).
-pub const RESOURCE_TOKEN_PATH: &str = "/resource/token";
+pub use aauth_axum::JWKS_PATH;
+pub use aauth_axum::RESOURCE_TOKEN_PATH;
 
 /// Everything a running resource shares between requests.
 #[derive(Debug, Clone)]
@@ -129,14 +126,12 @@ pub struct AppState(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     settings: Settings,
-    kid: Kid,
-    key: Arc<SigningKey>,
-    verifier: RequestVerifier,
+    /// Verification, levels, challenges, resource tokens, and the metadata,
+    /// key set and resource token endpoint: the `aauth-axum` library.
+    guard: Guard,
     limiter: RateLimiter,
     notes: Notes,
-    metadata: ResourceMetadata,
     agent_metadata: AgentMetadata,
-    jwks: serde_json::Value,
     discovery: Discovery,
     downstream: Option<Downstream>,
     interactions: Interactions,
@@ -239,16 +234,24 @@ impl AppState {
             })
             .transpose()
             .map_err(|e| StartError::Config(format!("downstream client: {e}")))?;
+        let guard = Guard::new(GuardParts {
+            verifier,
+            identifier: settings.identifier.clone(),
+            auth_server: settings.auth_server.clone(),
+            kid,
+            key,
+            resource_token_lifetime: settings.resource_token_lifetime,
+            scopes: settings.scopes.clone(),
+            metadata,
+            jwks,
+            max_body: settings.max_body,
+        });
         Ok(Self(Arc::new(Inner {
             limiter: RateLimiter::new(settings.rate_limit),
             settings,
-            kid,
-            key,
-            verifier,
+            guard,
             notes: Notes::new(),
-            metadata,
             agent_metadata,
-            jwks,
             discovery,
             downstream,
             interactions,
@@ -262,20 +265,17 @@ impl AppState {
 
     /// The resource metadata document (E§8.3).
     pub fn metadata(&self) -> &ResourceMetadata {
-        &self.0.metadata
+        self.0.guard.metadata()
+    }
+
+    /// The decisions of the resource (`aauth-axum`).
+    pub fn guard(&self) -> &Guard {
+        &self.0.guard
     }
 
     /// This resource as an agent (P-MD-4): `/.well-known/aauth-agent`.
     pub fn agent_metadata(&self) -> &AgentMetadata {
         &self.0.agent_metadata
-    }
-
-    pub(crate) fn key(&self) -> &SigningKey {
-        &self.0.key
-    }
-
-    pub(crate) fn kid(&self) -> &Kid {
-        &self.0.kid
     }
 
     pub(crate) fn downstream(&self) -> Option<&Downstream> {
@@ -290,10 +290,6 @@ impl AppState {
         &self.0.discovery
     }
 
-    pub(crate) fn verifier(&self) -> &RequestVerifier {
-        &self.0.verifier
-    }
-
     pub(crate) fn limiter(&self) -> &RateLimiter {
         &self.0.limiter
     }
@@ -301,22 +297,16 @@ impl AppState {
     pub(crate) fn notes(&self) -> &Notes {
         &self.0.notes
     }
-
-    pub(crate) fn jwks(&self) -> &serde_json::Value {
-        &self.0.jwks
-    }
 }
 
 /// The resource's routes.
 pub fn app(state: AppState) -> Router {
     use endpoints as e;
     Router::new()
-        .route("/.well-known/aauth-resource", get(e::metadata))
         .route("/.well-known/aauth-agent", get(e::agent_metadata))
-        .route(JWKS_PATH, get(e::jwks))
+        .merge(state.guard().routes())
         .route("/public", get(e::public))
         .route("/whoami", get(e::whoami))
-        .route(RESOURCE_TOKEN_PATH, axum::routing::post(e::resource_token))
         .route("/data", get(e::data_get).post(e::data_post))
         .route("/chain", get(e::chain))
         .route(INTERACTION_PATH, get(interaction::visit))
