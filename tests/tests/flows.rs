@@ -566,3 +566,39 @@ async fn status_shows_the_delegate_its_key_its_agent_token_and_its_grants() {
         assert!(!text.contains(secret.as_str().unwrap()), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pseudonymous_agent_gets_through_where_any_signature_will_do_and_says_why_not_elsewhere()
+{
+    use aauth_agent::{Agent, AgentError, BrowserConsent, Principal, TokenStore};
+    let world = world();
+    let agent = Agent::new(
+        aauth_http::client::SigningClient::new().unwrap(),
+        Principal::Pseudonymous(new_key()),
+        TokenStore::memory(),
+        Arc::new(BrowserConsent),
+        aauth_protocol::ids::OriginMode::Dev,
+    )
+    .unwrap();
+    let public = agent
+        .call(
+            Method::GET,
+            at(world.resource.url(), "/public").as_str(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(public.status, 200, "{}", public.text());
+    let error = agent
+        .call(
+            Method::GET,
+            at(world.resource.url(), "/whoami").as_str(),
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, AgentError::NoIdentity), "{error}");
+    assert!(error.to_string().contains("enrolled delegate"), "{error}");
+}

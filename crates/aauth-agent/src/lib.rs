@@ -103,6 +103,12 @@ pub enum AgentError {
         /// The last status.
         status: StatusCode,
     },
+    /// The resource asks for an identity and this agent has none.
+    #[error(
+        "the resource asks for an identity (E§4.2) and this agent is pseudonymous: \
+         sign as an enrolled delegate or as an agent server"
+    )]
+    NoIdentity,
 }
 
 /// Who the agent is when it identifies itself (P-CH-2).
@@ -119,6 +125,10 @@ pub enum Principal {
     },
     /// A delegate with an agent token (E§3.3, P-DEL-3).
     Delegate(DelegateState),
+    /// A key and nothing more (E§4.1, `hwk`): enough where any signature
+    /// will do, and refused with [`AgentError::NoIdentity`] where a
+    /// resource asks who is calling.
+    Pseudonymous(Arc<SigningKey>),
 }
 
 impl Principal {
@@ -127,6 +137,7 @@ impl Principal {
         match self {
             Self::Server { key, .. } => key,
             Self::Delegate(state) => &state.key,
+            Self::Pseudonymous(key) => key,
         }
     }
 }
@@ -325,6 +336,7 @@ impl Agent {
                     key: state.key.clone(),
                 })
             }
+            Principal::Pseudonymous(_) => Err(AgentError::NoIdentity),
         }
     }
 
