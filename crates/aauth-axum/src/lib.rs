@@ -158,6 +158,7 @@ impl Guard {
             auth_server,
             key,
             dev: false,
+            lenient_base64: false,
             scopes: Vec::new(),
             name: None,
             resource_token_lifetime: 300,
@@ -376,6 +377,7 @@ pub struct GuardBuilder {
     auth_server: Origin,
     key: ServerKey,
     dev: bool,
+    lenient_base64: bool,
     scopes: Vec<(String, String)>,
     name: Option<String>,
     resource_token_lifetime: u32,
@@ -383,6 +385,14 @@ pub struct GuardBuilder {
 }
 
 impl GuardBuilder {
+    /// Also accept base64url and unpadded `Signature` values, as some early
+    /// peers write them (P-SIG-7; off by default).
+    #[must_use]
+    pub fn lenient_base64(mut self, lenient: bool) -> Self {
+        self.lenient_base64 = lenient;
+        self
+    }
+
     /// Dev mode: loopback `http` identifiers for this resource and its
     /// peers, and signature bases in error bodies. Never expose it.
     #[must_use]
@@ -439,6 +449,7 @@ impl GuardBuilder {
         config.origin_mode = mode;
         config.http = VerifyPolicy {
             require_nonce: NonceRule::NonIdempotent,
+            lenient_base64: self.lenient_base64,
             ..VerifyPolicy::default()
         };
         let verifier = RequestVerifier::new(config, Discovery::new(fetcher, mode), self.dev);

@@ -10,17 +10,18 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aauth_axum::{Caller, Guard, Need};
 use aauth_http::runtime::{ConnectionLimits, ServerKey, serve_until};
 use aauth_protocol::httpsig::SignatureEncoding;
 use aauth_protocol::ids::{Origin, OriginMode};
 use aauth_protocol::signature_key::{self, SignatureKey};
 use aauth_protocol::tokens::{TokenType, declared_type};
-use aauth_resource::config::Config;
-use aauth_resource::{AppState, app};
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use tokio::net::TcpListener;
 
 use crate::profile::AgentTarget;
@@ -234,6 +235,15 @@ pub(super) async fn run(run: &mut Run, target: &AgentTarget) {
     grade(run, target, &steps, &exchanges);
 }
 
+/// What every step's route answers: who called, at which level.
+async fn answer(caller: Caller) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "level": aauth_axum::level_name(caller.level()),
+        "agent": caller.agent().map(|a| a.as_str()),
+        "delegate": caller.delegate(),
+    }))
+}
+
 /// Starts the suite's resource; its origin and the log it fills.
 async fn start(target: &AgentTarget, lenient: bool) -> Result<(String, Log), String> {
     let listener = TcpListener::bind(&target.listen)
@@ -247,20 +257,31 @@ async fn start(target: &AgentTarget, lenient: bool) -> Result<(String, Log), Str
         .map_or("http://127.0.0.1:1".to_owned(), |u| {
             u.origin().ascii_serialization()
         });
-    let config = Config::from_toml(&format!(
-        "auth_server = \"{auth_server}\"\nlenient_base64 = {lenient}\n\
-         [rate_limit]\nwindow = 60\nunsigned = 100000\n\
-         pseudonymous = 100000\nidentified = 100000\nauthorized = 100000\n"
-    ))
-    .map_err(|e| e.to_string())?;
     let identifier = Origin::parse(&origin, OriginMode::Dev).map_err(|e| e.to_string())?;
-    let settings = config
-        .resolve(identifier, true)
-        .map_err(|e| e.to_string())?;
+    let auth_server = Origin::parse(&auth_server, OriginMode::Dev).map_err(|e| e.to_string())?;
     let key = ServerKey::generate().map_err(|e| e.to_string())?;
-    let state = AppState::new(settings, key).map_err(|e| e.to_string())?;
+    // The suite's resource: one route per step, each needing what its step
+    // says, built on aauth-axum like the project's own resource.
+    let guard = Guard::builder(identifier, auth_server, key)
+        .dev(true)
+        .lenient_base64(lenient)
+        .name("AAuth conformance suite")
+        .scope("data.read", "Read the suite's notes")
+        .scope("data.write", "Write the suite's notes")
+        .build()
+        .map_err(|e| e.to_string())?;
+    let routes = Router::new()
+        .route("/public", get(answer).layer(guard.layer(Need::Signed)))
+        .route("/whoami", get(answer).layer(guard.layer(Need::Identified)))
+        .route(
+            "/data",
+            get(answer)
+                .layer(guard.layer(Need::scope("data.read")))
+                .merge(post(answer).layer(guard.layer(Need::scope("data.write")))),
+        )
+        .merge(guard.routes());
     let log: Log = Arc::default();
-    let router = app(state).layer(middleware::from_fn_with_state(log.clone(), record));
+    let router = routes.layer(middleware::from_fn_with_state(log.clone(), record));
     tokio::spawn(serve_until(
         listener,
         router,
