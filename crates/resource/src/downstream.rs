@@ -41,7 +41,7 @@ use http::StatusCode;
 use moka::Expiry;
 use url::Url;
 
-use crate::interaction::Binding;
+use crate::caller::Binding;
 
 /// Timeout of each request to the downstream or its auth server.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);

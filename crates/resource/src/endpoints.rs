@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
+use crate::caller::Binding;
 use crate::config::{CHAIN_SCOPE, READ_SCOPE, WRITE_SCOPE};
 use crate::downstream::DownstreamError;
-use crate::interaction::Binding;
 use crate::notes::{self, Owner};
 use crate::rate::{Decision, Tier};
 use aauth_axum::{Need as Requirement, is_signed, level_name};

@@ -49,7 +49,6 @@ use aauth_protocol::error::{Condition, ErrorCode};
 use aauth_protocol::ids::{Origin, OriginMode};
 use aauth_protocol::keys::{CryptoError, random_bytes, sha256};
 use aauth_protocol::metadata::RedirectUri;
-use aauth_protocol::verify::VerifiedRequest;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -57,6 +56,7 @@ use moka::policy::EvictionPolicy;
 use url::Url;
 
 use crate::AppState;
+use crate::caller::Binding;
 use crate::downstream::{CallerToken, ConsentStart, Downstream, NeedsUser};
 
 /// Where the user is sent (P-UI-1).
@@ -71,47 +71,6 @@ pub const SESSION_LIFETIME: Duration = Duration::from_secs(10 * 60);
 const MAX_SESSION_BYTES: u64 = 64 * 1024 * 1024;
 /// Longest query accepted on the two pages.
 const MAX_QUERY: usize = 8 * 1024;
-
-/// Who a session, and the grant it leads to, belongs to (P-UI-1: "bound to
-/// the requesting agent and delegate"). The user of the caller's token and
-/// the actors before the caller (`act`) are part of it too: a resource
-/// further down a chain sees the same caller (the resource before it) for
-/// every agent and user upstream, and must not let one of them use what
-/// another's user granted.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Binding {
-    /// The calling agent.
-    pub agent: Origin,
-    /// Its delegate, when it has one.
-    pub delegate: Option<String>,
-    /// The `sub` of the caller's auth token, when it has one.
-    pub user: Option<String>,
-    /// The caller's token's `act` claim as JSON, when it has one.
-    pub act: Option<String>,
-}
-
-impl Binding {
-    /// The caller of an authorized request; `None` without an agent.
-    pub fn of(verified: &VerifiedRequest) -> Option<Self> {
-        let claims = verified.auth_token().map(|t| t.claims());
-        Some(Self {
-            agent: verified.agent()?.clone(),
-            delegate: verified.delegate().map(str::to_owned),
-            user: claims.and_then(|c| c.sub.clone()),
-            act: claims
-                .and_then(|c| c.act.as_ref())
-                .and_then(|act| serde_json::to_string(act).ok()),
-        })
-    }
-
-    /// Roughly how many bytes it holds.
-    fn weight(&self) -> usize {
-        self.agent.as_str().len()
-            + self.delegate.as_ref().map_or(0, String::len)
-            + self.user.as_ref().map_or(0, String::len)
-            + self.act.as_ref().map_or(0, String::len)
-    }
-}
 
 /// A user's visit: where they go back to, where they were sent, the
 /// `state` sent to the auth server for them, and when.

@@ -88,6 +88,7 @@
 //! thumbprint, identified and authorized ones per agent.
 #![forbid(unsafe_code)]
 
+pub mod caller;
 pub mod config;
 pub mod downstream;
 pub mod endpoints;
