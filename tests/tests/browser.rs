@@ -264,9 +264,11 @@ async fn a_forged_or_missing_anti_forgery_token_is_refused_on_both_forms() {
         assert!(page.text.contains(refused), "{name}: {}", page.text);
         assert_eq!(page.title, "Cannot continue");
     }
-    // Signed in for real, then the consent form.
+    // Signed in for real, then the consent form. The login's answer is
+    // awaited: opening the link again before it arrives would cancel it.
     browser.open(url.as_str()).await;
     alice.sign_in().await;
+    browser.wait_for("button[value=approve]").await;
     for (name, value) in [("forged", Some("forged-token")), ("missing", None)] {
         browser.open(url.as_str()).await;
         browser.wait_for("button[value=approve]").await;
