@@ -421,7 +421,10 @@ pub fn delegate_agent(
     delegate: DelegateState,
     consent: Arc<dyn ConsentHandler>,
 ) -> Result<Agent, WorldError> {
-    let tokens = TokenStore::in_dir(&delegate.dir)?;
+    let tokens = match delegate.dir() {
+        Some(dir) => TokenStore::in_dir(dir)?,
+        None => TokenStore::memory(),
+    };
     Ok(Agent::new(
         client()?,
         Principal::Delegate(delegate),

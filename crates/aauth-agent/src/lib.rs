@@ -46,7 +46,10 @@ use url::Url;
 pub use consent::{
     BrowserConsent, Callback, CallbackListener, CallbackPrompt, ConsentHandler, Deliverer,
 };
-pub use state::{AgentRecord, DelegateState, FileGrants, Grant, GrantStorage, TokenStore};
+pub use state::{
+    AgentRecord, DelegateState, DelegateStorage, FileDelegate, FileGrants, Grant, GrantStorage,
+    TokenStore,
+};
 
 /// Why an agent operation failed. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -732,12 +735,31 @@ impl Agent {
 }
 
 /// P-DEL-1: enrolls a fresh Ed25519 key at `agent` with `code`, and saves
-/// the delegate in `dir`.
+/// the delegate in the state directory `dir` ([`FileDelegate`]).
 pub async fn enroll(
     client: &SigningClient,
     agent: &str,
     code: &str,
     dir: &std::path::Path,
+    mode: OriginMode,
+) -> Result<DelegateState, AgentError> {
+    enroll_into(
+        client,
+        agent,
+        code,
+        Arc::new(FileDelegate::in_dir(dir)),
+        mode,
+    )
+    .await
+}
+
+/// P-DEL-1: enrolls a fresh Ed25519 key at `agent` with `code`, and saves
+/// the delegate in `storage`.
+pub async fn enroll_into(
+    client: &SigningClient,
+    agent: &str,
+    code: &str,
+    storage: Arc<dyn DelegateStorage>,
     mode: OriginMode,
 ) -> Result<DelegateState, AgentError> {
     let agent = Origin::parse(agent, mode)
@@ -756,7 +778,7 @@ pub async fn enroll(
     expect_ok("enrollment", &reply)?;
     let record = agent_record(&reply, &agent)?;
     let state = DelegateState {
-        dir: dir.to_owned(),
+        storage,
         key,
         record,
     };
@@ -798,7 +820,7 @@ pub async fn renew(
         )));
     }
     let renewed = DelegateState {
-        dir: state.dir.clone(),
+        storage: state.storage.clone(),
         key: Arc::new(new_key),
         record,
     };

@@ -68,11 +68,78 @@ pub struct AgentRecord {
     pub expires_at: u64,
 }
 
-/// A delegate's key and agent token, loaded from its state directory.
+/// Where a delegate keeps its key and agent token between runs.
+/// [`FileDelegate`] (`key.json` and `agent.json` in a state directory) is
+/// the default; implement this to keep them in a keychain or a secret
+/// manager instead, and hand it to [`DelegateState::load_from`] and
+/// [`crate::enroll_into`].
+pub trait DelegateStorage: Send + Sync + std::fmt::Debug {
+    /// The key and the agent token saved, or `None` when no delegate was
+    /// enrolled here.
+    fn load(&self) -> Result<Option<(SigningKey, AgentRecord)>, AgentError>;
+    /// Saves the key and the agent token, replacing what was saved (the key
+    /// first: a token without its key is useless, a key without a token can
+    /// enroll again).
+    fn save(&self, key: &SigningKey, record: &AgentRecord) -> Result<(), AgentError>;
+    /// Where, in words, for messages.
+    fn location(&self) -> String;
+    /// The state directory, when the storage is one.
+    fn dir(&self) -> Option<&Path> {
+        None
+    }
+}
+
+/// A delegate in a state directory: `key.json` and `agent.json`, readable by
+/// their owner only (P-DEL-3).
+#[derive(Debug, Clone)]
+pub struct FileDelegate {
+    dir: PathBuf,
+}
+
+impl FileDelegate {
+    /// The delegate files in `dir` (created when first written).
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+}
+
+impl DelegateStorage for FileDelegate {
+    fn load(&self) -> Result<Option<(SigningKey, AgentRecord)>, AgentError> {
+        let key_path = self.dir.join(KEY_FILE);
+        let (Some(jwk), Some(record)) = (
+            read_json::<PrivateJwk>(&key_path)?,
+            read_json::<AgentRecord>(&self.dir.join(AGENT_FILE))?,
+        ) else {
+            return Ok(None);
+        };
+        let key = SigningKey::from_private_jwk(&jwk).map_err(|e| io(&key_path, e))?;
+        Ok(Some((key, record)))
+    }
+
+    fn save(&self, key: &SigningKey, record: &AgentRecord) -> Result<(), AgentError> {
+        ensure_dir(&self.dir)?;
+        let key_path = self.dir.join(KEY_FILE);
+        let jwk = key.to_private_jwk().map_err(|e| io(&key_path, e))?;
+        write_json(&key_path, &jwk)?;
+        write_json(&self.dir.join(AGENT_FILE), record)
+    }
+
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn dir(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
+}
+
+/// A delegate's key and agent token, and where they are kept.
 #[derive(Debug, Clone)]
 pub struct DelegateState {
-    /// The state directory.
-    pub dir: PathBuf,
+    /// Where the key and agent token are kept.
+    pub storage: Arc<dyn DelegateStorage>,
     /// The signing key (`cnf.jwk` of the agent token).
     pub key: Arc<SigningKey>,
     /// The agent token and what it says.
@@ -80,36 +147,39 @@ pub struct DelegateState {
 }
 
 impl DelegateState {
-    /// Loads the delegate in `dir`; an error says to enroll when it is empty.
+    /// Loads the delegate in the state directory `dir` ([`FileDelegate`]);
+    /// an error says to enroll when it is empty.
     pub fn load(dir: &Path) -> Result<Self, AgentError> {
-        let key_path = dir.join(KEY_FILE);
-        let agent_path = dir.join(AGENT_FILE);
-        let (Some(jwk), Some(record)) = (
-            read_json::<PrivateJwk>(&key_path)?,
-            read_json::<AgentRecord>(&agent_path)?,
-        ) else {
+        Self::load_from(Arc::new(FileDelegate::in_dir(dir)))
+    }
+
+    /// Loads the delegate `storage` keeps; an error says to enroll when it
+    /// keeps none.
+    pub fn load_from(storage: Arc<dyn DelegateStorage>) -> Result<Self, AgentError> {
+        let Some((key, record)) = storage.load()? else {
+            let hint = storage
+                .dir()
+                .map_or_else(String::new, |dir| format!(" --state-dir {}", dir.display()));
             return Err(AgentError::State(format!(
-                "{} holds no enrolled delegate: run `aauth-agent-server enroll --agent URL --code CODE --state-dir {}` first",
-                dir.display(),
-                dir.display()
+                "{} holds no enrolled delegate: run `aauth-agent-server enroll --agent URL --code CODE{hint}` first",
+                storage.location()
             )));
         };
-        let key = SigningKey::from_private_jwk(&jwk).map_err(|e| io(&key_path, e))?;
         Ok(Self {
-            dir: dir.to_owned(),
+            storage,
             key: Arc::new(key),
             record,
         })
     }
 
-    /// Writes the key and the agent token (the key first: a token without
-    /// its key is useless, a key without a token can re-enroll).
+    /// The state directory, when the delegate is kept in one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.storage.dir()
+    }
+
+    /// Saves the key and the agent token.
     pub fn save(&self) -> Result<(), AgentError> {
-        ensure_dir(&self.dir)?;
-        let key_path = self.dir.join(KEY_FILE);
-        let jwk = self.key.to_private_jwk().map_err(|e| io(&key_path, e))?;
-        write_json(&key_path, &jwk)?;
-        write_json(&self.dir.join(AGENT_FILE), &self.record)
+        self.storage.save(&self.key, &self.record)
     }
 }
 
@@ -283,7 +353,7 @@ mod tests {
         // profile: P-DEL-3 — "files readable by the owner only".
         let dir = temp_dir("files");
         let state = DelegateState {
-            dir: dir.clone(),
+            storage: Arc::new(FileDelegate::in_dir(&dir)),
             key: Arc::new(SigningKey::generate(Algorithm::Ed25519).unwrap()),
             record: AgentRecord {
                 agent: "https://agent.example".into(),
@@ -381,6 +451,61 @@ mod tests {
         assert_eq!(storage.0.lock().unwrap().len(), 3, "one save per change");
         let reopened = TokenStore::with_storage(storage).unwrap();
         assert_eq!(reopened.all(), [grant]);
+    }
+
+    /// A delegate kept by the program itself.
+    #[derive(Debug, Default)]
+    struct Held(Mutex<Option<(PrivateJwk, AgentRecord)>>);
+
+    impl DelegateStorage for Held {
+        fn load(&self) -> Result<Option<(SigningKey, AgentRecord)>, AgentError> {
+            Ok(self
+                .0
+                .lock()
+                .unwrap()
+                .clone()
+                .map(|(jwk, record)| (SigningKey::from_private_jwk(&jwk).unwrap(), record)))
+        }
+
+        fn save(&self, key: &SigningKey, record: &AgentRecord) -> Result<(), AgentError> {
+            *self.0.lock().unwrap() = Some((key.to_private_jwk().unwrap(), record.clone()));
+            Ok(())
+        }
+
+        fn location(&self) -> String {
+            "the test's memory".into()
+        }
+    }
+
+    #[test]
+    fn a_delegate_can_live_in_a_storage_of_the_programs_own() {
+        let storage: Arc<dyn DelegateStorage> = Arc::new(Held::default());
+        let error = DelegateState::load_from(storage.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("the test's memory holds no enrolled delegate"),
+            "{error}"
+        );
+        assert!(
+            !error.contains("--state-dir"),
+            "no directory to name: {error}"
+        );
+        let state = DelegateState {
+            storage: storage.clone(),
+            key: Arc::new(SigningKey::generate(Algorithm::Ed25519).unwrap()),
+            record: AgentRecord {
+                agent: "https://agent.example".into(),
+                sub: "d1".into(),
+                agent_token: SignedToken::new("t"),
+                expires_at: 5,
+            },
+        };
+        state.save().unwrap();
+        let loaded = DelegateState::load_from(storage).unwrap();
+        assert_eq!(loaded.key.public_key(), state.key.public_key());
+        assert_eq!(loaded.record.sub, "d1");
+        assert!(loaded.dir().is_none());
     }
 
     #[test]

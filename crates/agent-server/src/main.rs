@@ -475,7 +475,7 @@ async fn enroll(args: EnrollArgs, verbose: bool) -> Result<(), String> {
         state.record.sub,
         state.record.agent,
         state.record.expires_at.saturating_sub(unix_now()),
-        state.dir.display()
+        state.storage.location()
     );
     Ok(())
 }
