@@ -1,12 +1,12 @@
 //! What an AAuth resource publishes: its metadata (E§8.3), its key set, and
 //! its resource token endpoint (E§9.2.5).
 
-use aauth_http::server::{ErrorResponse, MAX_FORM_BYTES, parse_form, read_body};
+use aauth_http::server::{ErrorResponse, MAX_FORM_BYTES, json_no_store, parse_form, read_body};
 use aauth_protocol::challenge::AgentAuth;
 use aauth_protocol::error::Condition;
 use aauth_protocol::ids::Scope;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -35,15 +35,6 @@ impl Guard {
             .route(RESOURCE_TOKEN_PATH, post(resource_token))
             .with_state(self.clone())
     }
-}
-
-/// A JSON answer that must not be cached.
-fn no_store(status: StatusCode, value: serde_json::Value) -> Response {
-    let mut response = (status, Json(value)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// `GET /.well-known/aauth-resource` (E§8.3).
@@ -103,7 +94,7 @@ pub async fn resource_token(State(guard): State<Guard>, request: Request) -> Res
         Err(error) => return error.into_response(),
     };
     match guard.mint_resource_token(&verified, scope) {
-        Ok(Some(token)) => no_store(
+        Ok(Some(token)) => json_no_store(
             StatusCode::OK,
             json!({
                 "resource_token": token,

@@ -53,6 +53,16 @@ impl LevelReached {
     }
 }
 
+/// A JSON answer that must not be cached: a token, or what a caller owns.
+pub fn json_no_store(status: StatusCode, value: serde_json::Value) -> Response {
+    let mut response = (status, axum::Json(value)).into_response();
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
 /// The current Unix time in seconds.
 pub fn unix_now() -> u64 {
     SystemTime::now()

@@ -3,14 +3,14 @@
 
 use std::net::SocketAddr;
 
-use aauth_http::server::{ErrorResponse, read_body, unix_now};
+use aauth_http::server::{ErrorResponse, json_no_store, read_body, unix_now};
 use aauth_protocol::challenge::{AgentAuth, Level};
 use aauth_protocol::error::{Condition, ErrorBody, ErrorCode};
 use aauth_protocol::signature_key::{self, SignatureKey};
 use aauth_protocol::verify::VerifiedRequest;
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
@@ -23,15 +23,6 @@ use crate::downstream::DownstreamError;
 use crate::notes::{self, Owner};
 use crate::rate::{Decision, Tier};
 use aauth_axum::{Need as Requirement, is_signed, level_name};
-
-/// A JSON answer that must not be cached.
-fn no_store(status: StatusCode, value: serde_json::Value) -> Response {
-    let mut response = (status, Json(value)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
 
 async fn body_of(
     state: &AppState,
@@ -96,7 +87,7 @@ async fn public_inner(state: &AppState, request: Request) -> Result<Response, Re
             // E§4.5: the next level, a signature (E§4.1).
             return Err(rate_limited(retry_after, Some(AgentAuth::signature())));
         }
-        return Ok(no_store(
+        return Ok(json_no_store(
             StatusCode::OK,
             json!({"message": "public data", "level": "unsigned"}),
         ));
@@ -124,7 +115,7 @@ async fn public_inner(state: &AppState, request: Request) -> Result<Response, Re
         };
         return Err(rate_limited(retry_after, next));
     }
-    Ok(no_store(
+    Ok(json_no_store(
         StatusCode::OK,
         json!({"message": "public data", "level": level_name(verified.level())}),
     ))
@@ -141,7 +132,7 @@ pub async fn whoami(State(state): State<AppState>, request: Request) -> Response
     }
     .await;
     match result {
-        Ok(verified) => no_store(StatusCode::OK, whoami_json(&verified)),
+        Ok(verified) => json_no_store(StatusCode::OK, whoami_json(&verified)),
         Err(error) => error.into_response(),
     }
 }
@@ -197,7 +188,7 @@ pub async fn data_get(State(state): State<AppState>, request: Request) -> Respon
     match result {
         Ok((owner, after, limit)) => {
             let page = state.notes().page(&owner, after, limit);
-            no_store(
+            json_no_store(
                 StatusCode::OK,
                 json!({"owner": owner, "notes": page.notes, "next": page.next}),
             )
@@ -282,7 +273,7 @@ pub async fn chain(State(state): State<AppState>, request: Request) -> Response 
     }
     .await;
     match result {
-        Ok(value) => no_store(StatusCode::OK, value),
+        Ok(value) => json_no_store(StatusCode::OK, value),
         Err(error) => error.into_response(),
     }
 }
@@ -386,7 +377,7 @@ pub async fn data_post(State(state): State<AppState>, request: Request) -> Respo
     match result {
         Ok((owner, text)) => {
             let note = state.notes().add(owner, text, unix_now());
-            no_store(StatusCode::CREATED, json!(note))
+            json_no_store(StatusCode::CREATED, json!(note))
         }
         Err(error) => error.into_response(),
     }
@@ -394,7 +385,7 @@ pub async fn data_post(State(state): State<AppState>, request: Request) -> Respo
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderMap;
+    use axum::http::{HeaderMap, HeaderValue};
     use proptest::prelude::*;
 
     use super::*;
