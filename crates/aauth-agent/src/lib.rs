@@ -20,6 +20,8 @@
 #![forbid(unsafe_code)]
 
 pub mod consent;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 pub mod state;
 
 use std::sync::Arc;
@@ -360,7 +362,7 @@ impl Agent {
         content_type: Option<&str>,
     ) -> Result<Reply, AgentError> {
         let url = Url::parse(url).map_err(|e| AgentError::Url(format!("{url}: {e}")))?;
-        let mut request = Outgoing::new(method, url.clone());
+        let mut request = Outgoing::new(method, url);
         if let Some(body) = body.filter(|b| !b.is_empty()) {
             request = request.body(
                 body,
@@ -369,6 +371,15 @@ impl Agent {
                     .to_owned(),
             );
         }
+        self.send(request).await
+    }
+
+    /// Sends `request` (with whatever headers and body it carries),
+    /// climbing the levels the resource asks for as [`Agent::call`] does,
+    /// and returns the final answer. Each attempt is signed afresh, with a
+    /// new `Nonce` where the request needs one.
+    pub async fn send(&self, request: Outgoing) -> Result<Reply, AgentError> {
+        let url = request.url.clone();
         let resource = origin_of(&url);
 
         // Start with what we hold: a stored auth token (refreshed first when

@@ -18,22 +18,57 @@ use axum::response::{IntoResponse, Response};
 
 use crate::{Guard, Need};
 
+/// What a request needs, decided from its head and its body; `Err` refuses
+/// it as it is (a body the decision cannot read, for instance).
+pub type NeedFn = dyn Fn(&Parts, &[u8]) -> Result<Need, ErrorResponse> + Send + Sync;
+
+/// The need of every request through a layer: one for the route, or one
+/// decided per request.
+#[derive(Clone)]
+enum Needs {
+    Fixed(Need),
+    PerRequest(Arc<NeedFn>),
+}
+
+impl std::fmt::Debug for Needs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(need) => f.debug_tuple("Fixed").field(need).finish(),
+            Self::PerRequest(_) => f.write_str("PerRequest(..)"),
+        }
+    }
+}
+
 impl Guard {
     /// The layer that lets through only requests meeting `need`, and
     /// answers the others with their error and challenge.
     pub fn layer(&self, need: Need) -> RequireLayer {
         RequireLayer {
             guard: self.clone(),
-            need,
+            needs: Needs::Fixed(need),
+        }
+    }
+
+    /// Like [`Guard::layer`], with the need decided for each request by
+    /// `decide` from its head and its (bounded) body: one endpoint whose
+    /// operations need different levels, such as an MCP server's tools
+    /// ([`crate::mcp::McpNeeds`]).
+    pub fn layer_fn<F>(&self, decide: F) -> RequireLayer
+    where
+        F: Fn(&Parts, &[u8]) -> Result<Need, ErrorResponse> + Send + Sync + 'static,
+    {
+        RequireLayer {
+            guard: self.clone(),
+            needs: Needs::PerRequest(Arc::new(decide)),
         }
     }
 }
 
-/// See [`Guard::layer`].
+/// See [`Guard::layer`] and [`Guard::layer_fn`].
 #[derive(Debug, Clone)]
 pub struct RequireLayer {
     guard: Guard,
-    need: Need,
+    needs: Needs,
 }
 
 impl<S> tower::Layer<S> for RequireLayer {
@@ -43,7 +78,7 @@ impl<S> tower::Layer<S> for RequireLayer {
         RequireService {
             inner,
             guard: self.guard.clone(),
-            need: self.need,
+            needs: self.needs.clone(),
         }
     }
 }
@@ -53,7 +88,7 @@ impl<S> tower::Layer<S> for RequireLayer {
 pub struct RequireService<S> {
     inner: S,
     guard: Guard,
-    need: Need,
+    needs: Needs,
 }
 
 impl<S> tower::Service<Request> for RequireService<S>
@@ -74,7 +109,7 @@ where
         // its place (tower's usual pattern).
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let (guard, need) = (self.guard.clone(), self.need);
+        let (guard, needs) = (self.guard.clone(), self.needs.clone());
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             // The signature may cover the body (Content-Digest): it is read
@@ -82,6 +117,13 @@ where
             let body = match read_body(body, guard.max_body()).await {
                 Ok(body) => body,
                 Err(error) => return Ok(error.into_response()),
+            };
+            let need = match &needs {
+                Needs::Fixed(need) => *need,
+                Needs::PerRequest(decide) => match decide(&parts, &body) {
+                    Ok(need) => need,
+                    Err(error) => return Ok(error.into_response()),
+                },
             };
             match guard.require(&parts, &body, need).await {
                 Ok(verified) => {

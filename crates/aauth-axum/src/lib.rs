@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 mod layer;
+pub mod mcp;
 mod routes;
 
 use std::sync::Arc;
@@ -61,7 +62,7 @@ use aauth_protocol::tokens::resource_token::ResourceTokenBuilder;
 use aauth_protocol::verify::{VerifiedRequest, VerifierConfig};
 use axum::http::{HeaderMap, request::Parts};
 
-pub use layer::{Caller, RequireLayer, RequireService};
+pub use layer::{Caller, NeedFn, RequireLayer, RequireService};
 pub use routes::{JWKS_PATH, METADATA_PATH, RESOURCE_TOKEN_PATH};
 
 /// What a route needs from a request.
