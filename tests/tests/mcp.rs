@@ -79,9 +79,9 @@ async fn mcp_agent(
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn mcp_tools_need_their_levels_and_the_agent_climbs_with_consent() {
-    let world = World::start(&Options::default()).unwrap();
+/// `examples/mcp-server` on a free loopback port, trusting the world's
+/// auth server.
+fn mcp_server(world: &World) -> (Party, u16) {
     let port = free_port();
     let server = Party::start(
         "mcp-server",
@@ -96,6 +96,13 @@ async fn mcp_tools_need_their_levels_and_the_agent_climbs_with_consent() {
         world.dir(),
     )
     .expect("cargo build --bins first");
+    (server, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_tools_need_their_levels_and_the_agent_climbs_with_consent() {
+    let world = World::start(&Options::default()).unwrap();
+    let (server, port) = mcp_server(&world);
     let mcp = format!("{}/mcp", server.url().trim_end_matches("/mcp"));
     assert_eq!(mcp, format!("http://127.0.0.1:{port}/mcp"));
     let alice = world.enroll_delegate("alice-agent").await.unwrap();
@@ -184,20 +191,7 @@ async fn mcp_tools_need_their_levels_and_the_agent_climbs_with_consent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_mcp_gate_answers_unsigned_and_unreadable_calls_before_the_server() {
     let world = World::start(&Options::default()).unwrap();
-    let port = free_port();
-    let _server = Party::start(
-        "mcp-server",
-        "mcp-server",
-        &[
-            "--dev".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--auth-server".into(),
-            world.auth_server.url().to_owned(),
-        ],
-        world.dir(),
-    )
-    .expect("cargo build --bins first");
+    let (_server, port) = mcp_server(&world);
     let http = reqwest::Client::new();
     let post = |body: &'static str| {
         http.post(format!("http://127.0.0.1:{port}/mcp"))
