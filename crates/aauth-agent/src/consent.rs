@@ -49,6 +49,19 @@ impl ConsentHandler for BrowserConsent {
     }
 }
 
+/// For an agent with no user at hand (a resource calling on, a service):
+/// a climb that needs the user's consent ends with [`AgentError::Consent`]
+/// instead of showing an address to nobody. Such a program brings the user
+/// in through its own pages with [`crate::Agent::consent_url`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoUser;
+
+impl ConsentHandler for NoUser {
+    fn present<'a>(&'a self, _url: &'a Url) -> PresentFuture<'a> {
+        Box::pin(async { Err("this agent has no user at hand to ask".to_owned()) })
+    }
+}
+
 /// Opens `url` in a browser on this machine when one can be shown (never
 /// under `CI`; on Linux only with a display). Says what happened, or `None`
 /// when there is no browser to open.

@@ -46,7 +46,7 @@ use serde::Deserialize;
 use url::Url;
 
 pub use consent::{
-    BrowserConsent, Callback, CallbackListener, CallbackPrompt, ConsentHandler, Deliverer,
+    BrowserConsent, Callback, CallbackListener, CallbackPrompt, ConsentHandler, Deliverer, NoUser,
 };
 pub use state::{
     AgentRecord, DelegateState, DelegateStorage, FileDelegate, FileGrants, Grant, GrantStorage,
@@ -158,6 +158,33 @@ struct ResourceTokenPeek {
     scope: Option<String>,
 }
 
+/// An auth server as an agent uses it: its identifier, its metadata
+/// (E§8.2), and its token endpoint, checked to be on its own origin
+/// ([`Agent::auth_server`]).
+#[derive(Debug, Clone)]
+pub struct AuthServer {
+    origin: Origin,
+    metadata: Arc<AuthServerMetadata>,
+    token_endpoint: Url,
+}
+
+impl AuthServer {
+    /// Its identifier.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Its metadata.
+    pub fn metadata(&self) -> &AuthServerMetadata {
+        &self.metadata
+    }
+
+    /// Its `agent_token_endpoint`.
+    pub fn token_endpoint(&self) -> &Url {
+        &self.token_endpoint
+    }
+}
+
 /// An agent: a principal, its tokens, and the climb (E§4, E§9).
 #[derive(Clone)]
 pub struct Agent {
@@ -218,19 +245,38 @@ impl Agent {
         mode: OriginMode,
     ) -> Result<Self, AgentError> {
         let fetcher = Fetcher::new(mode).map_err(|e| AgentError::Discovery(e.to_string()))?;
-        Ok(Self {
+        Ok(Self::with_discovery(
             client,
             principal,
             tokens,
-            discovery: Discovery::new(fetcher, mode),
             consent,
-            mode,
+            Discovery::new(fetcher, mode),
+        ))
+    }
+
+    /// Like [`Agent::new`], sharing `discovery` (its caches of metadata
+    /// and key sets, and its identifier mode) with the rest of a program,
+    /// such as a resource that also calls other resources.
+    pub fn with_discovery(
+        client: SigningClient,
+        principal: Principal,
+        tokens: TokenStore,
+        consent: Arc<dyn ConsentHandler>,
+        discovery: Discovery,
+    ) -> Self {
+        Self {
+            client,
+            principal,
+            tokens,
+            mode: discovery.mode(),
+            discovery,
+            consent,
             max_steps: 6,
             consent_timeout: Duration::from_secs(300),
             callback_port: 0,
             prompt: None,
             steps: Arc::new(|line| tracing::info!("{line}")),
-        })
+        }
     }
 
     /// Reports steps to `hook` instead of the log.
@@ -314,6 +360,11 @@ impl Agent {
     /// Who it acts as.
     pub fn principal(&self) -> &Principal {
         &self.principal
+    }
+
+    /// Its identifier mode (dev: loopback `http` peers, P-MD-1).
+    pub fn mode(&self) -> OriginMode {
+        self.mode
     }
 
     fn step(&self, line: &str) {
@@ -501,29 +552,141 @@ impl Agent {
         self.refresh(grant).await
     }
 
-    async fn auth_server(&self, auth_server: &str) -> Result<Arc<AuthServerMetadata>, AgentError> {
-        let origin = Origin::parse(auth_server, self.mode)
-            .map_err(|e| AgentError::Url(format!("auth_server {auth_server:?}: {e}")))?;
-        self.discovery
+    /// The auth server `named` (an `auth_server` from a challenge, or a
+    /// grant's): its metadata, discovered (E§8.2), with its token endpoint
+    /// on its own origin, where nothing of this agent's goes elsewhere.
+    pub async fn auth_server(&self, named: &str) -> Result<AuthServer, AgentError> {
+        let origin = Origin::parse(named, self.mode)
+            .map_err(|e| AgentError::Url(format!("auth_server {:?}: {e}", clip(named, 120))))?;
+        let metadata = self
+            .discovery
             .auth_server_metadata(&origin)
             .await
-            .map_err(|e| AgentError::Discovery(e.to_string()))
+            .map_err(|e| AgentError::Discovery(e.to_string()))?;
+        let token_endpoint = Url::parse(metadata.agent_token_endpoint.as_str())
+            .ok()
+            .filter(|url| origin_of(url) == origin.as_str())
+            .ok_or_else(|| {
+                AgentError::Discovery(format!(
+                    "{origin}: its agent_token_endpoint is not on its own origin"
+                ))
+            })?;
+        Ok(AuthServer {
+            origin,
+            metadata,
+            token_endpoint,
+        })
     }
 
+    /// A signed POST of `request` to the auth server's token endpoint
+    /// (P-AS-1), as this agent identified, and its 200 answer.
     async fn token_request(
         &self,
         what: &'static str,
-        endpoint: &str,
+        auth_server: &AuthServer,
         request: &TokenRequest,
     ) -> Result<TokenResponse, AgentError> {
-        let url = Url::parse(endpoint).map_err(|e| AgentError::Url(format!("{endpoint}: {e}")))?;
         let reply = self
             .client
-            .send(&self.identified()?, Outgoing::token_request(url, request))
+            .send(
+                &self.identified()?,
+                Outgoing::token_request(auth_server.token_endpoint.clone(), request),
+            )
             .await?;
         expect_ok(what, &reply)?;
         TokenResponse::from_json(&reply.body)
             .map_err(|e| AgentError::Protocol(format!("{what}: {e}")))
+    }
+
+    /// E§9.3 `request_type=auth`: presents `resource_token` at
+    /// `auth_server`. With `redirect_uri`, the auth server may answer with a
+    /// request token for the user's consent ([`Agent::consent_url`],
+    /// P-AS-2); `upstream_token` is the auth token of the caller this agent
+    /// serves, when it is itself a resource calling on (an extension of this
+    /// profile: the consent page names that caller).
+    pub async fn request_auth(
+        &self,
+        auth_server: &AuthServer,
+        resource_token: &str,
+        redirect_uri: Option<&Url>,
+        upstream_token: Option<SignedToken>,
+    ) -> Result<TokenResponse, AgentError> {
+        self.token_request(
+            "auth request",
+            auth_server,
+            &TokenRequest::Auth {
+                target: AuthTarget::ResourceToken(resource_token.to_owned()),
+                redirect_uri: redirect_uri.map(Url::to_string),
+                upstream_token,
+            },
+        )
+        .await
+    }
+
+    /// E§9.5: where the user gives consent: the auth server's
+    /// `agent_auth_endpoint`, which must be on its own origin, with the
+    /// request token, the redirect URI and `state`.
+    pub fn consent_url(
+        &self,
+        auth_server: &AuthServer,
+        request_token: &str,
+        redirect_uri: &Url,
+        state: &str,
+    ) -> Result<Url, AgentError> {
+        let mut url = Url::parse(auth_server.metadata.agent_auth_endpoint.as_str())
+            .ok()
+            .filter(|url| origin_of(url) == auth_server.origin.as_str())
+            .ok_or_else(|| {
+                AgentError::Discovery(format!(
+                    "{}: its agent_auth_endpoint is not on its own origin",
+                    auth_server.origin
+                ))
+            })?;
+        url.query_pairs_mut()
+            .append_pair("request_token", request_token)
+            .append_pair("redirect_uri", redirect_uri.as_str())
+            .append_pair("state", state);
+        Ok(url)
+    }
+
+    /// E§9.6 `request_type=code`: redeems the code the user's consent
+    /// brought back to `redirect_uri`.
+    pub async fn redeem_code(
+        &self,
+        auth_server: &AuthServer,
+        code: AuthorizationCode,
+        redirect_uri: &Url,
+    ) -> Result<TokenResponse, AgentError> {
+        self.token_request(
+            "code exchange",
+            auth_server,
+            &TokenRequest::Code {
+                code,
+                redirect_uri: Some(redirect_uri.to_string()),
+            },
+        )
+        .await
+    }
+
+    /// E§9.10 `request_type=exchange` (P-AS-7): a resource calling on, with
+    /// the next resource's `resource_token` and the auth token its caller
+    /// presented (`upstream_token`). An auth server whose policy needs the
+    /// user answers 400 `interaction_required` ([`AgentError::Peer`]).
+    pub async fn exchange(
+        &self,
+        auth_server: &AuthServer,
+        resource_token: &str,
+        upstream_token: SignedToken,
+    ) -> Result<TokenResponse, AgentError> {
+        self.token_request(
+            "exchange",
+            auth_server,
+            &TokenRequest::Exchange {
+                resource_token: resource_token.to_owned(),
+                upstream_token,
+            },
+        )
+        .await
     }
 
     /// E§9.7: `request_type=refresh`. `None` when the auth server refuses
@@ -536,11 +699,11 @@ impl Agent {
             "refreshing the auth token at {}",
             grant.auth_server
         ));
-        let metadata = self.auth_server(&grant.auth_server).await?;
+        let auth_server = self.auth_server(&grant.auth_server).await?;
         let answer = self
             .token_request(
                 "refresh",
-                metadata.agent_token_endpoint.as_str(),
+                &auth_server,
                 &TokenRequest::Refresh {
                     refresh_token: refresh_token.clone(),
                 },
@@ -588,7 +751,7 @@ impl Agent {
         auth_server: &str,
         resource_url_origin: &str,
     ) -> Result<Grant, AgentError> {
-        let metadata = self.auth_server(auth_server).await?;
+        let server = self.auth_server(auth_server).await?;
         let peek: Option<ResourceTokenPeek> = UnverifiedJws::parse(resource_token)
             .ok()
             .and_then(|jws| jws.unverified_claims_for_routing("resource+jwt").ok());
@@ -603,17 +766,9 @@ impl Agent {
         // The loopback redirect URI is bound to the request token, so it is
         // sent with the auth request (P-AS-2, P-AS-4).
         let listener = CallbackListener::bind_on(self.callback_port).await?;
-        let redirect_uri = listener.redirect_uri().to_string();
+        let redirect_uri = listener.redirect_uri().clone();
         let answer = self
-            .token_request(
-                "auth request",
-                metadata.agent_token_endpoint.as_str(),
-                &TokenRequest::Auth {
-                    target: AuthTarget::ResourceToken(resource_token.to_owned()),
-                    redirect_uri: Some(redirect_uri.clone()),
-                    upstream_token: None,
-                },
-            )
+            .request_auth(&server, resource_token, Some(&redirect_uri), None)
             .await?;
         let tokens = match answer {
             TokenResponse::Granted { .. } => {
@@ -623,18 +778,11 @@ impl Agent {
             TokenResponse::Pending { request_token, .. } => {
                 self.step("→ the user's consent is needed");
                 let code = self
-                    .consent(&metadata, request_token.expose(), listener)
+                    .consent(&server, request_token.expose(), listener)
                     .await?;
                 self.step("→ consent given; exchanging the code (request_type=code)");
-                self.token_request(
-                    "code exchange",
-                    metadata.agent_token_endpoint.as_str(),
-                    &TokenRequest::Code {
-                        code: AuthorizationCode::new(code),
-                        redirect_uri: Some(redirect_uri.clone()),
-                    },
-                )
-                .await?
+                self.redeem_code(&server, AuthorizationCode::new(code), &redirect_uri)
+                    .await?
             }
         };
         let TokenResponse::Granted {
@@ -649,7 +797,7 @@ impl Agent {
         };
         let now = unix_now();
         let grant = Grant {
-            auth_server: metadata.issuer.as_str().to_owned(),
+            auth_server: server.metadata.issuer.as_str().to_owned(),
             resource,
             scope,
             auth_token,
@@ -664,17 +812,12 @@ impl Agent {
     /// E§9.5: send the user to `agent_auth_endpoint` and wait for the code.
     async fn consent(
         &self,
-        metadata: &AuthServerMetadata,
+        auth_server: &AuthServer,
         request_token: &str,
         listener: CallbackListener,
     ) -> Result<String, AgentError> {
         let state = random_state()?;
-        let mut url = Url::parse(metadata.agent_auth_endpoint.as_str())
-            .map_err(|e| AgentError::Url(e.to_string()))?;
-        url.query_pairs_mut()
-            .append_pair("request_token", request_token)
-            .append_pair("redirect_uri", listener.redirect_uri().as_str())
-            .append_pair("state", &state);
+        let url = self.consent_url(auth_server, request_token, listener.redirect_uri(), &state)?;
         self.consent
             .present(&url)
             .await

@@ -315,3 +315,123 @@ impl StreamableHttpClient for McpAgent {
         Err(StreamableHttpError::ServerDoesNotSupportSse)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "test assertions")]
+
+    use aauth_http::client::reply;
+    use http::HeaderMap;
+
+    use super::*;
+
+    fn answered(
+        status: u16,
+        headers: &[(&'static str, &'static str)],
+        body: &'static str,
+        id: Option<i64>,
+    ) -> Result<StreamableHttpPostResponse, Failure> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        answer(
+            reply(
+                StatusCode::from_u16(status).unwrap(),
+                map,
+                Bytes::from_static(body.as_bytes()),
+            ),
+            id.map(RequestId::Number),
+            false,
+        )
+    }
+
+    #[test]
+    fn a_refusal_the_agent_could_not_climb_past_is_a_json_rpc_error_for_that_request() {
+        let refused = answered(
+            403,
+            &[
+                ("content-type", "application/json"),
+                ("agent-auth", "httpsig; auth-token"),
+            ],
+            r#"{"error":"insufficient_scope","error_description":"needs notes.write"}"#,
+            Some(7),
+        )
+        .unwrap();
+        let StreamableHttpPostResponse::Json(JsonRpcMessage::Error(error), None) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(error.id, Some(RequestId::Number(7)));
+        assert_eq!(error.error.code.0, LEVEL_NOT_REACHED);
+        let data = error.error.data.unwrap();
+        assert_eq!(data["status"], 403);
+        assert_eq!(data["error"], "insufficient_scope");
+        assert_eq!(data["error_description"], "needs notes.write");
+        assert_eq!(data["agent_auth"], "httpsig;auth-token");
+        // A notification has no request to answer: that is an error.
+        assert!(answered(401, &[], "", None).is_err());
+    }
+
+    #[test]
+    fn answers_are_read_as_streamable_http_says() {
+        assert!(matches!(
+            answered(202, &[], "", None),
+            Ok(StreamableHttpPostResponse::Accepted)
+        ));
+        let json = answered(
+            200,
+            &[("content-type", "application/json; charset=utf-8")],
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            Some(1),
+        );
+        assert!(
+            matches!(
+                json,
+                Ok(StreamableHttpPostResponse::Json(
+                    JsonRpcMessage::Response(_),
+                    _
+                ))
+            ),
+            "{json:?}"
+        );
+        let wrong = answered(200, &[("content-type", "text/html")], "<p>", Some(1));
+        assert!(
+            matches!(wrong, Err(StreamableHttpError::UnexpectedContentType(Some(ref t))) if t == "text/html"),
+            "{wrong:?}"
+        );
+        let busy = answered(503, &[("retry-after", "3")], "", Some(1));
+        assert!(
+            matches!(busy, Err(StreamableHttpError::HttpStatus(_))),
+            "{busy:?}"
+        );
+        let gone = answer(
+            reply(StatusCode::NOT_FOUND, HeaderMap::new(), Bytes::new()),
+            Some(RequestId::Number(1)),
+            true,
+        );
+        assert!(
+            matches!(gone, Err(StreamableHttpError::SessionExpired)),
+            "{gone:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_stream_answer_is_read_whole_into_its_events() {
+        let sse = answered(
+            200,
+            &[("content-type", "text/event-stream")],
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+            Some(1),
+        )
+        .unwrap();
+        let StreamableHttpPostResponse::Sse(mut events, _) = sse else {
+            panic!("{sse:?}");
+        };
+        let event = events.next().await.unwrap().unwrap();
+        assert_eq!(
+            event.data.as_deref(),
+            Some(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#)
+        );
+        assert!(events.next().await.is_none());
+    }
+}

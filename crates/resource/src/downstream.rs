@@ -11,6 +11,11 @@
 //! GET <downstream>   signed with that auth token (jwt) and this resource's key
 //! ```
 //!
+//! The token requests are the agent library's (`aauth_agent::Agent`, signing
+//! as this resource's own agent identity): a resource calling on is an
+//! ordinary agent (E§3.9). This module decides what to ask and keeps what
+//! it got; the library asks.
+//!
 //! Exchanged tokens are cached per (upstream token hash, downstream URL)
 //! until they expire, so repeated calls under one upstream token exchange
 //! once. One call makes at most one exchange and one retry, each request
@@ -28,15 +33,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aauth_agent::{Agent, AgentError, AuthServer, NoUser, Principal, TokenStore};
 use aauth_http::client::{ClientError, Identity, Outgoing, Reply, SignerStyle, SigningClient};
 use aauth_http::discovery::Discovery;
 use aauth_protocol::challenge::AgentAuth;
 use aauth_protocol::error::{Condition, ErrorCode};
-use aauth_protocol::ids::{Kid, Origin, OriginMode};
+use aauth_protocol::ids::{Kid, Origin};
 use aauth_protocol::keys::{SigningKey, sha256};
-use aauth_protocol::metadata::AuthServerMetadata;
 use aauth_protocol::secret::{AuthorizationCode, SignedToken};
-use aauth_protocol::token_request::{AuthTarget, TokenRequest, TokenResponse};
+use aauth_protocol::token_request::TokenResponse;
 use http::StatusCode;
 use moka::Expiry;
 use url::Url;
@@ -380,13 +385,6 @@ pub enum ConsentStart {
     Consent(Url),
 }
 
-/// The auth server a downstream's challenge names, once checked.
-struct TokenEndpoint {
-    auth_server: Origin,
-    metadata: Arc<AuthServerMetadata>,
-    endpoint: Url,
-}
-
 /// The downstream this resource calls, and how it signs as an agent.
 #[derive(Clone)]
 pub struct Downstream {
@@ -397,7 +395,8 @@ pub struct Downstream {
     me: Identity,
     key: Arc<SigningKey>,
     client: SigningClient,
-    discovery: Discovery,
+    /// The same identity as an agent, for its token requests.
+    agent: Agent,
     tokens: moka::future::Cache<TokenKey, Arc<Exchanged>>,
     /// Tokens the user granted through an interaction (P-UI-2), per caller.
     grants: moka::future::Cache<Binding, Arc<Exchanged>>,
@@ -426,6 +425,20 @@ impl Downstream {
         discovery: Discovery,
         style: SignerStyle,
     ) -> Result<Self, ClientError> {
+        let client = SigningClient::with_timeout(REQUEST_TIMEOUT)?.with_style(style);
+        // The user is asked through this resource's interaction pages, never
+        // by the agent itself (P-UI-2): NoUser.
+        let agent = Agent::with_discovery(
+            client.clone(),
+            Principal::Server {
+                agent: me.clone(),
+                kid: kid.clone(),
+                key: key.clone(),
+            },
+            TokenStore::memory(),
+            Arc::new(NoUser),
+            discovery,
+        );
         Ok(Self {
             url,
             auth_server,
@@ -435,8 +448,8 @@ impl Downstream {
                 key: key.clone(),
             },
             key,
-            client: SigningClient::with_timeout(REQUEST_TIMEOUT)?.with_style(style),
-            discovery,
+            client,
+            agent,
             tokens: moka::future::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .expire_after(UntilExpiry)
@@ -598,41 +611,32 @@ impl Downstream {
         let upstream_token = caller
             .and_then(|c| c.fresh(aauth_http::server::unix_now()))
             .map(SignedToken::new);
-        let (endpoint, answer) = self
-            .present_resource_token(
-                challenge,
-                |resource_token| TokenRequest::Auth {
-                    target: AuthTarget::ResourceToken(resource_token),
-                    redirect_uri: Some(redirect_uri.to_string()),
-                    upstream_token,
-                },
-                "asking for this resource's own grant, with the user (E§9.3, P-UI-2)",
+        let server = self.named_auth_server(challenge).await?;
+        tracing::info!(
+            downstream = %self.url,
+            auth_server = %server.origin(),
+            "asking for this resource's own grant, with the user (E§9.3, P-UI-2)"
+        );
+        let answer = self
+            .agent
+            .request_auth(
+                &server,
+                challenge.resource_token().unwrap_or_default(),
+                Some(redirect_uri),
+                upstream_token,
             )
-            .await?;
-        let request_token = match answer {
-            TokenResponse::Pending { request_token, .. } => request_token,
-            granted @ TokenResponse::Granted { .. } => {
-                return self
-                    .granted(&endpoint, "auth", &granted)
-                    .map(ConsentStart::Granted);
-            }
-        };
-        let mut url = Url::parse(endpoint.metadata.agent_auth_endpoint.as_str()).map_err(|e| {
-            self.answer_error(&endpoint, "auth", format!("its agent_auth_endpoint: {e}"))
-        })?;
-        // The user is sent to the auth server itself, nowhere else.
-        if url.origin().ascii_serialization() != endpoint.auth_server.as_str() {
-            return Err(DownstreamError::AuthServer {
-                url: self.url.to_string(),
-                auth_server: endpoint.auth_server.to_string(),
-                reason: "its agent_auth_endpoint is not on its own origin".to_owned(),
-            });
+            .await
+            .map_err(|e| self.token_error(&server, "auth", e))?;
+        match answer {
+            TokenResponse::Pending { request_token, .. } => self
+                .agent
+                .consent_url(&server, request_token.expose(), redirect_uri, state)
+                .map(ConsentStart::Consent)
+                .map_err(|e| self.auth_server_error(server.origin().as_str(), e.to_string())),
+            granted @ TokenResponse::Granted { .. } => self
+                .granted(&server, "auth", &granted)
+                .map(ConsentStart::Granted),
         }
-        url.query_pairs_mut()
-            .append_pair("request_token", request_token.expose())
-            .append_pair("redirect_uri", redirect_uri.as_str())
-            .append_pair("state", state);
-        Ok(ConsentStart::Consent(url))
     }
 
     /// The second half of P-UI-2: `request_type=code` with the code the
@@ -642,17 +646,13 @@ impl Downstream {
         code: &str,
         redirect_uri: &Url,
     ) -> Result<Exchanged, DownstreamError> {
-        let endpoint = self.token_endpoint(self.auth_server.as_str()).await?;
+        let server = self.checked_auth_server(self.auth_server.as_str()).await?;
         let answer = self
-            .token_request(
-                &endpoint,
-                &TokenRequest::Code {
-                    code: AuthorizationCode::new(code),
-                    redirect_uri: Some(redirect_uri.to_string()),
-                },
-            )
-            .await?;
-        self.granted(&endpoint, "code", &answer)
+            .agent
+            .redeem_code(&server, AuthorizationCode::new(code), redirect_uri)
+            .await
+            .map_err(|e| self.token_error(&server, "code", e))?;
+        self.granted(&server, "code", &answer)
     }
 
     /// Signed with an exchanged token, whose `cnf` is this resource's key (P-AS-7).
@@ -678,19 +678,23 @@ impl Downstream {
         challenge: &AgentAuth,
         upstream: &str,
     ) -> Result<Exchanged, DownstreamError> {
-        let (endpoint, answer) = self
-            .present_resource_token(
-                challenge,
-                // profile: P-AS-7 — "sends the upstream auth token in the
-                // form parameter upstream_token".
-                |resource_token| TokenRequest::Exchange {
-                    resource_token,
-                    upstream_token: SignedToken::new(upstream),
-                },
-                "exchanging the caller's auth token for the downstream (E§9.10)",
+        let server = self.named_auth_server(challenge).await?;
+        tracing::info!(
+            downstream = %self.url,
+            auth_server = %server.origin(),
+            "exchanging the caller's auth token for the downstream (E§9.10)"
+        );
+        let answer = self
+            .agent
+            // profile: P-AS-7 — "sends the upstream auth token in the form
+            // parameter upstream_token".
+            .exchange(
+                &server,
+                challenge.resource_token().unwrap_or_default(),
+                SignedToken::new(upstream),
             )
             .await
-            .map_err(|error| match error {
+            .map_err(|error| match self.token_error(&server, "exchange", error) {
                 // The user will be asked: keep who for.
                 DownstreamError::NeedsUser {
                     url,
@@ -701,105 +705,88 @@ impl Downstream {
                 },
                 other => other,
             })?;
-        self.granted(&endpoint, "exchange", &answer)
+        self.granted(&server, "exchange", &answer)
     }
 
-    /// The request `build` makes around the challenge's resource token, at
-    /// the auth server the challenge names (checked by [`Self::token_endpoint`]).
-    async fn present_resource_token(
+    /// The auth server a challenge names (which
+    /// [`Self::resource_token_challenge`] made sure it does), checked.
+    async fn named_auth_server(
         &self,
         challenge: &AgentAuth,
-        build: impl FnOnce(String) -> TokenRequest,
-        what: &str,
-    ) -> Result<(TokenEndpoint, TokenResponse), DownstreamError> {
-        let endpoint = self
-            .token_endpoint(challenge.auth_server().unwrap_or_default())
-            .await?;
-        tracing::info!(downstream = %self.url, auth_server = %endpoint.auth_server, "{what}");
-        let request = build(challenge.resource_token().unwrap_or_default().to_owned());
-        let answer = self.token_request(&endpoint, &request).await?;
-        Ok((endpoint, answer))
+    ) -> Result<AuthServer, DownstreamError> {
+        self.checked_auth_server(challenge.auth_server().unwrap_or_default())
+            .await
     }
 
-    /// The auth server a challenge names, checked: the configured one, with
-    /// its token endpoint on its own origin. The caller's token and this
-    /// resource's requests go nowhere else.
-    async fn token_endpoint(&self, named: &str) -> Result<TokenEndpoint, DownstreamError> {
-        let auth_server_error = |reason: String| DownstreamError::AuthServer {
+    /// The auth server `named`, checked: the configured one, discovered by
+    /// the agent library with its token endpoint on its own origin. The
+    /// caller's token and this resource's requests go nowhere else.
+    async fn checked_auth_server(&self, named: &str) -> Result<AuthServer, DownstreamError> {
+        let auth_server = Origin::parse(named, self.agent_mode())
+            .map_err(|e| self.auth_server_error(named, format!("not an identifier: {e}")))?;
+        if auth_server != self.auth_server {
+            return Err(self.auth_server_error(
+                named,
+                format!(
+                    "is not the configured downstream auth server {}; the caller's token is not sent there",
+                    self.auth_server
+                ),
+            ));
+        }
+        self.agent
+            .auth_server(named)
+            .await
+            .map_err(|e| self.auth_server_error(named, e.to_string()))
+    }
+
+    fn auth_server_error(&self, named: &str, reason: String) -> DownstreamError {
+        DownstreamError::AuthServer {
             url: self.url.to_string(),
             auth_server: quote(named),
             reason,
-        };
-        let auth_server = Origin::parse(named, self.mode())
-            .map_err(|e| auth_server_error(format!("not an identifier: {e}")))?;
-        if auth_server != self.auth_server {
-            return Err(auth_server_error(format!(
-                "is not the configured downstream auth server {}; the caller's token is not sent there",
-                self.auth_server
-            )));
         }
-        let metadata = self
-            .discovery
-            .auth_server_metadata(&auth_server)
-            .await
-            .map_err(|e| auth_server_error(e.to_string()))?;
-        let endpoint = Url::parse(metadata.agent_token_endpoint.as_str())
-            .map_err(|e| auth_server_error(format!("agent_token_endpoint: {e}")))?;
-        if endpoint.origin().ascii_serialization() != auth_server.as_str() {
-            return Err(auth_server_error(
-                "its agent_token_endpoint is not on its own origin".to_owned(),
-            ));
-        }
-        Ok(TokenEndpoint {
-            auth_server,
-            metadata,
-            endpoint,
-        })
     }
 
-    /// A signed POST of `request` to the token endpoint (P-AS-1), and its
-    /// 200 answer.
-    async fn token_request(
+    /// A token request the agent library could not complete, in this
+    /// resource's terms.
+    fn token_error(
         &self,
-        endpoint: &TokenEndpoint,
-        request: &TokenRequest,
-    ) -> Result<TokenResponse, DownstreamError> {
-        let request_type = request.request_type();
-        let reply = self
-            .client
-            .send(
-                &self.me,
-                Outgoing::token_request(endpoint.endpoint.clone(), request),
-            )
-            .await
-            .map_err(|e| DownstreamError::sending(&self.url, endpoint.endpoint.as_str(), e))?;
-        if reply.status != StatusCode::OK {
-            // profile: P-AS-7 — "if policy would need consent, 400
-            // interaction_required, and the resource falls back to P-UI".
-            if request_type == "exchange"
-                && reply.error_code() == Some(ErrorCode::InteractionRequired)
-            {
-                return Err(DownstreamError::NeedsUser {
+        server: &AuthServer,
+        request_type: &'static str,
+        error: AgentError,
+    ) -> DownstreamError {
+        let endpoint = server.token_endpoint().as_str();
+        match error {
+            AgentError::Client(error) => DownstreamError::sending(&self.url, endpoint, error),
+            AgentError::Peer { status, error, .. } => {
+                let code = error.as_ref().map(|e| e.code());
+                // profile: P-AS-7 — "if policy would need consent, 400
+                // interaction_required, and the resource falls back to P-UI".
+                if request_type == "exchange" && code == Some(ErrorCode::InteractionRequired) {
+                    return DownstreamError::NeedsUser {
+                        url: self.url.to_string(),
+                        need: NeedsUser::Consent(None),
+                    };
+                }
+                DownstreamError::TokenRefused {
                     url: self.url.to_string(),
-                    need: NeedsUser::Consent(None),
-                });
+                    auth_server: server.origin().to_string(),
+                    request_type,
+                    status: status.as_u16(),
+                    error: match error {
+                        Some(error) => quote(&error.to_string()),
+                        None => "(no JSON error body)".to_owned(),
+                    },
+                }
             }
-            return Err(DownstreamError::TokenRefused {
-                url: self.url.to_string(),
-                auth_server: endpoint.auth_server.to_string(),
-                request_type,
-                status: reply.status.as_u16(),
-                error: describe(&reply),
-            });
+            other => self.answer_error(server, request_type, other.to_string()),
         }
-        TokenResponse::from_json(&reply.body)
-            .map_err(|e| self.answer_error(endpoint, request_type, e.to_string()))
     }
 
     /// The auth token of a token answer, which must be one.
     fn granted(
         &self,
-        endpoint: &TokenEndpoint,
+        server: &AuthServer,
         request_type: &'static str,
         answer: &TokenResponse,
     ) -> Result<Exchanged, DownstreamError> {
@@ -810,7 +797,7 @@ impl Downstream {
         } = answer
         else {
             return Err(self.answer_error(
-                endpoint,
+                server,
                 request_type,
                 "a request token where an auth token was due".to_owned(),
             ));
@@ -826,7 +813,7 @@ impl Downstream {
                     .min(MAX_CACHED_LIFETIME),
             }),
             None => Err(self.answer_error(
-                endpoint,
+                server,
                 request_type,
                 "an auth_token without expires_in".to_owned(),
             )),
@@ -835,20 +822,20 @@ impl Downstream {
 
     fn answer_error(
         &self,
-        endpoint: &TokenEndpoint,
+        server: &AuthServer,
         request_type: &'static str,
         reason: String,
     ) -> DownstreamError {
         DownstreamError::TokenAnswer {
             url: self.url.to_string(),
-            auth_server: endpoint.auth_server.to_string(),
+            auth_server: server.origin().to_string(),
             request_type,
             reason,
         }
     }
 
-    fn mode(&self) -> OriginMode {
-        self.discovery.mode()
+    fn agent_mode(&self) -> aauth_protocol::ids::OriginMode {
+        self.agent.mode()
     }
 }
 
