@@ -107,6 +107,7 @@ async fn mcp_tools_need_their_levels_and_the_agent_climbs_with_consent() {
     assert_eq!(mcp, format!("http://127.0.0.1:{port}/mcp"));
     let alice = world.enroll_delegate("alice-agent").await.unwrap();
     world.enroll_delegate("bob-agent").await.unwrap();
+    world.enroll_delegate("carol-agent").await.unwrap();
 
     // Listing needs any signature.
     let listed = mcp_agent(&world, "alice-agent", &mcp, &[], None).await;
@@ -145,6 +146,12 @@ async fn mcp_tools_need_their_levels_and_the_agent_climbs_with_consent() {
         "one consent: {}",
         added.stderr
     );
+    // The host showed the consent address as an MCP URL elicitation.
+    assert!(
+        added.stderr.contains("(an MCP elicitation)"),
+        "{}",
+        added.stderr
+    );
     // The grant is kept: the next write asks nobody.
     let again = mcp_agent(
         &world,
@@ -175,10 +182,38 @@ async fn mcp_tools_need_their_levels_and_the_agent_climbs_with_consent() {
     );
     assert!(denied.stderr.contains("access_denied"), "{}", denied.stderr);
 
-    // The board holds alice's two notes, each under the delegate that
-    // wrote it (the auth token names no user without `openid`, E§7.4).
+    // A client that cannot show elicitations: the agent shows the address
+    // itself, and the call ends the same way.
+    let plain = mcp_agent(
+        &world,
+        "carol-agent",
+        &mcp,
+        &[
+            "--no-elicitation",
+            "add_note",
+            r#"{"text":"no elicitation"}"#,
+        ],
+        Some(Decision::Approve),
+    )
+    .await;
+    assert_eq!(plain.code, Some(0), "{}", plain.stderr);
+    assert!(plain.stdout.contains("note 3 added"), "{}", plain.stdout);
+    assert!(
+        !plain.stderr.contains("MCP elicitation"),
+        "{}",
+        plain.stderr
+    );
+    assert_eq!(
+        plain.stderr.matches("/agent/auth?").count(),
+        1,
+        "{}",
+        plain.stderr
+    );
+
+    // The board holds alice's two notes and carol's, each under the
+    // delegate that wrote it (the auth token names no user without `openid`, E§7.4).
     let read = mcp_agent(&world, "alice-agent", &mcp, &["read_notes"], None).await;
-    assert!(read.stdout.contains("2 note(s)"), "{}", read.stdout);
+    assert!(read.stdout.contains("3 note(s)"), "{}", read.stdout);
     assert!(
         read.stdout
             .contains(&format!("- {}: hello from MCP", alice.record.sub)),

@@ -210,7 +210,7 @@ impl std::fmt::Debug for Agent {
     }
 }
 
-fn random_state() -> Result<String, AgentError> {
+pub(crate) fn random_state() -> Result<String, AgentError> {
     let mut bytes = [0u8; 16];
     random_bytes(&mut bytes).map_err(|e| AgentError::Crypto(e.to_string()))?;
     Ok(b64::url_encode(bytes))
@@ -277,6 +277,19 @@ impl Agent {
             prompt: None,
             steps: Arc::new(|line| tracing::info!("{line}")),
         }
+    }
+
+    /// Sends users through `consent` instead (for one call, say, on a
+    /// clone: an agent is cheap to clone).
+    #[must_use]
+    pub fn with_consent(mut self, consent: Arc<dyn ConsentHandler>) -> Self {
+        self.consent = consent;
+        self
+    }
+
+    /// The handler users are sent through.
+    pub fn consent_handler(&self) -> &Arc<dyn ConsentHandler> {
+        &self.consent
     }
 
     /// Reports steps to `hook` instead of the log.
