@@ -7,8 +7,9 @@
 //! `/proc/<pid>/stat`), the load generator's own CPU, and — in the
 //! authorized phase — the resource's resident memory each second and every
 //! fetch of the auth server's metadata or JWKS (through [`proxy`]).
-//! [`raw_verify`] times one Ed25519 verification in the same process, the
-//! yardstick of the CPU target.
+//! The yardstick of the CPU target is one Ed25519 verification timed in the
+//! same process: [`Yardstick`] times it throughout the phases, beside the
+//! load, and gives its spread; [`raw_verify`] times it once, idle.
 
 pub mod procfs;
 pub mod proxy;
@@ -281,6 +282,116 @@ pub async fn run_phase(
     Ok(result)
 }
 
+/// The raw verification timed throughout a run, interleaved with the load:
+/// a thread verifies in small batches with a pause between them, and takes
+/// each batch's own CPU time (the thread's CPU clock), so a batch that
+/// waited for a CPU is not counted as slower; what the load does to
+/// caches and the CPU's clock is, as it is for the server.
+#[derive(Debug)]
+pub struct Yardstick {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<Vec<f64>, String>>,
+}
+
+/// The yardstick's samples (µs per verification, one per batch) in brief.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spread {
+    /// Batches timed.
+    pub samples: usize,
+    /// 10th percentile, µs.
+    pub p10: f64,
+    /// Median, µs.
+    pub median: f64,
+    /// 90th percentile, µs.
+    pub p90: f64,
+}
+
+impl Spread {
+    /// Of a set of samples.
+    pub fn of(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(f64::total_cmp);
+        Self {
+            samples: samples.len(),
+            p10: quantile(&samples, 0.10),
+            median: quantile(&samples, 0.50),
+            p90: quantile(&samples, 0.90),
+        }
+    }
+
+    /// (p90 − p10) ÷ median.
+    pub fn relative(&self) -> f64 {
+        if self.median > 0.0 {
+            (self.p90 - self.p10) / self.median
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// Whether `cost` (µs) is at most `target` times this yardstick, stated
+    /// only when the spread allows it: `Some(true)` when even the slowest
+    /// tenth of the yardstick (`p10`, the smallest unit) keeps it within,
+    /// `Some(false)` when even the fastest (`p90`) does not, `None` when
+    /// the target lies within the spread.
+    pub fn within(&self, cost: f64, target: f64) -> Option<bool> {
+        if self.samples == 0 || self.p10 <= 0.0 {
+            return None;
+        }
+        if cost / self.p10 <= target {
+            Some(true)
+        } else if cost / self.p90 > target {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+impl Yardstick {
+    /// Starts timing batches of `per_batch` verifications of a
+    /// `message_len`-byte message, pausing `pause` between batches.
+    pub fn start(message_len: usize, per_batch: u32, pause: Duration) -> Result<Self, String> {
+        let key = SigningKey::generate(Algorithm::Ed25519).map_err(|e| e.to_string())?;
+        let message: Vec<u8> = (0..message_len).map(|i| (i % 251) as u8).collect();
+        let signature = key.sign(&message).map_err(|e| e.to_string())?;
+        let parsed = VerifyingKey::new(key.public_key()).map_err(|e| e.to_string())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("yardstick".into())
+            .spawn(move || {
+                let mut samples = Vec::new();
+                while !stopped.load(Ordering::Relaxed) {
+                    let before = cpu_time::ThreadTime::try_now()
+                        .map_err(|e| format!("the thread's CPU clock: {e}"))?;
+                    for _ in 0..per_batch {
+                        if parsed
+                            .verify(std::hint::black_box(&message), &signature)
+                            .is_err()
+                        {
+                            return Err("the raw verification failed".to_owned());
+                        }
+                    }
+                    let spent = before
+                        .try_elapsed()
+                        .map_err(|e| format!("the thread's CPU clock: {e}"))?;
+                    samples.push(spent.as_secs_f64() * 1e6 / f64::from(per_batch));
+                    std::thread::sleep(pause);
+                }
+                Ok(samples)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Self { stop, thread })
+    }
+
+    /// Stops and returns every batch's µs per verification, in order.
+    pub fn finish(self) -> Result<Vec<f64>, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .join()
+            .map_err(|_| "the yardstick thread panicked".to_owned())?
+    }
+}
+
 /// One Ed25519 verification, timed in this process: the median over
 /// `batches` batches of `per_batch` verifications, µs — with a key parsed
 /// beforehand (`VerifyingKey::verify`) and with the key parsed each time
@@ -344,6 +455,33 @@ mod tests {
         assert_eq!(quantile(&v, 0.99), 99);
         assert_eq!(quantile(&v, 1.0), 100);
         assert_eq!(quantile::<u32>(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn a_verdict_is_stated_only_when_the_spread_allows_it() {
+        // The yardstick: 20 µs in the fastest tenth, 25 µs in the slowest.
+        let spread = Spread::of((0..=50).map(|i| 20.0 + f64::from(i) / 10.0).collect());
+        assert!((spread.p10 - 20.5).abs() < 0.01 && (spread.p90 - 24.5).abs() < 0.01);
+        assert!((spread.relative() - 4.0 / 22.5).abs() < 0.01);
+        // 28 µs: within 1.5 × even of the smallest unit (1.37 ×).
+        assert_eq!(spread.within(28.0, 1.5), Some(true));
+        // 40 µs: beyond 1.5 × even of the largest unit (1.63 ×).
+        assert_eq!(spread.within(40.0, 1.5), Some(false));
+        // 33 µs: 1.35 × the largest, 1.61 × the smallest: not stated.
+        assert_eq!(spread.within(33.0, 1.5), None);
+        assert_eq!(Spread::default().within(1.0, 1.5), None);
+    }
+
+    #[test]
+    fn the_yardstick_times_batches_until_stopped() {
+        let yardstick = Yardstick::start(600, 20, Duration::from_millis(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let samples = yardstick.finish().unwrap();
+        assert!(!samples.is_empty());
+        assert!(
+            samples.iter().all(|&us| us > 0.0 && us < 10_000.0),
+            "{samples:?}"
+        );
     }
 
     #[test]
