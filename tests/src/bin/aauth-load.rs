@@ -1,6 +1,7 @@
 //! `aauth-load`: a load benchmark of the resource. Starts the three parties
 //! on loopback, obtains an auth token for `GET /data` as the agent server
-//! (the auth server's autonomous policy, E§3.4), then loads the resource's
+//! (the auth server's autonomous policy, E§3.4), then loads a bare axum
+//! handler (`aauth-bare`, the baseline peer), the resource's
 //! unauthenticated `GET /public` and its authorized `GET /data` in turn and
 //! prints requests/s, latency, the resource's CPU per request against one
 //! raw Ed25519 verification timed throughout the same run (its spread, and
@@ -258,6 +259,44 @@ async fn run(args: &Args) -> Result<bool, String> {
 
     eprintln!("the yardstick: batches of {YARDSTICK_BATCH} raw verifications beside the load");
     let yardstick = load::Yardstick::start(base_len, YARDSTICK_BATCH, YARDSTICK_PAUSE)?;
+    // The baseline peer: an axum handler with nothing of AAuth, loaded by
+    // the same generator with the same CPU accounting.
+    let bare_port = free_port();
+    let bare_args = vec!["--listen".to_owned(), format!("127.0.0.1:{bare_port}")];
+    let dir = world.dir().to_owned();
+    let bare = tokio::task::spawn_blocking(move || {
+        Party::start("aauth-bare", "bare-axum", &bare_args, &dir)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("the bare axum peer: {e}"))?;
+    let bare_watched = Watched {
+        pid: bare.pid().ok_or("the bare axum peer has no pid")?,
+        ticks,
+    };
+    let bare_url = Url::parse(&format!("{}/", bare.url())).map_err(|e| e.to_string())?;
+    load::run_phase(
+        &phase("warm-up bare", &bare_url, None, args.warmup),
+        &http,
+        bare_watched,
+        false,
+    )
+    .await?;
+    eprintln!("bare axum GET / for {} s…", args.public_duration);
+    let bare_result = load::run_phase(
+        &phase(
+            "GET / (bare axum peer, unsigned)",
+            &bare_url,
+            None,
+            args.public_duration,
+        ),
+        &http,
+        bare_watched,
+        false,
+    )
+    .await?;
+    drop(bare);
+
     let before_public = proxy.counts();
     eprintln!(
         "unauthenticated GET /public for {} s…",
@@ -306,6 +345,7 @@ async fn run(args: &Args) -> Result<bool, String> {
         .await
         .map_err(|e| e.to_string())??;
 
+    ok &= report_failures(&bare_result);
     ok &= report_failures(&unauth);
     ok &= report_failures(&authz);
     let fetches = Fetches {
@@ -316,7 +356,7 @@ async fn run(args: &Args) -> Result<bool, String> {
     };
     print_report(
         args,
-        &[&unauth, &authz],
+        &[&bare_result, &unauth, &authz],
         (&spread, &raw),
         &fetches,
         others_cpu,
@@ -456,7 +496,7 @@ fn print_report(
     );
     println!();
     println!(
-        "| phase | s | requests | req/s | p50 (µs) | p99 (µs) | non-2xx | no answer | resource CPU (s) | resource CPU/request (µs) | generator CPU (s) | of which signing (s) |"
+        "| phase | s | requests | req/s | p50 (µs) | p99 (µs) | non-2xx | no answer | server CPU (s) | server CPU/request (µs) | generator CPU (s) | of which signing (s) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in phases {
@@ -476,7 +516,8 @@ fn print_report(
             p.signing,
         );
     }
-    let (Some(unauth), Some(authz)) = (phases.first(), phases.get(1)) else {
+    let (Some(bare), Some(unauth), Some(authz)) = (phases.first(), phases.get(1), phases.get(2))
+    else {
         return;
     };
     let difference = authz.server_cpu_us_per_request() - unauth.server_cpu_us_per_request();
@@ -494,6 +535,17 @@ fn print_report(
         spread.relative() * 100.0
     );
     println!("| resource CPU per request, authorized − unauthenticated | {difference:.1} µs | | |");
+    let per_cpu_second = |p: &PhaseResult| 1e6 / p.server_cpu_us_per_request();
+    println!(
+        "| requests per server CPU-second: bare axum; resource unsigned; resource authorized | {:.0}; {:.0}; {:.0} | | |",
+        per_cpu_second(bare),
+        per_cpu_second(unauth),
+        per_cpu_second(authz)
+    );
+    println!(
+        "| resource authorized ÷ bare axum, CPU per request | {:.2} × | | |",
+        authz.server_cpu_us_per_request() / bare.server_cpu_us_per_request()
+    );
     println!(
         "| … ÷ raw verify: at the median; from p90 to p10 | {:.2} ×; {:.2} – {:.2} × | ≤ {CPU_TARGET} × | {} |",
         difference / spread.median,
