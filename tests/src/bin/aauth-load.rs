@@ -194,15 +194,20 @@ fn pid_of(world: &World, binary: &str, config: &str) -> Result<u32, String> {
 }
 
 async fn run(args: &Args) -> Result<bool, String> {
+    let second_port = free_port();
     let options = Options {
         auth_token_lifetime: 3600,
         rate_limits: [1_000_000_000; 4],
         rate_window: 60,
         keep: args.keep,
-        // The growth phases store notes as the agent server (E§3.4).
-        auth_config: "[[autonomous]]\nagent = \"{agent_url}\"\nresource = \"{resource_url}\"\n\
-                      scopes = [\"data.write\"]\n"
-            .to_owned(),
+        // The growth phase stores notes as the agent server (E§3.4), in the
+        // resource and in a second one.
+        auth_config: format!(
+            "[[autonomous]]\nagent = \"{{agent_url}}\"\nresource = \"{{resource_url}}\"\n\
+             scopes = [\"data.write\"]\n\n\
+             [[autonomous]]\nagent = \"{{agent_url}}\"\nresource = \"http://127.0.0.1:{second_port}\"\n\
+             scopes = [\"data.read\", \"data.write\"]\n"
+        ),
         ..Options::default()
     };
     let mut world = tokio::task::spawn_blocking(move || World::start(&options))
@@ -337,7 +342,7 @@ async fn run(args: &Args) -> Result<bool, String> {
     );
     let spread = load::Spread::of(yardstick.finish()?);
 
-    let growth = growth(&world, &data, &identity, args, &http, watched).await?;
+    let growth = growth(&world, &data, args, &http, watched, second_port).await?;
     ok &= growth.iter().all(report_failures);
 
     eprintln!("timing one raw Ed25519 verification, idle…");
@@ -395,16 +400,44 @@ async fn store_notes(agent: &Agent, data: &Url, from: usize, count: usize) -> Re
     Ok(())
 }
 
-/// The growth phases: a page of 20 notes loaded with 20, then with 100,
-/// notes stored.
+/// The growth phase: a page of 20 notes from two resources at once, one
+/// holding 20 notes of the owner's and the other 100 — the same binary and
+/// configuration, a second process on `second_port` — so that both are
+/// measured under the same conditions, each by its own process CPU.
 async fn growth(
     world: &World,
     data: &Url,
-    identity: &Identity,
     args: &Args,
     http: &reqwest::Client,
     watched: Watched,
+    second_port: u16,
 ) -> Result<Vec<PhaseResult>, String> {
+    let config = std::fs::read_to_string(world.dir().join("resource.toml"))
+        .map_err(|e| format!("resource.toml: {e}"))?
+        .replace("resource-key.json", "resource-b-key.json");
+    let config_path = aauth_e2e::harness::write_file(world.dir(), "resource-b.toml", &config)
+        .map_err(|e| e.to_string())?;
+    let second_args: Vec<String> = vec![
+        "serve".into(),
+        "--dev".into(),
+        "--config".into(),
+        config_path.display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{second_port}"),
+    ];
+    let dir = world.dir().to_owned();
+    let second = tokio::task::spawn_blocking(move || {
+        Party::start("aauth-resource", "resource-b", &second_args, &dir)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("the second resource: {e}"))?;
+    let second_watched = Watched {
+        pid: second.pid().ok_or("the second resource has no pid")?,
+        ticks: watched.ticks,
+    };
+    let second_data = Url::parse(&format!("{}/data", second.url())).map_err(|e| e.to_string())?;
+
     let quiet = Arc::new(|_: &str| {});
     let writer = world
         .server_agent(Arc::new(PlayedUser::new(
@@ -414,38 +447,58 @@ async fn growth(
             quiet,
         )))
         .map_err(|e| e.to_string())?;
-    let page = Url::parse(&format!("{data}?limit={NOTES_FEW}")).map_err(|e| e.to_string())?;
-    let mut results = Vec::new();
-    let mut stored = 0;
-    for (count, name) in [
-        (NOTES_FEW, "GET /data?limit=20, 20 notes stored"),
-        (NOTES_MANY, "GET /data?limit=20, 100 notes stored"),
-    ] {
-        eprintln!("storing {} notes of {NOTE_BYTES} bytes…", count - stored);
-        store_notes(&writer, data, stored, count).await?;
-        stored = count;
-        let phase = Phase {
-            name,
-            url: page.clone(),
-            identity: Some(identity.clone()),
-            workers: args.workers,
-            duration: Duration::from_secs(args.growth_duration),
-        };
-        eprintln!("{name} for {} s…", args.growth_duration);
-        load::run_phase(
-            &Phase {
-                name: "warm-up page",
-                duration: Duration::from_secs(args.warmup),
-                ..phase.clone()
-            },
-            http,
-            watched,
-            false,
-        )
-        .await?;
-        results.push(load::run_phase(&phase, http, watched, true).await?);
-    }
-    Ok(results)
+    eprintln!(
+        "storing {NOTES_FEW} notes of {NOTE_BYTES} bytes in the resource, {NOTES_MANY} in a second one…"
+    );
+    store_notes(&writer, data, 0, NOTES_FEW).await?;
+    store_notes(&writer, &second_data, 0, NOTES_MANY).await?;
+    let second_identity = authorized_identity(world, &second_data).await?;
+    let first_identity = authorized_identity(world, data).await?;
+
+    let page =
+        |url: &Url| Url::parse(&format!("{url}?limit={NOTES_FEW}")).map_err(|e| e.to_string());
+    let half = (args.workers / 2).max(1);
+    let phase = |name, url: Url, identity: &Identity, secs| Phase {
+        name,
+        url,
+        identity: Some(identity.clone()),
+        workers: half,
+        duration: Duration::from_secs(secs),
+    };
+    let few = phase(
+        "GET /data?limit=20, 20 notes stored",
+        page(data)?,
+        &first_identity,
+        args.growth_duration,
+    );
+    let many = phase(
+        "GET /data?limit=20, 100 notes stored (second resource)",
+        page(&second_data)?,
+        &second_identity,
+        args.growth_duration,
+    );
+    eprintln!(
+        "a page of {NOTES_FEW} from both at once, {half} workers each, for {} s…",
+        args.growth_duration
+    );
+    let warm = |p: &Phase| Phase {
+        name: "warm-up page",
+        duration: Duration::from_secs(args.warmup),
+        ..p.clone()
+    };
+    let (warm_few, warm_many) = (warm(&few), warm(&many));
+    let (a, b) = tokio::join!(
+        load::run_phase(&warm_few, http, watched, false),
+        load::run_phase(&warm_many, http, second_watched, false)
+    );
+    a?;
+    b?;
+    let (a, b) = tokio::join!(
+        load::run_phase(&few, http, watched, true),
+        load::run_phase(&many, http, second_watched, true)
+    );
+    drop(second);
+    Ok(vec![a?, b?])
 }
 
 struct Fetches {
@@ -632,11 +685,11 @@ fn print_growth(phases: &[PhaseResult]) {
     };
     println!();
     println!(
-        "Growth: a page of {NOTES_FEW} notes of {NOTE_BYTES} bytes (`GET /data?limit={NOTES_FEW}`, authorized), with {NOTES_FEW} and with {NOTES_MANY} notes stored."
+        "Growth: a page of {NOTES_FEW} notes of {NOTE_BYTES} bytes (`GET /data?limit={NOTES_FEW}`, authorized) from two resource processes loaded at the same time, one holding {NOTES_FEW} of the owner's notes and the other {NOTES_MANY}."
     );
     println!();
     println!(
-        "| phase | s | requests | req/s | p50 (µs) | p99 (µs) | non-2xx | resource CPU/request (µs) | resource RSS at the end (KiB) |"
+        "| phase | s | requests | req/s | p50 (µs) | p99 (µs) | non-2xx | resource CPU/request (µs) | RSS at the end (KiB) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for p in phases {
@@ -662,12 +715,13 @@ fn print_growth(phases: &[PhaseResult]) {
         "| CPU per page, {NOTES_MANY} ÷ {NOTES_FEW} notes stored | {ratio:.2} × | ≤ {GROWTH_TARGET} × | {} |",
         verdict(ratio <= GROWTH_TARGET)
     );
-    if let (Some((_, from)), Some((_, to))) = (few.rss_last(), many.rss_last()) {
-        #[expect(clippy::cast_possible_wrap, reason = "KiB of one process")]
-        let grown = to as i64 - from as i64;
-        let stored = (NOTES_MANY - NOTES_FEW) * NOTE_BYTES / 1024;
-        println!(
-            "| RSS growth from {NOTES_FEW} to {NOTES_MANY} notes stored | {grown:+} KiB (the notes added: {stored} KiB) | | |"
-        );
+    for (p, notes) in [(few, NOTES_FEW), (many, NOTES_MANY)] {
+        if let (Some(from), Some((second, to))) = (p.rss.first().map(|(_, k)| *k), p.rss_last()) {
+            println!(
+                "| RSS of the resource holding {notes} notes ({} KiB), second 1 → {second} | {from} → {to} KiB | flat | {} |",
+                notes * NOTE_BYTES / 1024,
+                verdict(to.saturating_sub(from) * 10 < from)
+            );
+        }
     }
 }
