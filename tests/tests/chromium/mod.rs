@@ -10,6 +10,7 @@
 //! Without them every browser test fails, saying how to get them.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -100,7 +101,10 @@ impl Chromium {
         let port = free_port();
         let log = std::fs::File::create(profile.path().join("chromedriver.log"))
             .expect("chromedriver's log");
+        // Its own process group, so that stopping it stops the Chromium it
+        // starts too: chromedriver killed alone leaves its browser running.
         let mut driver = Command::new(&chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdin(Stdio::null())
@@ -148,7 +152,7 @@ impl Chromium {
         {
             Ok(client) => client,
             Err(e) => {
-                let _ = driver.kill();
+                stop_group(&mut driver);
                 let log = std::fs::read_to_string(profile.path().join("chromedriver.log"))
                     .unwrap_or_default();
                 panic!("Chromium did not start ({}): {e}\n{log}", chrome.display());
@@ -298,18 +302,29 @@ impl Chromium {
     /// Closes the browser and its driver.
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        stop_group(&mut self.driver);
     }
 }
 
 impl Drop for Chromium {
     fn drop(&mut self) {
-        // After close() this finds the driver gone; on a panic it stops
-        // chromedriver, which takes its Chromium with it.
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // After close() this finds the group gone; otherwise (a test that
+        // ends without close(), or a panic) it stops chromedriver and every
+        // Chromium process it started.
+        stop_group(&mut self.driver);
     }
+}
+
+/// Kills the process group `leader` leads (chromedriver and the browser it
+/// started) and reaps the leader.
+fn stop_group(leader: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", leader.id())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = leader.kill();
+    let _ = leader.wait();
 }
 
 /// What a page a person sees must carry, checked in the page itself:
