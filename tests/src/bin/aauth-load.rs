@@ -146,28 +146,43 @@ async fn interpose_proxy(world: &mut World) -> Result<CountingProxy, String> {
         "--public-url".into(),
         issuer.as_str().trim_end_matches('/').to_owned(),
     ];
-    let dir = world.dir().to_owned();
-    let party = tokio::task::spawn_blocking(move || {
-        Party::start("aauth-auth-server", "auth-server-behind-proxy", &args, &dir)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
-    world.auth_server = party;
+    world.auth_server =
+        start_party(world, "aauth-auth-server", "auth-server-behind-proxy", args).await?;
     Ok(proxy)
 }
 
-/// An auth token for `GET /data`, obtained as the agent server itself.
-async fn authorized_identity(world: &World, data: &Url) -> Result<Identity, String> {
+/// Starts `binary` with `args` in the world's directory (off the async
+/// runtime: starting waits for its `listening url=` line).
+async fn start_party(
+    world: &World,
+    binary: &'static str,
+    label: &'static str,
+    args: Vec<String>,
+) -> Result<Party, String> {
+    let dir = world.dir().to_owned();
+    tokio::task::spawn_blocking(move || Party::start(binary, label, &args, &dir))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{label}: {e}"))
+}
+
+/// The agent server itself as an agent (a user is there should consent be
+/// asked for; the world's autonomous rules make it unneeded).
+fn server_agent(world: &World) -> Result<Agent, String> {
     let quiet = Arc::new(|_: &str| {});
-    let agent = world
+    world
         .server_agent(Arc::new(PlayedUser::new(
             ALICE,
             ALICE_PASSWORD,
             Decision::Approve,
             quiet,
         )))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// An auth token for `GET /data`, obtained as the agent server itself.
+async fn authorized_identity(world: &World, data: &Url) -> Result<Identity, String> {
+    let agent = server_agent(world)?;
     let reply = agent
         .call(Method::GET, data.as_str(), None, None)
         .await
@@ -262,19 +277,14 @@ async fn run(args: &Args) -> Result<bool, String> {
         ok &= report_failures(&result);
     }
 
+    // The yardstick runs through the three measured phases.
     eprintln!("the yardstick: batches of {YARDSTICK_BATCH} raw verifications beside the load");
     let yardstick = load::Yardstick::start(base_len, YARDSTICK_BATCH, YARDSTICK_PAUSE)?;
     // The baseline peer: an axum handler with nothing of AAuth, loaded by
     // the same generator with the same CPU accounting.
     let bare_port = free_port();
     let bare_args = vec!["--listen".to_owned(), format!("127.0.0.1:{bare_port}")];
-    let dir = world.dir().to_owned();
-    let bare = tokio::task::spawn_blocking(move || {
-        Party::start("aauth-bare", "bare-axum", &bare_args, &dir)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("the bare axum peer: {e}"))?;
+    let bare = start_party(&world, "aauth-bare", "bare-axum", bare_args).await?;
     let bare_watched = Watched {
         pid: bare.pid().ok_or("the bare axum peer has no pid")?,
         ticks,
@@ -425,28 +435,14 @@ async fn growth(
         "--listen".into(),
         format!("127.0.0.1:{second_port}"),
     ];
-    let dir = world.dir().to_owned();
-    let second = tokio::task::spawn_blocking(move || {
-        Party::start("aauth-resource", "resource-b", &second_args, &dir)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("the second resource: {e}"))?;
+    let second = start_party(world, "aauth-resource", "resource-b", second_args).await?;
     let second_watched = Watched {
         pid: second.pid().ok_or("the second resource has no pid")?,
         ticks: watched.ticks,
     };
     let second_data = Url::parse(&format!("{}/data", second.url())).map_err(|e| e.to_string())?;
 
-    let quiet = Arc::new(|_: &str| {});
-    let writer = world
-        .server_agent(Arc::new(PlayedUser::new(
-            ALICE,
-            ALICE_PASSWORD,
-            Decision::Approve,
-            quiet,
-        )))
-        .map_err(|e| e.to_string())?;
+    let writer = server_agent(world)?;
     eprintln!(
         "storing {NOTES_FEW} notes of {NOTE_BYTES} bytes in the resource, {NOTES_MANY} in a second one…"
     );
