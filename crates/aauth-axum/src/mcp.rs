@@ -82,15 +82,18 @@ impl McpNeeds {
     /// malformed, so that no reading of the message can reach a tool past
     /// its need.
     pub fn need_of(&self, body: &[u8]) -> Result<Need, ErrorResponse> {
-        if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
-            return Ok(self.floor);
-        }
-        let message: Message = serde_json::from_slice(body).map_err(|e| {
-            ErrorResponse::new(
-                Condition::MalformedRequest,
-                format!("the JSON-RPC message cannot be read: {e}"),
-            )
-        })?;
+        let message: Message = match serde_json::from_slice(body) {
+            Ok(message) => message,
+            // Not JSON at all (or cut short): nothing can run it.
+            Err(e) if e.is_syntax() || e.is_eof() => return Ok(self.floor),
+            // JSON, but not one message read with certainty.
+            Err(e) => {
+                return Err(ErrorResponse::new(
+                    Condition::MalformedRequest,
+                    format!("the JSON-RPC message cannot be read: {e}"),
+                ));
+            }
+        };
         if message.method.as_deref() != Some(TOOLS_CALL) {
             return Ok(self.floor);
         }
