@@ -307,17 +307,28 @@ impl McpAgent {
             joined = &mut climb => Self::finish(joined, id, session_was_attached),
             Ok(address) = address => {
                 let state = crate::random_state().map_err(StreamableHttpError::Client)?;
-                let message = consent_needed(id, &address, &state)?;
-                self.keep(state, climb);
+                let message = consent_needed(id.clone(), &address, &state)?;
+                if !self.keep(state, climb) {
+                    return Ok(StreamableHttpPostResponse::Json(
+                        not_reached(
+                            id,
+                            format!("{MAX_PENDING} calls are already waiting for the user's consent"),
+                            json!({}),
+                        ),
+                        None,
+                    ));
+                }
                 Ok(StreamableHttpPostResponse::Json(message, None))
             }
         }
     }
 
-    fn keep(&self, state: String, climb: Climb) {
+    /// Keeps `climb` for its call's return under `state`; `false` (and the
+    /// climb stopped) when too many calls are waiting already.
+    fn keep(&self, state: String, climb: Climb) -> bool {
         let Ok(mut pending) = self.pending.lock() else {
             climb.abort();
-            return;
+            return false;
         };
         pending.retain(|_, waiting| {
             let live = waiting.since.elapsed() < PENDING_LIFETIME;
@@ -328,7 +339,7 @@ impl McpAgent {
         });
         if pending.len() >= MAX_PENDING {
             climb.abort();
-            return;
+            return false;
         }
         pending.insert(
             state,
@@ -337,6 +348,7 @@ impl McpAgent {
                 climb,
             },
         );
+        true
     }
 
     /// Call `id` back with the user's answer to the consent elicitation.
@@ -794,7 +806,7 @@ mod tests {
         let mcp = mcp_agent();
         let climb: Climb = tokio::spawn(std::future::pending());
         let watch = climb.abort_handle();
-        mcp.keep("abc".to_owned(), climb);
+        assert!(mcp.keep("abc".to_owned(), climb));
         let answered = mcp
             .resume("abc", Some("decline"), RequestId::Number(9))
             .await
@@ -824,6 +836,24 @@ mod tests {
             "{}",
             error.error.message
         );
+    }
+
+    #[tokio::test]
+    async fn at_most_max_pending_calls_wait_for_consent() {
+        let mcp = mcp_agent();
+        for i in 0..MAX_PENDING {
+            assert!(mcp.keep(i.to_string(), tokio::spawn(std::future::pending())));
+        }
+        let one_more: Climb = tokio::spawn(std::future::pending());
+        let watch = one_more.abort_handle();
+        assert!(!mcp.keep("one more".to_owned(), one_more));
+        for _ in 0..100 {
+            if watch.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(watch.is_finished(), "the climb that cannot wait is stopped");
     }
 
     #[tokio::test]
