@@ -348,12 +348,11 @@ mod tests {
         dir
     }
 
-    #[test]
-    fn state_files_are_private_and_read_back() {
-        // profile: P-DEL-3 — "files readable by the owner only".
-        let dir = temp_dir("files");
-        let state = DelegateState {
-            storage: Arc::new(FileDelegate::in_dir(&dir)),
+    /// The delegate `d1` of `https://agent.example`, with a fresh key, kept
+    /// by `storage`.
+    fn delegate_d1(storage: Arc<dyn DelegateStorage>) -> DelegateState {
+        DelegateState {
+            storage,
             key: Arc::new(SigningKey::generate(Algorithm::Ed25519).unwrap()),
             record: AgentRecord {
                 agent: "https://agent.example".into(),
@@ -361,7 +360,14 @@ mod tests {
                 agent_token: SignedToken::new("t"),
                 expires_at: 5,
             },
-        };
+        }
+    }
+
+    #[test]
+    fn state_files_are_private_and_read_back() {
+        // profile: P-DEL-3 — "files readable by the owner only".
+        let dir = temp_dir("files");
+        let state = delegate_d1(Arc::new(FileDelegate::in_dir(&dir)));
         state.save().unwrap();
         let tokens = TokenStore::in_dir(&dir).unwrap();
         let grant = Grant {
@@ -491,16 +497,7 @@ mod tests {
             !error.contains("--state-dir"),
             "no directory to name: {error}"
         );
-        let state = DelegateState {
-            storage: storage.clone(),
-            key: Arc::new(SigningKey::generate(Algorithm::Ed25519).unwrap()),
-            record: AgentRecord {
-                agent: "https://agent.example".into(),
-                sub: "d1".into(),
-                agent_token: SignedToken::new("t"),
-                expires_at: 5,
-            },
-        };
+        let state = delegate_d1(storage.clone());
         state.save().unwrap();
         let loaded = DelegateState::load_from(storage).unwrap();
         assert_eq!(loaded.key.public_key(), state.key.public_key());
